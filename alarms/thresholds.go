@@ -1,0 +1,118 @@
+package alarms
+
+import (
+	"fmt"
+	"time"
+)
+
+// Thresholds are the detector settings; DefaultThresholds gives the DESIGN defaults and a site
+// overrides any of them under `detection:`.
+type Thresholds struct {
+	CellTempWatchC    float64 `yaml:"cell_temp_watch_c"`
+	CellTempWarnC     float64 `yaml:"cell_temp_warn_c"`
+	CellTempCritC     float64 `yaml:"cell_temp_crit_c"` // and rising: confirmed by the rate detector
+	TempDeadbandC     float64 `yaml:"temp_deadband_c"`
+	PeerDeltaWatchC   float64 `yaml:"peer_delta_watch_c"`
+	PeerDeltaWarnC    float64 `yaml:"peer_delta_warn_c"`
+	CellVDeltaWatchMV float64 `yaml:"cell_v_delta_watch_mv"`
+
+	RiseWatchCPerMin float64       `yaml:"rise_watch_c_per_min"`
+	RiseWatchFor     time.Duration `yaml:"rise_watch_for"`
+	RiseWindow       time.Duration `yaml:"rise_window"`
+	RunawayCPerS     float64       `yaml:"runaway_c_per_s"`
+	RunawayFor       time.Duration `yaml:"runaway_for"`
+	VoltageDropFrac  float64       `yaml:"voltage_drop_frac"`
+
+	OffgasWarnPPM       float64 `yaml:"offgas_warn_ppm"`
+	OffgasBaselineMult  float64 `yaml:"offgas_baseline_mult"`
+	COWarnPPM           float64 `yaml:"co_warn_ppm"`
+	H2FireLFLFrac       float64 `yaml:"h2_fire_lfl_frac"`
+	H2LFLPPM            float64 `yaml:"h2_lfl_ppm"`
+	StaleAfterIntervals int     `yaml:"stale_after_intervals"`
+
+	// StageHold is how long a lower stage must hold before a stage falls.
+	StageHold time.Duration `yaml:"stage_hold"`
+}
+
+// DefaultThresholds are the values of DESIGN's risk-stage table.
+func DefaultThresholds() Thresholds {
+	return Thresholds{
+		CellTempWatchC:      45,
+		CellTempWarnC:       55,
+		CellTempCritC:       60,
+		TempDeadbandC:       2,
+		PeerDeltaWatchC:     5,
+		PeerDeltaWarnC:      10,
+		CellVDeltaWatchMV:   30,
+		RiseWatchCPerMin:    1,
+		RiseWatchFor:        2 * time.Minute,
+		RiseWindow:          2 * time.Minute,
+		RunawayCPerS:        1,
+		RunawayFor:          3 * time.Second,
+		VoltageDropFrac:     0.25,
+		OffgasWarnPPM:       10,
+		OffgasBaselineMult:  5,
+		COWarnPPM:           50,
+		H2FireLFLFrac:       0.25,
+		H2LFLPPM:            40000, // 4 % vol
+		StaleAfterIntervals: 3,
+		StageHold:           5 * time.Minute,
+	}
+}
+
+// Problems lists what is wrong with t, as (field, message, value) triples for the config's error
+// reporting; alarms itself does no I/O and knows no file names.
+func (t Thresholds) Problems() []Problem {
+	var ps []Problem
+	pos := func(field string, v float64) {
+		if !(v > 0) {
+			ps = append(ps, Problem{field, "must be > 0", v})
+		}
+	}
+	pos("cell_temp_watch_c", t.CellTempWatchC)
+	if !(t.CellTempWatchC < t.CellTempWarnC && t.CellTempWarnC < t.CellTempCritC) {
+		ps = append(ps, Problem{"cell_temp_warn_c", fmt.Sprintf("must lie between cell_temp_watch_c (%g) and cell_temp_crit_c (%g)", t.CellTempWatchC, t.CellTempCritC), t.CellTempWarnC})
+	}
+	if t.TempDeadbandC < 0 {
+		ps = append(ps, Problem{"temp_deadband_c", "must be >= 0", t.TempDeadbandC})
+	}
+	pos("peer_delta_watch_c", t.PeerDeltaWatchC)
+	if !(t.PeerDeltaWarnC > t.PeerDeltaWatchC) {
+		ps = append(ps, Problem{"peer_delta_warn_c", fmt.Sprintf("must be > peer_delta_watch_c (%g)", t.PeerDeltaWatchC), t.PeerDeltaWarnC})
+	}
+	pos("cell_v_delta_watch_mv", t.CellVDeltaWatchMV)
+	pos("rise_watch_c_per_min", t.RiseWatchCPerMin)
+	pos("runaway_c_per_s", t.RunawayCPerS)
+	pos("offgas_warn_ppm", t.OffgasWarnPPM)
+	pos("offgas_baseline_mult", t.OffgasBaselineMult)
+	pos("co_warn_ppm", t.COWarnPPM)
+	pos("h2_lfl_ppm", t.H2LFLPPM)
+	if !(t.H2FireLFLFrac > 0 && t.H2FireLFLFrac <= 1) {
+		ps = append(ps, Problem{"h2_fire_lfl_frac", "must be in (0, 1]", t.H2FireLFLFrac})
+	}
+	if !(t.VoltageDropFrac > 0 && t.VoltageDropFrac < 1) {
+		ps = append(ps, Problem{"voltage_drop_frac", "must be in (0, 1)", t.VoltageDropFrac})
+	}
+	for _, d := range []struct {
+		f string
+		v time.Duration
+	}{{"rise_watch_for", t.RiseWatchFor}, {"rise_window", t.RiseWindow}, {"runaway_for", t.RunawayFor}} {
+		if d.v <= 0 {
+			ps = append(ps, Problem{d.f, "must be a positive duration", d.v.String()})
+		}
+	}
+	if t.StageHold < 0 {
+		ps = append(ps, Problem{"stage_hold", "must be >= 0", t.StageHold.String()})
+	}
+	if t.StaleAfterIntervals < 1 {
+		ps = append(ps, Problem{"stale_after_intervals", "must be >= 1", t.StaleAfterIntervals})
+	}
+	return ps
+}
+
+// Problem is one bad setting.
+type Problem struct {
+	Field string
+	Msg   string
+	Value any
+}

@@ -1,0 +1,10 @@
+// Package configs ships the example site, the built-in device profiles and the simulator
+// scenarios, embedded so that `firebreak demo` and the tests run from a bare checkout.
+package configs
+
+import "embed"
+
+// FS holds profiles/*.yaml, scenarios/*.yaml and sites/*.yaml.
+//
+//go:embed profiles/*.yaml scenarios/*.yaml sites/*.yaml
+var FS embed.FS

@@ -1,0 +1,187 @@
+// Package config owns the site configuration: its YAML shape (DESIGN's contract), defaults,
+// strict decoding, device profiles (built-in and from profiles_dir) and validation that reports
+// every problem at once with its file, field path and bad value. It opens files; it starts nothing.
+package config
+
+import (
+	"time"
+
+	"github.com/firebreak-dc/firebreak/alarms"
+)
+
+// Config is one daemon's site config.
+type Config struct {
+	Site        string            `yaml:"site"`
+	Instance    string            `yaml:"instance"`
+	StateDir    string            `yaml:"state_dir"`
+	Connections []Connection      `yaml:"connections"`
+	Devices     []Device          `yaml:"devices"`
+	Zones       []Zone            `yaml:"zones"`
+	Domains     []Domain          `yaml:"domains"`
+	ProfilesDir string            `yaml:"profiles_dir"`
+	Profiles    []Profile         `yaml:"profiles"` // inline profiles
+	Detection   alarms.Thresholds `yaml:"detection"`
+	Rules       []Rule            `yaml:"rules"`
+	MQTT        MQTT              `yaml:"mqtt"`
+	Influx      Influx            `yaml:"influx"`
+	Cutover     Cutover           `yaml:"cutover"`
+
+	// File is where the config was read from ("" when built in code); relative paths resolve
+	// against its directory.
+	File string `yaml:"-"`
+	// resolved maps profile name to its expanded points, filled by Load.
+	resolved map[string]*Resolved
+}
+
+// Connection is one Modbus bus or gateway link.
+type Connection struct {
+	Name                   string        `yaml:"name"`
+	URL                    string        `yaml:"url"`
+	Timeout                time.Duration `yaml:"timeout"`
+	MaxRegistersPerRequest int           `yaml:"max_registers_per_request"`
+	MaxGap                 int           `yaml:"max_gap"`
+}
+
+// Device is one Modbus unit: a rack's BMS, a UPS, a gas detector, a fire panel.
+type Device struct {
+	Name       string        `yaml:"name"`
+	Connection string        `yaml:"connection"`
+	UnitID     int           `yaml:"unit_id"`
+	Profile    string        `yaml:"profile"`
+	Zone       string        `yaml:"zone"`
+	Interval   time.Duration `yaml:"interval"`
+}
+
+// Zone is a room whose power can be cut as one.
+type Zone struct {
+	Name     string   `yaml:"name"`
+	CutScope []string `yaml:"cut_scope"`
+}
+
+// Domain is a power domain and what the control plane calls the things it feeds.
+type Domain struct {
+	Name    string   `yaml:"name"`
+	Targets []string `yaml:"targets"`
+}
+
+// Rule is a generic threshold or rate rule on any point (evaluated from the detection issue on).
+type Rule struct {
+	Name  string        `yaml:"name"`
+	Point string        `yaml:"point"` // device.point
+	Above *float64      `yaml:"above"`
+	Below *float64      `yaml:"below"`
+	For   time.Duration `yaml:"for"`
+	Stage int           `yaml:"stage"`
+}
+
+// MQTT is the broker link.
+type MQTT struct {
+	Brokers     []string     `yaml:"brokers"`
+	TopicPrefix string       `yaml:"topic_prefix"`
+	ClientID    string       `yaml:"client_id"`
+	Embedded    EmbeddedMQTT `yaml:"embedded"`
+}
+
+// EmbeddedMQTT runs an in-process broker when Listen is set.
+type EmbeddedMQTT struct {
+	Listen string `yaml:"listen"`
+}
+
+// Influx is the telemetry sink; an empty URL disables it.
+type Influx struct {
+	URL       string `yaml:"url"`
+	Bucket    string `yaml:"bucket"`
+	TokenFile string `yaml:"token_file"`
+}
+
+// Cutover configures drain signalling.
+type Cutover struct {
+	Mode           string        `yaml:"mode"` // live | dry-run
+	SigningKeyFile string        `yaml:"signing_key_file"`
+	Consumers      []string      `yaml:"consumers"`
+	AckTimeout     time.Duration `yaml:"ack_timeout"`
+	Heartbeat      time.Duration `yaml:"heartbeat"`
+	Validity       time.Duration `yaml:"validity"`
+	// FireToPowerCut is the budget from stage 4 to the brigade cutting power (Pangyo: ~1 h).
+	FireToPowerCut time.Duration `yaml:"fire_to_power_cut"`
+}
+
+// Default is the config before the file is read.
+func Default() Config {
+	return Config{
+		StateDir:  "/var/lib/firebreak",
+		Detection: alarms.DefaultThresholds(),
+		MQTT: MQTT{
+			Brokers:     []string{"tcp://127.0.0.1:1883"},
+			TopicPrefix: "firebreak",
+		},
+		Influx: Influx{Bucket: "firebreak/autogen"},
+		Cutover: Cutover{
+			Mode:           "live",
+			Consumers:      []string{"control-plane"},
+			AckTimeout:     15 * time.Second,
+			Heartbeat:      10 * time.Second,
+			Validity:       60 * time.Second,
+			FireToPowerCut: time.Hour,
+		},
+	}
+}
+
+// connectionDefaults fills what a connection entry leaves out.
+func connectionDefaults(c *Connection) {
+	if c.Timeout == 0 {
+		c.Timeout = time.Second
+	}
+	if c.MaxRegistersPerRequest == 0 {
+		c.MaxRegistersPerRequest = 125
+	}
+}
+
+func deviceDefaults(d *Device) {
+	if d.Interval == 0 {
+		d.Interval = time.Second
+	}
+}
+
+// Connection returns the named connection.
+func (c *Config) Connection(name string) (Connection, bool) {
+	for _, x := range c.Connections {
+		if x.Name == name {
+			return x, true
+		}
+	}
+	return Connection{}, false
+}
+
+// Zone returns the named zone.
+func (c *Config) Zone(name string) (Zone, bool) {
+	for _, z := range c.Zones {
+		if z.Name == name {
+			return z, true
+		}
+	}
+	return Zone{}, false
+}
+
+// Targets returns every target of the given domains, in order, without repeats.
+func (c *Config) Targets(domains []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, dn := range domains {
+		for _, d := range c.Domains {
+			if d.Name != dn {
+				continue
+			}
+			for _, t := range d.Targets {
+				if !seen[t] {
+					seen[t] = true
+					out = append(out, t)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Points returns the expanded points of a device's profile (nil if the profile is unknown).
+func (c *Config) Points(d Device) *Resolved { return c.resolved[d.Profile] }

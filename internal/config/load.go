@@ -1,0 +1,310 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/firebreak-dc/firebreak/configs"
+)
+
+// Load reads, decodes strictly, fills defaults, loads profiles and validates the config at path.
+// Every problem found is returned at once; errors.Is(err, ErrInvalid) tells a bad config from a
+// missing file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse is Load on bytes; file names the source in errors and anchors relative paths.
+func Parse(data []byte, file string) (*Config, error) {
+	cfg := Default()
+	cfg.File = file
+	c := &collector{file: file}
+	decodeStrict(data, &cfg, c)
+	for i := range cfg.Connections {
+		connectionDefaults(&cfg.Connections[i])
+	}
+	for i := range cfg.Devices {
+		deviceDefaults(&cfg.Devices[i])
+	}
+	cfg.loadProfiles(c)
+	cfg.validate(c)
+	if err := invalid(c.errs); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// decodeStrict decodes YAML into out; unknown keys and wrong types become field errors, and the
+// rest of the document is still decoded so that validation can report its problems too.
+func decodeStrict(data []byte, out any, c *collector) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(out)
+	if errors.Is(err, io.EOF) {
+		c.add("(document)", "is empty", nil)
+		return
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		for _, m := range te.Errors {
+			c.add(yamlLocation(m), yamlMessage(m), nil)
+		}
+		return
+	}
+	if err != nil {
+		c.add("(document)", "is not valid YAML: "+err.Error(), nil)
+	}
+}
+
+var yamlLineRe = regexp.MustCompile(`^(line \d+): (.*)$`)
+
+func yamlLocation(m string) string {
+	if s := yamlLineRe.FindStringSubmatch(m); s != nil {
+		return s[1]
+	}
+	return "(document)"
+}
+
+func yamlMessage(m string) string {
+	if s := yamlLineRe.FindStringSubmatch(m); s != nil {
+		m = s[2]
+	}
+	// "field foo not found in type config.Device" reads better as an unknown key.
+	if strings.HasPrefix(m, "field ") && strings.Contains(m, " not found in type ") {
+		f := strings.TrimPrefix(m, "field ")
+		f = f[:strings.Index(f, " not found")]
+		return fmt.Sprintf("unknown key %q", f)
+	}
+	return m
+}
+
+// loadProfiles resolves the built-in profiles, then profiles_dir, then inline profiles; a later
+// one with the same name replaces an earlier one.
+func (cfg *Config) loadProfiles(c *collector) {
+	cfg.resolved = map[string]*Resolved{}
+	builtin, _ := fs.Glob(configs.FS, "profiles/*.yaml")
+	for _, name := range builtin {
+		data, _ := configs.FS.ReadFile(name)
+		cfg.addProfileFile(data, "(built-in) configs/"+name, c)
+	}
+	if cfg.ProfilesDir != "" {
+		dir := cfg.ProfilesDir
+		if !filepath.IsAbs(dir) && cfg.File != "" {
+			dir = filepath.Join(filepath.Dir(cfg.File), dir)
+		}
+		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if err == nil && len(files) == 0 {
+			if _, statErr := os.Stat(dir); statErr != nil {
+				c.add("profiles_dir", "cannot be read: "+statErr.Error(), cfg.ProfilesDir)
+			}
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				c.add("profiles_dir", "cannot read "+f+": "+err.Error(), cfg.ProfilesDir)
+				continue
+			}
+			cfg.addProfileFile(data, f, c)
+		}
+	}
+	for i, p := range cfg.Profiles {
+		cfg.resolved[p.Name] = resolve(p, fmt.Sprintf("profiles[%d]", i), c)
+	}
+}
+
+func (cfg *Config) addProfileFile(data []byte, file string, c *collector) {
+	var p Profile
+	pc := &collector{file: file}
+	decodeStrict(data, &p, pc)
+	r := resolve(p, "profile", pc)
+	c.errs = append(c.errs, pc.errs...)
+	if p.Name != "" {
+		cfg.resolved[p.Name] = r
+	}
+}
+
+// ProfileNames lists the profiles the config can use, sorted.
+func (cfg *Config) ProfileNames() []string {
+	var out []string
+	for n := range cfg.resolved {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var (
+	siteRe     = regexp.MustCompile(`^[a-z0-9-]+$`)
+	topicBadRe = regexp.MustCompile(`[#+\x00]`)
+)
+
+func (cfg *Config) validate(c *collector) {
+	if !siteRe.MatchString(cfg.Site) {
+		c.add("site", "must match [a-z0-9-]+", cfg.Site)
+	}
+	if !siteRe.MatchString(cfg.Instance) {
+		c.add("instance", "must match [a-z0-9-]+", cfg.Instance)
+	}
+	if cfg.StateDir == "" {
+		c.add("state_dir", "must be set", nil)
+	}
+
+	conns := map[string]bool{}
+	for i, cn := range cfg.Connections {
+		p := fmt.Sprintf("connections[%d]", i)
+		if !nameRe.MatchString(cn.Name) {
+			c.add(p+".name", "must match [a-z0-9][a-z0-9_-]*", cn.Name)
+		} else if conns[cn.Name] {
+			c.add(p+".name", "is used by another connection", cn.Name)
+		}
+		conns[cn.Name] = true
+		if _, err := ParseEndpoint(cn.URL); err != nil {
+			c.add(p+".url", err.Error(), cn.URL)
+		}
+		if cn.Timeout <= 0 || cn.Timeout > time.Minute {
+			c.add(p+".timeout", "must be > 0 and <= 1m", cn.Timeout.String())
+		}
+		if cn.MaxRegistersPerRequest < 1 || cn.MaxRegistersPerRequest > 125 {
+			c.add(p+".max_registers_per_request", "must be 1..125", cn.MaxRegistersPerRequest)
+		}
+		if cn.MaxGap < 0 || cn.MaxGap > 124 {
+			c.add(p+".max_gap", "must be 0..124", cn.MaxGap)
+		}
+	}
+	if len(cfg.Connections) == 0 {
+		c.add("connections", "must list at least one connection", nil)
+	}
+
+	zones := map[string]bool{}
+	domains := map[string]bool{}
+	for i, d := range cfg.Domains {
+		p := fmt.Sprintf("domains[%d]", i)
+		if !nameRe.MatchString(d.Name) {
+			c.add(p+".name", "must match [a-z0-9][a-z0-9_-]*", d.Name)
+		} else if domains[d.Name] {
+			c.add(p+".name", "is used by another domain", d.Name)
+		}
+		domains[d.Name] = true
+		if len(d.Targets) == 0 {
+			c.add(p+".targets", "must name at least one target the control plane knows", nil)
+		}
+	}
+	for i, z := range cfg.Zones {
+		p := fmt.Sprintf("zones[%d]", i)
+		if !nameRe.MatchString(z.Name) {
+			c.add(p+".name", "must match [a-z0-9][a-z0-9_-]*", z.Name)
+		} else if zones[z.Name] {
+			c.add(p+".name", "is used by another zone", z.Name)
+		}
+		zones[z.Name] = true
+		if len(z.CutScope) == 0 {
+			c.add(p+".cut_scope", "must name the power domains that go dark if this zone is cut", nil)
+		}
+		for j, dn := range z.CutScope {
+			if !domains[dn] {
+				c.add(fmt.Sprintf("%s.cut_scope[%d]", p, j), "is not a domain listed under domains", dn)
+			}
+		}
+	}
+	if len(cfg.Zones) == 0 {
+		c.add("zones", "must list at least one zone", nil)
+	}
+
+	devs := map[string]bool{}
+	type busUnit struct {
+		conn string
+		unit int
+	}
+	units := map[busUnit]string{}
+	for i, d := range cfg.Devices {
+		p := fmt.Sprintf("devices[%d]", i)
+		if !nameRe.MatchString(d.Name) {
+			c.add(p+".name", "must match [a-z0-9][a-z0-9_-]*", d.Name)
+		} else if devs[d.Name] {
+			c.add(p+".name", "is used by another device", d.Name)
+		}
+		devs[d.Name] = true
+		if !conns[d.Connection] {
+			c.add(p+".connection", "is not a connection listed under connections", d.Connection)
+		}
+		if d.UnitID < 1 || d.UnitID > 247 {
+			c.add(p+".unit_id", "must be 1..247", d.UnitID)
+		} else if other, dup := units[busUnit{d.Connection, d.UnitID}]; dup {
+			c.addf(p+".unit_id", d.UnitID, "is already used on connection %s by device %s", d.Connection, other)
+		} else {
+			units[busUnit{d.Connection, d.UnitID}] = d.Name
+		}
+		if _, ok := cfg.resolved[d.Profile]; !ok {
+			c.addf(p+".profile", d.Profile, "is not a known profile (known: %s)", strings.Join(cfg.ProfileNames(), ", "))
+		}
+		if !zones[d.Zone] {
+			c.add(p+".zone", "is not a zone listed under zones", d.Zone)
+		}
+		if d.Interval < 100*time.Millisecond || d.Interval > time.Hour {
+			c.add(p+".interval", "must be 100ms..1h", d.Interval.String())
+		}
+	}
+	if len(cfg.Devices) == 0 {
+		c.add("devices", "must list at least one device", nil)
+	}
+
+	for _, pr := range cfg.Detection.Problems() {
+		c.add("detection."+pr.Field, pr.Msg, pr.Value)
+	}
+
+	if len(cfg.MQTT.Brokers) == 0 && cfg.MQTT.Embedded.Listen == "" {
+		c.add("mqtt.brokers", "must list a broker, or set mqtt.embedded.listen", nil)
+	}
+	for i, b := range cfg.MQTT.Brokers {
+		if !strings.HasPrefix(b, "tcp://") && !strings.HasPrefix(b, "ssl://") && !strings.HasPrefix(b, "tls://") && !strings.HasPrefix(b, "mqtt://") && !strings.HasPrefix(b, "mqtts://") {
+			c.add(fmt.Sprintf("mqtt.brokers[%d]", i), "must be a tcp://, ssl://, tls://, mqtt:// or mqtts:// URL", b)
+		}
+	}
+	if cfg.MQTT.TopicPrefix == "" || topicBadRe.MatchString(cfg.MQTT.TopicPrefix) || strings.HasPrefix(cfg.MQTT.TopicPrefix, "/") || strings.HasSuffix(cfg.MQTT.TopicPrefix, "/") {
+		c.add("mqtt.topic_prefix", "must be a non-empty topic without wildcards or leading/trailing /", cfg.MQTT.TopicPrefix)
+	}
+
+	if cfg.Influx.URL != "" && !strings.HasPrefix(cfg.Influx.URL, "http://") && !strings.HasPrefix(cfg.Influx.URL, "https://") {
+		c.add("influx.url", "must be an http:// or https:// URL, or empty to disable", cfg.Influx.URL)
+	}
+
+	cu := cfg.Cutover
+	if cu.Mode != "live" && cu.Mode != "dry-run" {
+		c.add("cutover.mode", "must be live or dry-run", cu.Mode)
+	}
+	if len(cu.Consumers) == 0 {
+		c.add("cutover.consumers", "must name at least one consumer that acks drain signals", nil)
+	}
+	for i, n := range cu.Consumers {
+		if !nameRe.MatchString(n) {
+			c.add(fmt.Sprintf("cutover.consumers[%d]", i), "must match [a-z0-9][a-z0-9_-]*", n)
+		}
+	}
+	for _, d := range []struct {
+		f string
+		v time.Duration
+	}{{"ack_timeout", cu.AckTimeout}, {"heartbeat", cu.Heartbeat}, {"validity", cu.Validity}, {"fire_to_power_cut", cu.FireToPowerCut}} {
+		if d.v <= 0 {
+			c.add("cutover."+d.f, "must be a positive duration", d.v.String())
+		}
+	}
+	if cu.Validity > 0 && cu.Heartbeat > 0 && cu.Validity <= cu.Heartbeat {
+		c.addf("cutover.validity", cu.Validity.String(), "must be longer than cutover.heartbeat (%s), or a live signal expires between re-sends", cu.Heartbeat)
+	}
+}

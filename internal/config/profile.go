@@ -1,0 +1,299 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+)
+
+// Profile is a device's register map with semantic roles.
+type Profile struct {
+	Name   string         `yaml:"name"`
+	Points []ProfilePoint `yaml:"points"`
+}
+
+// ProfilePoint is one entry of a profile; with Repeat it stands for Count points.
+type ProfilePoint struct {
+	Name     string    `yaml:"name"`
+	Register string    `yaml:"register"` // coil | discrete | holding | input
+	Address  int       `yaml:"address"`
+	Type     string    `yaml:"type"`
+	Bit      *int      `yaml:"bit"`
+	Length   int       `yaml:"length"` // registers, for type string
+	Scale    *float64  `yaml:"scale"`
+	Offset   float64   `yaml:"offset"`
+	Unit     string    `yaml:"unit"`
+	Role     string    `yaml:"role"`
+	Order    string    `yaml:"order"`
+	Invalid  []uint64  `yaml:"invalid"`
+	Range    []float64 `yaml:"range"`
+	Repeat   *Repeat   `yaml:"repeat"`
+}
+
+// Repeat expands one entry into Count points name_1 … name_Count, Stride registers apart.
+type Repeat struct {
+	Count  int `yaml:"count"`
+	Stride int `yaml:"stride"`
+}
+
+// RegisterKind is the Modbus table a point lives in.
+type RegisterKind uint8
+
+const (
+	Coil RegisterKind = iota + 1
+	Discrete
+	Holding
+	Input
+)
+
+func (k RegisterKind) String() string {
+	switch k {
+	case Coil:
+		return "coil"
+	case Discrete:
+		return "discrete"
+	case Holding:
+		return "holding"
+	case Input:
+		return "input"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// IsBit says whether the table holds single bits (coils, discrete inputs) rather than registers.
+func (k RegisterKind) IsBit() bool { return k == Coil || k == Discrete }
+
+// DataType is how a point's raw registers decode.
+type DataType uint8
+
+const (
+	Bool DataType = iota + 1
+	Bit
+	Int16
+	Uint16
+	Int32
+	Uint32
+	Int64
+	Uint64
+	Float32
+	Float64
+	String
+)
+
+var dataTypeNames = map[string]DataType{
+	"bool": Bool, "bit": Bit, "int16": Int16, "uint16": Uint16, "int32": Int32, "uint32": Uint32,
+	"int64": Int64, "uint64": Uint64, "float32": Float32, "float64": Float64, "string": String,
+}
+
+func (t DataType) String() string {
+	for n, v := range dataTypeNames {
+		if v == t {
+			return n
+		}
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Words is how many 16-bit registers a value of t takes (strings take their Length).
+func (t DataType) Words() int {
+	switch t {
+	case Int32, Uint32, Float32:
+		return 2
+	case Int64, Uint64, Float64:
+		return 4
+	}
+	return 1
+}
+
+// WordOrder names where the bytes of a multi-register value go: ABCD is big-endian throughout;
+// CDAB swaps words; BADC swaps bytes within words; DCBA is little-endian throughout.
+type WordOrder uint8
+
+const (
+	ABCD WordOrder = iota + 1
+	CDAB
+	BADC
+	DCBA
+)
+
+var orderNames = map[string]WordOrder{"ABCD": ABCD, "CDAB": CDAB, "BADC": BADC, "DCBA": DCBA}
+
+func (o WordOrder) String() string {
+	for n, v := range orderNames {
+		if v == o {
+			return n
+		}
+	}
+	return fmt.Sprintf("order(%d)", uint8(o))
+}
+
+// Point is a profile point after expansion and parsing: what the collector reads and decodes.
+type Point struct {
+	Name    string
+	Kind    RegisterKind
+	Address uint16
+	Words   uint16 // registers (or bits for coil/discrete) it spans
+	Type    DataType
+	Bit     uint8
+	Order   WordOrder
+	Scale   float64
+	Offset  float64
+	Unit    string
+	Role    string
+	Invalid []uint64
+	// Range is the plausible [lo, hi]; HasRange false means any value is plausible.
+	Range    [2]float64
+	HasRange bool
+}
+
+// Resolved is a profile ready to poll.
+type Resolved struct {
+	Name   string
+	Points []Point
+}
+
+// Roles the detector understands (DESIGN); a point without a role is telemetry only.
+var Roles = map[string]bool{
+	"cell_temperature": true, "module_temperature": true, "ambient_temperature": true,
+	"cell_voltage": true, "string_voltage": true, "string_current": true, "soc": true,
+	"offgas_ppm": true, "h2_ppm": true, "co_ppm": true, "smoke": true, "heat": true,
+	"fire_alarm": true, "suppression_released": true, "bms_alarm": true, "contactor_open": true,
+	"ups_on_battery": true, "ups_runtime_s": true, "ups_load_pct": true, "ups_battery_temperature": true,
+}
+
+var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// resolve parses and expands p, reporting problems under path (e.g. profiles[li-ion-rack]).
+func resolve(p Profile, path string, c *collector) *Resolved {
+	r := &Resolved{Name: p.Name}
+	if !nameRe.MatchString(p.Name) {
+		c.add(path+".name", "must match [a-z0-9][a-z0-9_-]*", p.Name)
+	}
+	if len(p.Points) == 0 {
+		c.add(path+".points", "must list at least one point", nil)
+	}
+	seen := map[string]string{}
+	for i, pp := range p.Points {
+		pth := fmt.Sprintf("%s.points[%d]", path, i)
+		base, ok := parsePoint(pp, pth, c)
+		if !ok {
+			continue
+		}
+		count, stride := 1, 0
+		if pp.Repeat != nil {
+			count, stride = pp.Repeat.Count, pp.Repeat.Stride
+			if count < 1 || count > 1024 {
+				c.add(pth+".repeat.count", "must be 1..1024", count)
+				continue
+			}
+			if stride < int(base.Words) && !(base.Type == Bit && stride >= 0) {
+				c.addf(pth+".repeat.stride", stride, "must be >= %d (the point's size), or points overlap", base.Words)
+				continue
+			}
+		}
+		for k := 0; k < count; k++ {
+			pt := base
+			if pp.Repeat != nil {
+				pt.Name = fmt.Sprintf("%s_%d", pp.Name, k+1)
+			}
+			addr := pp.Address + k*stride
+			if addr+int(pt.Words) > 65536 {
+				c.addf(pth+".address", addr, "point %s runs past register 65535", pt.Name)
+				break
+			}
+			pt.Address = uint16(addr)
+			if prev, dup := seen[pt.Name]; dup {
+				c.addf(pth+".name", pt.Name, "duplicate point name (also at %s)", prev)
+				continue
+			}
+			seen[pt.Name] = pth
+			r.Points = append(r.Points, pt)
+		}
+	}
+	return r
+}
+
+func parsePoint(pp ProfilePoint, pth string, c *collector) (Point, bool) {
+	n := len(c.errs)
+	pt := Point{Name: pp.Name, Scale: 1, Offset: pp.Offset, Unit: pp.Unit, Role: pp.Role, Order: ABCD, Invalid: pp.Invalid}
+	if !nameRe.MatchString(pp.Name) {
+		c.add(pth+".name", "must match [a-z0-9][a-z0-9_-]*", pp.Name)
+	}
+	switch pp.Register {
+	case "coil":
+		pt.Kind = Coil
+	case "discrete":
+		pt.Kind = Discrete
+	case "holding":
+		pt.Kind = Holding
+	case "input":
+		pt.Kind = Input
+	default:
+		c.add(pth+".register", "must be one of coil, discrete, holding, input", pp.Register)
+	}
+	if pp.Address < 0 || pp.Address > 65535 {
+		c.add(pth+".address", "must be 0..65535", pp.Address)
+	}
+	t, ok := dataTypeNames[pp.Type]
+	if !ok {
+		c.add(pth+".type", "must be one of bool, bit, int16, uint16, int32, uint32, int64, uint64, float32, float64, string", pp.Type)
+	}
+	pt.Type = t
+	pt.Words = uint16(t.Words())
+	if pt.Kind.IsBit() && ok && t != Bool {
+		c.addf(pth+".type", pp.Type, "must be bool for a %s point", pp.Register)
+	}
+	if !pt.Kind.IsBit() && pt.Kind != 0 && t == Bool {
+		c.addf(pth+".type", pp.Type, "bool is for coil and discrete points; use bit with bit: N for a bit of a %s register", pp.Register)
+	}
+	if t == Bit {
+		if pp.Bit == nil || *pp.Bit < 0 || *pp.Bit > 15 {
+			var v any
+			if pp.Bit != nil {
+				v = *pp.Bit
+			}
+			c.add(pth+".bit", "must be 0..15 for type bit", v)
+		} else {
+			pt.Bit = uint8(*pp.Bit)
+		}
+	} else if pp.Bit != nil {
+		c.add(pth+".bit", "is only for type bit", *pp.Bit)
+	}
+	if t == String {
+		if pp.Length < 1 || pp.Length > 123 {
+			c.add(pth+".length", "must be 1..123 registers for type string", pp.Length)
+		} else {
+			pt.Words = uint16(pp.Length)
+		}
+	} else if pp.Length != 0 {
+		c.add(pth+".length", "is only for type string", pp.Length)
+	}
+	if pp.Order != "" {
+		o, ok := orderNames[pp.Order]
+		if !ok {
+			c.add(pth+".order", "must be one of ABCD, CDAB, BADC, DCBA", pp.Order)
+		}
+		pt.Order = o
+	}
+	if pp.Scale != nil {
+		if *pp.Scale == 0 || math.IsNaN(*pp.Scale) || math.IsInf(*pp.Scale, 0) {
+			c.add(pth+".scale", "must be a finite non-zero number", *pp.Scale)
+		}
+		pt.Scale = *pp.Scale
+	}
+	if pp.Role != "" && !Roles[pp.Role] {
+		c.add(pth+".role", "is not a role the detector knows (see DESIGN's list)", pp.Role)
+	}
+	if pp.Range != nil {
+		if len(pp.Range) != 2 || !(pp.Range[0] < pp.Range[1]) {
+			c.add(pth+".range", "must be [lo, hi] with lo < hi", fmt.Sprint(pp.Range))
+		} else {
+			pt.Range = [2]float64{pp.Range[0], pp.Range[1]}
+			pt.HasRange = true
+		}
+	}
+	if pp.Repeat == nil && pp.Name != "" && !nameRe.MatchString(pp.Name) {
+		return pt, false
+	}
+	return pt, len(c.errs) == n
+}
