@@ -14,3 +14,10 @@ go 1.26.0
 //   gowebpki/jcs                      RFC 8785 canonical JSON, the bytes a drain signal's signature covers.
 //   golang.org/x/sync                 errgroup: every goroutine has an owner that waits for it.
 require gopkg.in/yaml.v3 v3.0.1
+
+require (
+	github.com/goburrow/modbus v0.1.0 // indirect
+	github.com/goburrow/serial v0.1.0 // indirect
+	go.uber.org/multierr v1.10.0 // indirect
+	go.uber.org/zap v1.28.0 // indirect
+)

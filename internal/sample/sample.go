@@ -43,6 +43,7 @@ type Sample struct {
 	Point   string
 	Role    string
 	Value   float64
+	Text    string // for string points; Value is 0 then
 	Quality Quality
 	At      time.Time
 }

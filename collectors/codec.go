@@ -1,0 +1,165 @@
+// Package collectors owns Modbus polling: request planning, register decoding, transports with
+// their guards, and the per-connection owner goroutines that turn devices into sample batches.
+// It never writes to a device, and it never reports a number it did not read: a value that is a
+// sentinel, implausible or missing becomes a sample with a bad quality, not a number.
+//
+// Decoding and planning are pure functions over values (tested without I/O); sockets live in
+// transport.go and the scheduling loop in poller.go.
+package collectors
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/sample"
+)
+
+// Decoded is one point's value out of a response.
+type Decoded struct {
+	Value   float64
+	Text    string
+	Quality sample.Quality
+}
+
+// normalize puts b (the point's registers as received) into big-endian ABCD order, in place of a
+// copy. All four orders are their own inverse, so Encode uses it too.
+func normalize(b []byte, o config.WordOrder) []byte {
+	out := make([]byte, len(b))
+	copy(out, b)
+	switch o {
+	case config.CDAB: // words reversed, bytes within words kept
+		n := len(out) / 2
+		for i := 0; i < n/2; i++ {
+			j := n - 1 - i
+			out[2*i], out[2*j] = out[2*j], out[2*i]
+			out[2*i+1], out[2*j+1] = out[2*j+1], out[2*i+1]
+		}
+	case config.BADC: // bytes within each word swapped
+		for i := 0; i+1 < len(out); i += 2 {
+			out[i], out[i+1] = out[i+1], out[i]
+		}
+	case config.DCBA: // fully little-endian
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out
+}
+
+// DecodeRegisters decodes a register point from regs, the 2*pt.Words bytes it spans.
+func DecodeRegisters(pt config.Point, regs []byte) (Decoded, error) {
+	if len(regs) != 2*int(pt.Words) {
+		return Decoded{}, fmt.Errorf("point %s: got %d bytes, want %d", pt.Name, len(regs), 2*pt.Words)
+	}
+	if pt.Type == config.String {
+		s := strings.TrimRight(string(normalize(regs, pt.Order)), "\x00 ")
+		return Decoded{Text: s, Quality: sample.Good}, nil
+	}
+	b := normalize(regs, pt.Order)
+	var raw uint64
+	var v float64
+	switch pt.Type {
+	case config.Bit:
+		raw = uint64(binary.BigEndian.Uint16(b))
+		v = float64((raw >> pt.Bit) & 1)
+		return Decoded{Value: v, Quality: sample.Good}, nil
+	case config.Int16:
+		raw = uint64(binary.BigEndian.Uint16(b))
+		v = float64(int16(raw))
+	case config.Uint16:
+		raw = uint64(binary.BigEndian.Uint16(b))
+		v = float64(raw)
+	case config.Int32:
+		raw = uint64(binary.BigEndian.Uint32(b))
+		v = float64(int32(raw))
+	case config.Uint32:
+		raw = uint64(binary.BigEndian.Uint32(b))
+		v = float64(raw)
+	case config.Int64:
+		raw = binary.BigEndian.Uint64(b)
+		v = float64(int64(raw))
+	case config.Uint64:
+		raw = binary.BigEndian.Uint64(b)
+		v = float64(raw)
+	case config.Float32:
+		raw = uint64(binary.BigEndian.Uint32(b))
+		v = float64(math.Float32frombits(uint32(raw)))
+	case config.Float64:
+		raw = binary.BigEndian.Uint64(b)
+		v = math.Float64frombits(raw)
+	default:
+		return Decoded{}, fmt.Errorf("point %s: type %v is not a register type", pt.Name, pt.Type)
+	}
+	return finish(pt, raw, v), nil
+}
+
+// DecodeBit decodes a coil or discrete point: bit i of a packed Modbus bit response.
+func DecodeBit(pt config.Point, bits []byte, i int) (Decoded, error) {
+	if i < 0 || i/8 >= len(bits) {
+		return Decoded{}, fmt.Errorf("point %s: bit %d outside a %d-byte response", pt.Name, i, len(bits))
+	}
+	v := float64((bits[i/8] >> (i % 8)) & 1)
+	return Decoded{Value: v, Quality: sample.Good}, nil
+}
+
+// finish applies the sentinel, scale, offset and plausibility rules.
+func finish(pt config.Point, raw uint64, v float64) Decoded {
+	for _, bad := range pt.Invalid {
+		if raw == bad {
+			return Decoded{Quality: sample.Invalid}
+		}
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return Decoded{Quality: sample.Invalid}
+	}
+	v = v*pt.Scale + pt.Offset
+	if pt.HasRange && (v < pt.Range[0] || v > pt.Range[1]) {
+		return Decoded{Value: v, Quality: sample.OutOfRange}
+	}
+	return Decoded{Value: v, Quality: sample.Good}
+}
+
+// EncodeRegisters is the inverse of DecodeRegisters for the simulator: it writes the value v (in
+// engineering units) into the point's registers, in the point's order. Values beyond the type
+// saturate, as a device's firmware would clamp them.
+func EncodeRegisters(pt config.Point, v float64) []byte {
+	b := make([]byte, 2*pt.Words)
+	raw := (v - pt.Offset) / pt.Scale
+	sat := func(lo, hi float64) float64 { return math.Max(lo, math.Min(hi, math.Round(raw))) }
+	switch pt.Type {
+	case config.Bit:
+		if v != 0 {
+			binary.BigEndian.PutUint16(b, 1<<pt.Bit)
+		}
+	case config.Int16:
+		binary.BigEndian.PutUint16(b, uint16(int16(sat(math.MinInt16, math.MaxInt16))))
+	case config.Uint16:
+		binary.BigEndian.PutUint16(b, uint16(sat(0, math.MaxUint16)))
+	case config.Int32:
+		binary.BigEndian.PutUint32(b, uint32(int32(sat(math.MinInt32, math.MaxInt32))))
+	case config.Uint32:
+		binary.BigEndian.PutUint32(b, uint32(sat(0, math.MaxUint32)))
+	case config.Int64:
+		binary.BigEndian.PutUint64(b, uint64(int64(sat(math.MinInt64, math.MaxInt64))))
+	case config.Uint64:
+		binary.BigEndian.PutUint64(b, uint64(sat(0, math.MaxUint64)))
+	case config.Float32:
+		binary.BigEndian.PutUint32(b, math.Float32bits(float32(raw)))
+	case config.Float64:
+		binary.BigEndian.PutUint64(b, math.Float64bits(raw))
+	}
+	return normalize(b, pt.Order)
+}
+
+// EncodeRaw writes a raw register pattern (a sentinel such as 0x7FFF), in the point's order.
+func EncodeRaw(pt config.Point, raw uint64) []byte {
+	if pt.Words > 4 {
+		return make([]byte, 2*pt.Words)
+	}
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, raw)
+	return normalize(b[8-2*int(pt.Words):], pt.Order)
+}

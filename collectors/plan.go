@@ -1,0 +1,115 @@
+package collectors
+
+import (
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/firebreak-dc/firebreak/internal/config"
+)
+
+// Modbus limits per read request.
+const (
+	maxRegistersPerRead = 125
+	maxBitsPerRead      = 2000
+)
+
+// Request is one read of a contiguous range of one register table. Points index into the
+// device's point list; every one of them lies wholly inside [Start, Start+Count).
+type Request struct {
+	Kind   config.RegisterKind
+	Start  uint16
+	Count  uint16
+	Points []int
+}
+
+// Limits bound how the planner merges ranges.
+type Limits struct {
+	MaxRegisters int // per request, for holding and input tables
+	MaxGap       int // registers it may read and discard to merge two ranges
+}
+
+// Plan groups a device's points into as few requests as the limits allow: per register table,
+// points sorted by address, a range grown while the merged request stays within MaxRegisters
+// and the hole it would read and discard is at most MaxGap. Bit tables use the Modbus bit limit
+// and a gap of MaxGap*16 bits (the same bytes on the wire).
+func Plan(points []config.Point, lim Limits) []Request {
+	byKind := map[config.RegisterKind][]int{}
+	for i, p := range points {
+		byKind[p.Kind] = append(byKind[p.Kind], i)
+	}
+	var out []Request
+	for _, kind := range []config.RegisterKind{config.Coil, config.Discrete, config.Holding, config.Input} {
+		idx := byKind[kind]
+		if len(idx) == 0 {
+			continue
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return points[idx[a]].Address < points[idx[b]].Address })
+		maxCount, gap := lim.MaxRegisters, lim.MaxGap
+		if maxCount <= 0 || maxCount > maxRegistersPerRead {
+			maxCount = maxRegistersPerRead
+		}
+		if kind.IsBit() {
+			maxCount, gap = maxBitsPerRead, lim.MaxGap*16
+		}
+		var cur *Request
+		end := 0 // one past the last register of cur
+		for _, i := range idx {
+			p := points[i]
+			pStart, pEnd := int(p.Address), int(p.Address)+int(p.Words)
+			if cur != nil {
+				newEnd := max(end, pEnd)
+				if pStart-end <= gap && newEnd-int(cur.Start) <= maxCount {
+					cur.Points = append(cur.Points, i)
+					end = newEnd
+					cur.Count = uint16(end - int(cur.Start))
+					continue
+				}
+				out = append(out, *cur)
+			}
+			cur = &Request{Kind: kind, Start: p.Address, Count: p.Words, Points: []int{i}}
+			end = pEnd
+		}
+		out = append(out, *cur)
+	}
+	return out
+}
+
+// PlanStats summarises a plan for `firebreak check`.
+type PlanStats struct {
+	Requests  int
+	Read      int // registers (or bits) read per cycle
+	Discarded int // of those, read only to merge ranges
+}
+
+// Stats counts what a plan reads.
+func Stats(points []config.Point, reqs []Request) PlanStats {
+	var s PlanStats
+	for _, r := range reqs {
+		s.Requests++
+		s.Read += int(r.Count)
+		used := make([]bool, r.Count)
+		for _, i := range r.Points {
+			p := points[i]
+			for a := int(p.Address); a < int(p.Address)+int(p.Words); a++ {
+				used[a-int(r.Start)] = true
+			}
+		}
+		for _, u := range used {
+			if !u {
+				s.Discarded++
+			}
+		}
+	}
+	return s
+}
+
+// WritePlan prints a device's plan the way `firebreak check` shows it.
+func WritePlan(w io.Writer, device string, points []config.Point, reqs []Request) {
+	s := Stats(points, reqs)
+	fmt.Fprintf(w, "%s: %d points, %d requests per cycle, %d registers read, %d read and discarded\n",
+		device, len(points), s.Requests, s.Read, s.Discarded)
+	for _, r := range reqs {
+		fmt.Fprintf(w, "  read %-8s %5d..%-5d (%3d)  %d points\n", r.Kind, r.Start, int(r.Start)+int(r.Count)-1, r.Count, len(r.Points))
+	}
+}
