@@ -4,7 +4,7 @@ package configs
 
 import "embed"
 
-// FS holds profiles/*.yaml, scenarios/*.yaml and sites/*.yaml.
+// FS holds profiles/, scenarios/, sites/ and chemistry/ (the simulator's cell presets).
 //
-//go:embed profiles/*.yaml scenarios/*.yaml sites/*.yaml
+//go:embed profiles/*.yaml scenarios/*.yaml sites/*.yaml chemistry/*.yaml
 var FS embed.FS

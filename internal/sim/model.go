@@ -1,0 +1,416 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// Rack geometry: 8 modules of 16 cells in series, two NTCs per module (as many BMSs have: the
+// cells between the sensors are seen only through conduction).
+const (
+	modulesPerRack = 8
+	cellsPerModule = 16
+	ntcsPerModule  = 2
+	gasConstant    = 8.314 // J/(mol K)
+	kelvin         = 273.15
+)
+
+// Thermal and room constants of the demo room. Conductances are per cell.
+const (
+	gCellCell     = 0.6   // W/K, cell to its neighbour in a module
+	gModuleModule = 0.05  // W/K, cell to the same cell of the module above or below
+	gCellAir      = 0.15  // W/K, cell to rack air (forced convection)
+	roomVolumeM3  = 200.0 // battery room
+	airChangesPH  = 2.0   // ventilation, air changes per hour
+	hvacWPerK     = 4000  // how hard the HVAC pulls the air back to its setpoint
+	molarVolumeL  = 24.45 // litres per mole of gas at 25 °C
+	electrolyteMW = 90.0  // g/mol, dimethyl carbonate
+	ratedUPSkW    = 200.0
+	smokeAlarmObs = 0.5 // obscuration units at which a smoke detector alarms
+	smokeConfirmS = 10  // a detector's own confirmation delay
+	panelConfirmS = 30  // fire panel: coincidence of detectors
+	predischargeS = 30  // suppression pre-discharge delay after the fire alarm
+	ntcOpenC      = 250 // above this an NTC is burnt open and reads its sentinel
+	bmsTripC      = 65  // BMS opens the contactor above this NTC reading
+)
+
+// ntcCells are the two cells (0-based) each NTC of a module is bonded between.
+var ntcCells = [ntcsPerModule][2]int{{2, 3}, {10, 11}}
+
+type cell struct {
+	T     float64 // °C
+	dTdt  float64 // °C/s, last step
+	soc   float64 // 0..1
+	cSEI  float64
+	cNeg  float64
+	zSEI  float64
+	alpha float64
+	cE    float64
+	V     float64
+
+	shortW, shortGrowth float64 // internal short: heat now, and growth per minute
+	shortMaxW           float64
+	shortOn             bool
+	ventLeftS           float64
+	vented              bool
+	collapsed           bool
+	storedJ             float64 // electrical energy left to burn through a collapsed separator
+	runaway             bool
+	gasLeftS            float64
+}
+
+// Rack is one battery rack and its BMS's view of it.
+type Rack struct {
+	Name          string
+	cells         [modulesPerRack][cellsPerModule]cell
+	currentA      float64 // + discharge
+	contactorOpen bool
+	ntc           [modulesPerRack * ntcsPerModule]float64
+	ntcOpen       [modulesPerRack * ntcsPerModule]bool
+}
+
+// Truth is one ground-truth event of a run: what really happened, and when.
+type Truth struct {
+	At     time.Duration `json:"at_s"`
+	Kind   string        `json:"kind"`
+	Device string        `json:"device,omitempty"`
+	Detail string        `json:"detail,omitempty"`
+}
+
+// Room is the whole simulated power room, stepped in fixed increments of scenario time.
+type Room struct {
+	chem  *Chemistry
+	sc    *Scenario
+	rng   *rand.Rand
+	t     time.Duration
+	racks []*Rack
+	byNm  map[string]*Rack
+	fired []bool // events applied
+
+	airC                    float64
+	offgasPPM, h2PPM, coPPM float64
+	smokeObs                float64
+	smokeAboveS             float64
+	smoke, heat, fireAlarm  bool
+	suppression             bool
+	fireAlarmAt, smokeAt    time.Duration
+	upsOnBattery            bool
+	upsLoadPct              float64
+
+	truth []Truth
+	seen  map[string]bool
+}
+
+// NewRoom builds the room for a scenario with the given rack names.
+func NewRoom(sc *Scenario, chem *Chemistry, racks []string) *Room {
+	r := &Room{
+		chem: chem, sc: sc, rng: rand.New(rand.NewPCG(sc.Seed, 0x5eed)),
+		byNm: map[string]*Rack{}, fired: make([]bool, len(sc.Events)),
+		airC: sc.AmbientC, upsLoadPct: sc.UPSLoadPct, seen: map[string]bool{},
+	}
+	storedJ := chem.CapacityAh * 3600 * chem.ocv(0.95)
+	for _, name := range racks {
+		rk := &Rack{Name: name}
+		for m := range rk.cells {
+			for c := range rk.cells[m] {
+				rx := chem.Reactions
+				rk.cells[m][c] = cell{T: sc.AmbientC, soc: 0.95, cSEI: rx.SEI.C0, cNeg: rx.Anode.C0, zSEI: 0.033,
+					alpha: rx.Cathode.C0, cE: rx.Electrolyte.C0, storedJ: storedJ}
+			}
+		}
+		r.racks = append(r.racks, rk)
+		r.byNm[name] = rk
+	}
+	r.sense()
+	return r
+}
+
+// Elapsed is the scenario time the model has reached.
+func (r *Room) Elapsed() time.Duration { return r.t }
+
+// Truth returns the ground-truth events so far.
+func (r *Room) Truth() []Truth { return append([]Truth(nil), r.truth...) }
+
+func (r *Room) record(kind, device, detail string) {
+	if r.seen[kind] {
+		return
+	}
+	r.seen[kind] = true
+	r.truth = append(r.truth, Truth{At: r.t, Kind: kind, Device: device, Detail: detail})
+}
+
+// Step advances the model by dt of scenario time.
+func (r *Room) Step(dt time.Duration) {
+	for i, e := range r.sc.Events {
+		if !r.fired[i] && r.t >= e.At {
+			r.fired[i] = true
+			r.apply(e)
+		}
+	}
+	s := dt.Seconds()
+	airGainW := 0.0
+	for _, rk := range r.racks {
+		airGainW += r.stepRack(rk, s)
+	}
+	r.stepRoom(s, airGainW)
+	r.t += dt
+	r.sense()
+}
+
+func (r *Room) apply(e Event) {
+	switch e.Kind {
+	case "internal_short":
+		rk := r.byNm[e.Device]
+		if rk == nil {
+			return
+		}
+		c := &rk.cells[e.Module-1][e.Cell-1]
+		c.shortOn, c.shortW, c.shortGrowth, c.shortMaxW = true, e.PowerW, e.GrowthPerMin, e.MaxW
+		r.record("internal_short", e.Device, fmt.Sprintf("module %d cell %d", e.Module, e.Cell))
+	}
+}
+
+// stepRack integrates one rack's cells over s seconds, in substeps small enough that no cell
+// moves more than half a degree per substep (runaway is stiff). It returns the heat given to
+// the room's air, in watts.
+func (r *Room) stepRack(rk *Rack, s float64) float64 {
+	if r.upsOnBattery && !rk.contactorOpen {
+		vString := 0.0
+		for m := range rk.cells {
+			for c := range rk.cells[m] {
+				vString += rk.cells[m][c].V
+			}
+		}
+		rk.currentA = r.upsLoadPct / 100 * ratedUPSkW * 1000 / float64(len(r.racks)) / math.Max(vString, 1)
+	} else {
+		rk.currentA = 0
+	}
+	var dT [modulesPerRack][cellsPerModule]float64
+	var airW float64
+	left := s
+	for left > 1e-9 {
+		maxRate := 0.0
+		airW = 0
+		for m := range rk.cells {
+			for c := range rk.cells[m] {
+				q, toAir := r.cellHeat(rk, m, c)
+				dT[m][c] = q / (r.chem.CellMassKg * r.chem.CellCpJPerKgK)
+				airW += toAir
+				maxRate = math.Max(maxRate, math.Abs(dT[m][c]))
+			}
+		}
+		h := left
+		if maxRate*h > 0.5 {
+			h = math.Max(0.5/maxRate, 0.005)
+		}
+		for m := range rk.cells {
+			for c := range rk.cells[m] {
+				r.advanceCell(rk, &rk.cells[m][c], dT[m][c], h)
+			}
+		}
+		left -= h
+	}
+	for m := range rk.cells {
+		for c := range rk.cells[m] {
+			rk.cells[m][c].dTdt = dT[m][c]
+		}
+	}
+	return airW
+}
+
+// cellHeat is the net heat into one cell (W) and the part of it that goes to the air.
+func (r *Room) cellHeat(rk *Rack, m, c int) (float64, float64) {
+	x := &rk.cells[m][c]
+	q := rk.currentA * rk.currentA * r.chem.InternalResistance
+	if x.shortOn {
+		q += x.shortW
+	}
+	q += r.reactionHeat(x)
+	if x.collapsed && x.storedJ > 0 {
+		q += r.chem.ElectricalHeatFrac * x.storedJ / r.chem.HardShortTauS
+	}
+	nb := func(o *cell, g float64) { q += g * (o.T - x.T) }
+	if c > 0 {
+		nb(&rk.cells[m][c-1], gCellCell)
+	}
+	if c < cellsPerModule-1 {
+		nb(&rk.cells[m][c+1], gCellCell)
+	}
+	if m > 0 {
+		nb(&rk.cells[m-1][c], gModuleModule)
+	}
+	if m < modulesPerRack-1 {
+		nb(&rk.cells[m+1][c], gModuleModule)
+	}
+	toAir := gCellAir * (x.T - r.airC)
+	return q - toAir, toAir
+}
+
+// rates are the four Kim et al. reaction rates (1/s) at the cell's temperature and state.
+func (r *Room) rates(x *cell) (sei, neg, pos, ele float64) {
+	tk := x.T + kelvin
+	rx := r.chem.Reactions
+	arr := func(rc Reaction) float64 { return rc.A * math.Exp(-rc.Ea/(gasConstant*tk)) }
+	sei = arr(rx.SEI) * x.cSEI
+	neg = arr(rx.Anode) * x.cNeg * math.Exp(-x.zSEI/0.033)
+	pos = arr(rx.Cathode) * x.alpha * (1 - x.alpha)
+	ele = arr(rx.Electrolyte) * x.cE
+	return
+}
+
+func (r *Room) reactionHeat(x *cell) float64 {
+	sei, neg, pos, ele := r.rates(x)
+	rx := r.chem.Reactions
+	perKg := rx.SEI.H*rx.SEI.MassFrac*sei + rx.Anode.H*rx.Anode.MassFrac*neg +
+		rx.Cathode.H*rx.Cathode.MassFrac*pos + rx.Electrolyte.H*rx.Electrolyte.MassFrac*ele
+	return perKg * r.chem.CellMassKg
+}
+
+func (r *Room) advanceCell(rk *Rack, x *cell, dTdt, h float64) {
+	sei, neg, pos, ele := r.rates(x)
+	x.cSEI = math.Max(0, x.cSEI-sei*h)
+	x.cNeg = math.Max(0, x.cNeg-neg*h)
+	x.zSEI += neg * h
+	x.alpha = math.Min(1, x.alpha+pos*h)
+	x.cE = math.Max(0, x.cE-ele*h)
+	x.T += dTdt * h
+	if x.shortOn {
+		x.shortW = math.Min(x.shortMaxW, x.shortW*math.Pow(1+x.shortGrowth, h/60))
+	}
+	if x.collapsed {
+		x.storedJ = math.Max(0, x.storedJ-x.storedJ/r.chem.HardShortTauS*h)
+		x.soc = x.storedJ / (r.chem.CapacityAh * 3600 * r.chem.ocv(0.95)) * 0.95
+	} else {
+		x.soc = math.Max(0, x.soc-rk.currentA*h/3600/r.chem.CapacityAh)
+	}
+	if !x.vented && x.T >= r.chem.VentC {
+		x.vented, x.ventLeftS = true, r.chem.VentDurationS
+		r.record("vent", rk.Name, "")
+	}
+	if !x.collapsed && x.T >= r.chem.SeparatorCollapseC {
+		// The soft short is swallowed by the hard one.
+		x.collapsed, x.shortOn = true, false
+		r.record("separator_collapse", rk.Name, "")
+	}
+	if !x.runaway && dTdt >= 1 {
+		x.runaway, x.gasLeftS = true, 30
+		if r.seen["runaway"] {
+			r.record("neighbour_runaway", rk.Name, "")
+		}
+		r.record("runaway", rk.Name, "")
+	}
+}
+
+// stepRoom moves gas, smoke, air temperature, the fire panel and the UPS on by s seconds.
+func (r *Room) stepRoom(s, airGainW float64) {
+	airMol := roomVolumeM3 * 1000 / molarVolumeL
+	ppm := func(mol float64) float64 { return mol / airMol * 1e6 }
+	hot := 0.0
+	for _, rk := range r.racks {
+		for m := range rk.cells {
+			for c := range rk.cells[m] {
+				x := &rk.cells[m][c]
+				if x.ventLeftS > 0 {
+					d := math.Min(s, x.ventLeftS)
+					r.offgasPPM += ppm(r.chem.VentMassG / electrolyteMW / r.chem.VentDurationS * d)
+					x.ventLeftS -= d
+				}
+				if x.gasLeftS > 0 {
+					d := math.Min(s, x.gasLeftS)
+					mol := r.chem.RunawayGasL / molarVolumeL / 30 * d
+					r.h2PPM += ppm(mol * r.chem.RunawayH2Frac)
+					r.coPPM += ppm(mol * r.chem.RunawayCOFrac)
+					r.offgasPPM += ppm(mol * 0.1)
+					x.gasLeftS -= d
+				}
+				if x.T > 300 {
+					hot += 1
+				}
+			}
+		}
+	}
+	decay := math.Exp(-airChangesPH / 3600 * s)
+	r.offgasPPM *= decay
+	r.h2PPM *= decay
+	r.coPPM *= decay
+	r.smokeObs = r.smokeObs*decay + hot*0.05*s
+
+	setpoint := r.sc.AmbientC + 0.5*math.Sin(2*math.Pi*r.t.Seconds()/1200)
+	airCap := roomVolumeM3 * 1.2 * 1005
+	r.airC += (airGainW - hvacWPerK*(r.airC-setpoint)) / airCap * s
+
+	if r.smokeObs >= smokeAlarmObs {
+		r.smokeAboveS += s
+	} else {
+		r.smokeAboveS = 0
+	}
+	if !r.smoke && r.smokeAboveS >= smokeConfirmS {
+		r.smoke, r.smokeAt = true, r.t
+		r.record("smoke", "", "")
+	}
+	if !r.heat && r.airC >= 57 {
+		r.heat = true
+		r.record("heat", "", "")
+	}
+	if !r.fireAlarm && r.smoke && (r.t-r.smokeAt).Seconds() >= panelConfirmS {
+		r.fireAlarm, r.fireAlarmAt = true, r.t
+		r.record("fire_alarm", "", "")
+	}
+	if !r.suppression && r.fireAlarm && (r.t-r.fireAlarmAt).Seconds() >= predischargeS {
+		r.suppression = true
+		r.record("suppression_released", "", "")
+	}
+}
+
+// sense updates what the instruments read: NTCs with noise, cell voltages, the BMS's contactor.
+func (r *Room) sense() {
+	for _, rk := range r.racks {
+		for m := range rk.cells {
+			for k, pair := range ntcCells {
+				a, b := rk.cells[m][pair[0]].T, rk.cells[m][pair[1]].T
+				v := (a+b)/2 + r.rng.NormFloat64()*0.05
+				i := m*ntcsPerModule + k
+				rk.ntc[i] = v
+				rk.ntcOpen[i] = rk.ntcOpen[i] || v > ntcOpenC
+			}
+			for c := range rk.cells[m] {
+				x := &rk.cells[m][c]
+				switch {
+				case x.collapsed:
+					x.V = 0.05 + 3.0*x.storedJ/(r.chem.CapacityAh*3600*4)
+				default:
+					x.V = r.chem.ocv(x.soc) - rk.currentA*r.chem.InternalResistance + r.rng.NormFloat64()*0.001
+				}
+			}
+		}
+		if rk.maxNTC() > bmsTripC {
+			rk.contactorOpen = true
+		}
+	}
+}
+
+func (rk *Rack) maxNTC() float64 {
+	mx := math.Inf(-1)
+	for i, v := range rk.ntc {
+		if !rk.ntcOpen[i] {
+			mx = math.Max(mx, v)
+		}
+	}
+	return mx
+}
+
+// HottestCell is the highest cell temperature in the room (ground truth, for tests).
+func (r *Room) HottestCell() float64 {
+	mx := math.Inf(-1)
+	for _, rk := range r.racks {
+		for m := range rk.cells {
+			for c := range rk.cells[m] {
+				mx = math.Max(mx, rk.cells[m][c].T)
+			}
+		}
+	}
+	return mx
+}
+

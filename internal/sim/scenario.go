@@ -1,0 +1,205 @@
+// Package sim is the power-room simulator behind cmd/firebreak-sim and `firebreak demo`: a
+// physical model of Li-ion racks, UPS, room air and gas, smoke and fire panel, stepped in fixed
+// increments of scenario time (so the same seed gives the same trace at any speed), and a Modbus
+// TCP server that serves the model through the site's device profiles.
+package sim
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/firebreak-dc/firebreak/configs"
+)
+
+// Scenario is what happens in the room, and what a correct detector should make of it.
+type Scenario struct {
+	Name        string        `yaml:"name"`
+	Description string        `yaml:"description"`
+	Duration    time.Duration `yaml:"duration"`
+	Seed        uint64        `yaml:"seed"`
+	Chemistry   string        `yaml:"chemistry"`
+	AmbientC    float64       `yaml:"ambient_c"`
+	UPSLoadPct  float64       `yaml:"ups_load_pct"`
+	Events      []Event       `yaml:"events"`
+	Expect      Expect        `yaml:"expect"`
+}
+
+// Event is one thing the scenario does to the room at a time.
+type Event struct {
+	At     time.Duration `yaml:"at"`
+	Kind   string        `yaml:"kind"` // internal_short
+	Device string        `yaml:"device"`
+	Module int           `yaml:"module"` // 1-based
+	Cell   int           `yaml:"cell"`   // 1-based
+	// PowerW is the short's initial heat; it grows by GrowthPerMin (a fraction) each minute.
+	PowerW       float64 `yaml:"power_w"`
+	GrowthPerMin float64 `yaml:"growth_per_min"`
+	MaxW         float64 `yaml:"max_w"` // a soft short saturates; 0 means PowerW
+}
+
+// Expect is the outcome written in the scenario file, asserted by the hardware-in-loop tests.
+type Expect struct {
+	MaxStage     int           `yaml:"max_stage"`
+	Drain        bool          `yaml:"drain"`
+	DrainZone    string        `yaml:"drain_zone"`
+	Runaway      bool          `yaml:"runaway"`
+	MinDrainLead time.Duration `yaml:"min_drain_lead"` // drain at least this long before runaway
+}
+
+// LoadScenario reads a scenario from a file path, or by name from the built-in library.
+func LoadScenario(nameOrPath string) (*Scenario, error) {
+	var data []byte
+	var err error
+	src := nameOrPath
+	if strings.HasSuffix(nameOrPath, ".yaml") || strings.Contains(nameOrPath, "/") {
+		data, err = os.ReadFile(nameOrPath)
+	} else {
+		src = "configs/scenarios/" + nameOrPath + ".yaml"
+		data, err = fs.ReadFile(configs.FS, "scenarios/"+nameOrPath+".yaml")
+		if err != nil {
+			return nil, fmt.Errorf("scenario %q: not a file and not a built-in scenario (built in: %s)", nameOrPath, strings.Join(BuiltinScenarios(), ", "))
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read scenario: %w", err)
+	}
+	var s Scenario
+	if err := decodeStrict(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	return &s, nil
+}
+
+// BuiltinScenarios lists the embedded scenarios by name.
+func BuiltinScenarios() []string {
+	files, _ := fs.Glob(configs.FS, "scenarios/*.yaml")
+	var out []string
+	for _, f := range files {
+		out = append(out, strings.TrimSuffix(strings.TrimPrefix(f, "scenarios/"), ".yaml"))
+	}
+	return out
+}
+
+func decodeStrict(data []byte, out any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	return dec.Decode(out)
+}
+
+func (s *Scenario) validate() error {
+	var errs []string
+	if s.Name == "" {
+		errs = append(errs, "name: must be set")
+	}
+	if s.Duration <= 0 {
+		errs = append(errs, fmt.Sprintf("duration: must be positive, got %s", s.Duration))
+	}
+	if s.Chemistry == "" {
+		s.Chemistry = "nmc"
+	}
+	if s.AmbientC == 0 {
+		s.AmbientC = 24
+	}
+	for i, e := range s.Events {
+		switch e.Kind {
+		case "internal_short":
+			if e.Module < 1 || e.Module > modulesPerRack {
+				errs = append(errs, fmt.Sprintf("events[%d].module: must be 1..%d, got %d", i, modulesPerRack, e.Module))
+			}
+			if e.Cell < 1 || e.Cell > cellsPerModule {
+				errs = append(errs, fmt.Sprintf("events[%d].cell: must be 1..%d, got %d", i, cellsPerModule, e.Cell))
+			}
+			if e.PowerW <= 0 {
+				errs = append(errs, fmt.Sprintf("events[%d].power_w: must be > 0, got %g", i, e.PowerW))
+			}
+			if e.MaxW == 0 {
+				s.Events[i].MaxW = e.PowerW
+			} else if e.MaxW < e.PowerW {
+				errs = append(errs, fmt.Sprintf("events[%d].max_w: must be >= power_w (%g), got %g", i, e.PowerW, e.MaxW))
+			}
+		default:
+			errs = append(errs, fmt.Sprintf("events[%d].kind: must be internal_short, got %q", i, e.Kind))
+		}
+		if e.At < 0 || e.At > s.Duration {
+			errs = append(errs, fmt.Sprintf("events[%d].at: must lie within the scenario's duration, got %s", i, e.At))
+		}
+	}
+	if s.Expect.MaxStage < 0 || s.Expect.MaxStage > 4 {
+		errs = append(errs, fmt.Sprintf("expect.max_stage: must be 0..4, got %d", s.Expect.MaxStage))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Chemistry is a cell preset (configs/chemistry/*.yaml).
+type Chemistry struct {
+	Name                 string       `yaml:"name"`
+	CellMassKg           float64      `yaml:"cell_mass_kg"`
+	CellCpJPerKgK        float64      `yaml:"cell_cp_j_per_kg_k"`
+	CapacityAh           float64      `yaml:"capacity_ah"`
+	InternalResistance   float64      `yaml:"internal_resistance_ohm"`
+	VentC                float64      `yaml:"vent_c"`
+	SeparatorCollapseC   float64      `yaml:"separator_collapse_c"`
+	VentMassG            float64      `yaml:"vent_mass_g"`
+	VentDurationS        float64      `yaml:"vent_duration_s"`
+	RunawayGasL          float64      `yaml:"runaway_gas_l"`
+	RunawayH2Frac        float64      `yaml:"runaway_h2_frac"`
+	RunawayCOFrac        float64      `yaml:"runaway_co_frac"`
+	HardShortTauS        float64      `yaml:"hard_short_tau_s"`
+	ElectricalHeatFrac   float64      `yaml:"electrical_heat_frac"`
+	OCV                  [][2]float64 `yaml:"ocv"`
+	Reactions            struct {
+		SEI         Reaction `yaml:"sei"`
+		Anode       Reaction `yaml:"anode"`
+		Cathode     Reaction `yaml:"cathode"`
+		Electrolyte Reaction `yaml:"electrolyte"`
+	} `yaml:"reactions"`
+}
+
+// Reaction is one Arrhenius decomposition reaction.
+type Reaction struct {
+	A        float64 `yaml:"a"`
+	Ea       float64 `yaml:"ea"`
+	H        float64 `yaml:"h"`
+	MassFrac float64 `yaml:"mass_frac"`
+	C0       float64 `yaml:"c0"`
+}
+
+// LoadChemistry reads a built-in preset by name.
+func LoadChemistry(name string) (*Chemistry, error) {
+	data, err := fs.ReadFile(configs.FS, "chemistry/"+name+".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("chemistry %q: no such preset in configs/chemistry", name)
+	}
+	var c Chemistry
+	if err := decodeStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("configs/chemistry/%s.yaml: %w", name, err)
+	}
+	return &c, nil
+}
+
+// ocv interpolates the open-circuit voltage at state of charge soc (0..1).
+func (c *Chemistry) ocv(soc float64) float64 {
+	t := c.OCV
+	if soc <= t[0][0] {
+		return t[0][1]
+	}
+	for i := 1; i < len(t); i++ {
+		if soc <= t[i][0] {
+			f := (soc - t[i-1][0]) / (t[i][0] - t[i-1][0])
+			return t[i-1][1] + f*(t[i][1]-t[i-1][1])
+		}
+	}
+	return t[len(t)-1][1]
+}

@@ -1,0 +1,463 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/simonvetter/modbus"
+
+	"github.com/firebreak-dc/firebreak/collectors"
+	"github.com/firebreak-dc/firebreak/internal/clock"
+	"github.com/firebreak-dc/firebreak/internal/config"
+)
+
+// deviceKind is what part of the model a device shows, told by the roles of its profile.
+type deviceKind uint8
+
+const (
+	kindRack deviceKind = iota + 1
+	kindUPS
+	kindGas
+	kindPanel
+)
+
+// simDevice is one served unit: its points and the register image the server reads.
+type simDevice struct {
+	name   string
+	kind   deviceKind
+	points []config.Point
+	index  []int // index of each point among the points of its role (module_temp_3 → 2)
+	regs   map[config.RegisterKind][]uint16
+	bits   map[config.RegisterKind][]bool
+}
+
+// Simulator runs a Room on a clock and serves it over Modbus TCP, one listener per connection
+// of the site config, each device at its unit id.
+type Simulator struct {
+	clk     clock.Clock
+	start   time.Time
+	sc      *Scenario
+	mu      sync.RWMutex // guards room and every device image
+	room    *Room
+	byConn  map[string]map[uint8]*simDevice
+	devices []*simDevice
+	done    chan struct{}
+}
+
+// New builds the simulator for a site and scenario; scenario time 0 is clk.Now().
+func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) {
+	chem, err := LoadChemistry(sc.Chemistry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Simulator{clk: clk, start: clk.Now(), sc: sc, byConn: map[string]map[uint8]*simDevice{}, done: make(chan struct{})}
+	var racks []string
+	for _, d := range cfg.Devices {
+		prof := cfg.Points(d)
+		if prof == nil {
+			return nil, fmt.Errorf("device %s: unknown profile %q", d.Name, d.Profile)
+		}
+		sd := &simDevice{name: d.Name, points: prof.Points, regs: map[config.RegisterKind][]uint16{}, bits: map[config.RegisterKind][]bool{}}
+		roles := map[string]int{}
+		for _, p := range prof.Points {
+			sd.index = append(sd.index, roles[p.Role])
+			roles[p.Role]++
+			switch p.Role {
+			case "module_temperature", "cell_temperature":
+				sd.kind = kindRack
+			case "ups_on_battery", "ups_runtime_s":
+				if sd.kind == 0 {
+					sd.kind = kindUPS
+				}
+			case "offgas_ppm", "h2_ppm", "co_ppm":
+				if sd.kind == 0 {
+					sd.kind = kindGas
+				}
+			case "smoke", "fire_alarm", "suppression_released", "heat":
+				if sd.kind == 0 {
+					sd.kind = kindPanel
+				}
+			}
+			end := int(p.Address) + int(p.Words)
+			if p.Kind.IsBit() {
+				if len(sd.bits[p.Kind]) < end {
+					sd.bits[p.Kind] = append(sd.bits[p.Kind], make([]bool, end-len(sd.bits[p.Kind]))...)
+				}
+			} else if len(sd.regs[p.Kind]) < end {
+				sd.regs[p.Kind] = append(sd.regs[p.Kind], make([]uint16, end-len(sd.regs[p.Kind]))...)
+			}
+		}
+		if sd.kind == 0 {
+			return nil, fmt.Errorf("device %s: profile %s has no role the simulator can model", d.Name, d.Profile)
+		}
+		if sd.kind == kindRack {
+			racks = append(racks, d.Name)
+		}
+		if s.byConn[d.Connection] == nil {
+			s.byConn[d.Connection] = map[uint8]*simDevice{}
+		}
+		s.byConn[d.Connection][uint8(d.UnitID)] = sd
+		s.devices = append(s.devices, sd)
+	}
+	for _, e := range sc.Events {
+		found := false
+		for _, r := range racks {
+			found = found || r == e.Device
+		}
+		if !found {
+			return nil, fmt.Errorf("scenario %s: event %s names device %q, which is not a rack of this site (racks: %v)", sc.Name, e.Kind, e.Device, racks)
+		}
+	}
+	s.room = NewRoom(sc, chem, racks)
+	s.refresh()
+	return s, nil
+}
+
+// Run steps the model in 1 s increments of scenario time to keep up with the clock, until the
+// scenario's duration has passed (then Done closes) or ctx ends.
+func (s *Simulator) Run(ctx context.Context) error {
+	defer close(s.done)
+	for {
+		target := s.clk.Now().Sub(s.start)
+		s.mu.Lock()
+		for s.room.Elapsed()+time.Second <= target && s.room.Elapsed() < s.sc.Duration {
+			s.room.Step(time.Second)
+		}
+		s.refresh()
+		finished := s.room.Elapsed() >= s.sc.Duration
+		s.mu.Unlock()
+		if finished {
+			return nil
+		}
+		if err := clock.Sleep(ctx, s.clk, time.Second); err != nil {
+			return nil
+		}
+	}
+}
+
+// Done closes when Run has returned.
+func (s *Simulator) Done() <-chan struct{} { return s.done }
+
+// Start is scenario time 0 on the simulator's clock.
+func (s *Simulator) Start() time.Time { return s.start }
+
+// GroundTruth is a ground-truth event with its time on the clock.
+type GroundTruth struct {
+	At     time.Time
+	Kind   string
+	Device string
+	Detail string
+}
+
+// Truth returns what has really happened so far.
+func (s *Simulator) Truth() []GroundTruth {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []GroundTruth
+	for _, t := range s.room.Truth() {
+		out = append(out, GroundTruth{At: s.start.Add(t.At), Kind: t.Kind, Device: t.Device, Detail: t.Detail})
+	}
+	return out
+}
+
+// refresh re-encodes every device image from the model. Caller holds mu.
+func (s *Simulator) refresh() {
+	for _, d := range s.devices {
+		for i, p := range d.points {
+			v, sentinel := s.value(d, p, d.index[i])
+			if p.Kind.IsBit() {
+				d.bits[p.Kind][p.Address] = v != 0
+				continue
+			}
+			var b []byte
+			if sentinel && len(p.Invalid) > 0 {
+				b = collectors.EncodeRaw(p, p.Invalid[0])
+			} else {
+				b = collectors.EncodeRegisters(p, v)
+			}
+			img := d.regs[p.Kind]
+			if p.Type == config.Bit {
+				// Several bit points share one register: set or clear only this bit.
+				mask := uint16(1) << p.Bit
+				if v != 0 {
+					img[p.Address] |= mask
+				} else {
+					img[p.Address] &^= mask
+				}
+				continue
+			}
+			for w := 0; w < int(p.Words); w++ {
+				img[int(p.Address)+w] = uint16(b[2*w])<<8 | uint16(b[2*w+1])
+			}
+		}
+	}
+}
+
+// value is what the model says a point reads; sentinel means the instrument has no reading.
+func (s *Simulator) value(d *simDevice, p config.Point, idx int) (float64, bool) {
+	r := s.room
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	switch d.kind {
+	case kindRack:
+		rk := r.byNm[d.name]
+		switch p.Role {
+		case "module_temperature":
+			i := idx % len(rk.ntc)
+			return rk.ntc[i], rk.ntcOpen[i]
+		case "cell_temperature":
+			mx := rk.maxNTC()
+			return mx, math.IsInf(mx, -1)
+		case "cell_voltage":
+			m := idx % modulesPerRack
+			mn := math.Inf(1)
+			for c := range rk.cells[m] {
+				mn = math.Min(mn, rk.cells[m][c].V)
+			}
+			return mn, false
+		case "string_voltage":
+			return rk.stringV(), false
+		case "string_current":
+			return rk.currentA, false
+		case "soc":
+			return rk.meanSoC() * 100, false
+		case "bms_alarm":
+			var w float64
+			if rk.maxNTC() > 60 {
+				w += 1
+			}
+			if rk.minCellV() < 2.5 {
+				w += 2
+			}
+			if rk.contactorOpen {
+				w += 4
+			}
+			return w, false
+		case "contactor_open":
+			return b2f(rk.contactorOpen), false
+		}
+		if p.Name == "string_power" {
+			return rk.stringV() * rk.currentA / 1000, false
+		}
+	case kindUPS:
+		switch p.Role {
+		case "ups_on_battery":
+			return b2f(r.upsOnBattery), false
+		case "ups_runtime_s":
+			return r.upsRuntimeS(), false
+		case "ups_load_pct":
+			return r.upsLoadPct, false
+		case "ups_battery_temperature":
+			return r.airC + 3, false
+		case "soc":
+			return r.meanSoC() * 100, false
+		}
+	case kindGas:
+		switch p.Role {
+		case "offgas_ppm":
+			return math.Max(0, 0.4+r.offgasPPM+r.rng.NormFloat64()*0.05), false
+		case "h2_ppm":
+			return r.h2PPM, false
+		case "co_ppm":
+			return r.coPPM, false
+		case "ambient_temperature":
+			return r.airC, false
+		}
+	case kindPanel:
+		switch p.Role {
+		case "smoke":
+			return b2f(r.smoke), false
+		case "heat":
+			return b2f(r.heat), false
+		case "fire_alarm":
+			return b2f(r.fireAlarm), false
+		case "suppression_released":
+			return b2f(r.suppression), false
+		}
+	}
+	return 0, false
+}
+
+func (rk *Rack) stringV() float64 {
+	v := 0.0
+	for m := range rk.cells {
+		for c := range rk.cells[m] {
+			v += rk.cells[m][c].V
+		}
+	}
+	return v
+}
+
+func (rk *Rack) minCellV() float64 {
+	mn := math.Inf(1)
+	for m := range rk.cells {
+		for c := range rk.cells[m] {
+			mn = math.Min(mn, rk.cells[m][c].V)
+		}
+	}
+	return mn
+}
+
+func (rk *Rack) meanSoC() float64 {
+	s := 0.0
+	for m := range rk.cells {
+		for c := range rk.cells[m] {
+			s += rk.cells[m][c].soc
+		}
+	}
+	return s / (modulesPerRack * cellsPerModule)
+}
+
+func (r *Room) meanSoC() float64 {
+	if len(r.racks) == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, rk := range r.racks {
+		s += rk.meanSoC()
+	}
+	return s / float64(len(r.racks))
+}
+
+// upsRuntimeS is the runtime left at the present load from the racks' stored energy.
+func (r *Room) upsRuntimeS() float64 {
+	if r.upsLoadPct <= 0 {
+		return 65535
+	}
+	energyJ := 0.0
+	for _, rk := range r.racks {
+		energyJ += rk.meanSoC() * r.chem.CapacityAh * 3600 * 3.7 * modulesPerRack * cellsPerModule
+	}
+	return energyJ / (r.upsLoadPct / 100 * ratedUPSkW * 1000)
+}
+
+// Server is one Modbus TCP listener of the simulator.
+type Server struct {
+	srv  *modbus.ModbusServer
+	Addr string
+}
+
+// Serve starts a Modbus TCP listener for the devices of one connection. listen may use port 0
+// for a free port; the address taken is in Server.Addr.
+func (s *Simulator) Serve(conn, listen string) (*Server, error) {
+	units := s.byConn[conn]
+	if units == nil {
+		return nil, fmt.Errorf("connection %q has no devices to serve", conn)
+	}
+	h := &handler{s: s, units: units}
+	var lastErr error
+	for attempt := 0; attempt < 10; attempt++ {
+		addr, err := pickAddr(listen)
+		if err != nil {
+			return nil, err
+		}
+		srv, err := modbus.NewServer(&modbus.ServerConfiguration{URL: "tcp://" + addr, Timeout: 5 * time.Minute, MaxClients: 64}, h)
+		if err != nil {
+			return nil, fmt.Errorf("modbus server on %s: %w", addr, err)
+		}
+		if err := srv.Start(); err != nil {
+			lastErr = err
+			if hostPort(listen) != "0" {
+				break
+			}
+			continue // the free port was taken between pick and bind: pick again
+		}
+		return &Server{srv: srv, Addr: addr}, nil
+	}
+	return nil, fmt.Errorf("modbus server on %s: %w", listen, lastErr)
+}
+
+// Close stops the listener and drops its clients.
+func (sv *Server) Close() error { return sv.srv.Stop() }
+
+func hostPort(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// pickAddr resolves port 0 to a port that is free now (simonvetter's server does not report
+// the port it bound).
+func pickAddr(listen string) (string, error) {
+	if hostPort(listen) != "0" {
+		return listen, nil
+	}
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return "", fmt.Errorf("listen %s: %w", listen, err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// handler serves reads from the device images; the simulator, like Firebreak, refuses writes.
+type handler struct {
+	s     *Simulator
+	units map[uint8]*simDevice
+}
+
+func (h *handler) device(unit uint8) (*simDevice, error) {
+	d := h.units[unit]
+	if d == nil {
+		return nil, modbus.ErrGWTargetFailedToRespond
+	}
+	return d, nil
+}
+
+func (h *handler) readBits(unit uint8, kind config.RegisterKind, addr, qty uint16) ([]bool, error) {
+	d, err := h.device(unit)
+	if err != nil {
+		return nil, err
+	}
+	h.s.mu.RLock()
+	defer h.s.mu.RUnlock()
+	img := d.bits[kind]
+	if int(addr)+int(qty) > len(img) {
+		return nil, modbus.ErrIllegalDataAddress
+	}
+	return append([]bool(nil), img[addr:int(addr)+int(qty)]...), nil
+}
+
+func (h *handler) readRegs(unit uint8, kind config.RegisterKind, addr, qty uint16) ([]uint16, error) {
+	d, err := h.device(unit)
+	if err != nil {
+		return nil, err
+	}
+	h.s.mu.RLock()
+	defer h.s.mu.RUnlock()
+	img := d.regs[kind]
+	if int(addr)+int(qty) > len(img) {
+		return nil, modbus.ErrIllegalDataAddress
+	}
+	return append([]uint16(nil), img[addr:int(addr)+int(qty)]...), nil
+}
+
+
+func (h *handler) HandleCoils(req *modbus.CoilsRequest) ([]bool, error) {
+	if req.IsWrite {
+		return nil, modbus.ErrIllegalFunction
+	}
+	return h.readBits(req.UnitId, config.Coil, req.Addr, req.Quantity)
+}
+
+func (h *handler) HandleDiscreteInputs(req *modbus.DiscreteInputsRequest) ([]bool, error) {
+	return h.readBits(req.UnitId, config.Discrete, req.Addr, req.Quantity)
+}
+
+func (h *handler) HandleHoldingRegisters(req *modbus.HoldingRegistersRequest) ([]uint16, error) {
+	if req.IsWrite {
+		return nil, modbus.ErrIllegalFunction
+	}
+	return h.readRegs(req.UnitId, config.Holding, req.Addr, req.Quantity)
+}
+
+func (h *handler) HandleInputRegisters(req *modbus.InputRegistersRequest) ([]uint16, error) {
+	return h.readRegs(req.UnitId, config.Input, req.Addr, req.Quantity)
+}
