@@ -413,4 +413,3 @@ func (r *Room) HottestCell() float64 {
 	}
 	return mx
 }
-

@@ -144,22 +144,22 @@ func (s *Scenario) validate() error {
 
 // Chemistry is a cell preset (configs/chemistry/*.yaml).
 type Chemistry struct {
-	Name                 string       `yaml:"name"`
-	CellMassKg           float64      `yaml:"cell_mass_kg"`
-	CellCpJPerKgK        float64      `yaml:"cell_cp_j_per_kg_k"`
-	CapacityAh           float64      `yaml:"capacity_ah"`
-	InternalResistance   float64      `yaml:"internal_resistance_ohm"`
-	VentC                float64      `yaml:"vent_c"`
-	SeparatorCollapseC   float64      `yaml:"separator_collapse_c"`
-	VentMassG            float64      `yaml:"vent_mass_g"`
-	VentDurationS        float64      `yaml:"vent_duration_s"`
-	RunawayGasL          float64      `yaml:"runaway_gas_l"`
-	RunawayH2Frac        float64      `yaml:"runaway_h2_frac"`
-	RunawayCOFrac        float64      `yaml:"runaway_co_frac"`
-	HardShortTauS        float64      `yaml:"hard_short_tau_s"`
-	ElectricalHeatFrac   float64      `yaml:"electrical_heat_frac"`
-	OCV                  [][2]float64 `yaml:"ocv"`
-	Reactions            struct {
+	Name               string       `yaml:"name"`
+	CellMassKg         float64      `yaml:"cell_mass_kg"`
+	CellCpJPerKgK      float64      `yaml:"cell_cp_j_per_kg_k"`
+	CapacityAh         float64      `yaml:"capacity_ah"`
+	InternalResistance float64      `yaml:"internal_resistance_ohm"`
+	VentC              float64      `yaml:"vent_c"`
+	SeparatorCollapseC float64      `yaml:"separator_collapse_c"`
+	VentMassG          float64      `yaml:"vent_mass_g"`
+	VentDurationS      float64      `yaml:"vent_duration_s"`
+	RunawayGasL        float64      `yaml:"runaway_gas_l"`
+	RunawayH2Frac      float64      `yaml:"runaway_h2_frac"`
+	RunawayCOFrac      float64      `yaml:"runaway_co_frac"`
+	HardShortTauS      float64      `yaml:"hard_short_tau_s"`
+	ElectricalHeatFrac float64      `yaml:"electrical_heat_frac"`
+	OCV                [][2]float64 `yaml:"ocv"`
+	Reactions          struct {
 		SEI         Reaction `yaml:"sei"`
 		Anode       Reaction `yaml:"anode"`
 		Cathode     Reaction `yaml:"cathode"`

@@ -439,7 +439,6 @@ func (h *handler) readRegs(unit uint8, kind config.RegisterKind, addr, qty uint1
 	return append([]uint16(nil), img[addr:int(addr)+int(qty)]...), nil
 }
 
-
 func (h *handler) HandleCoils(req *modbus.CoilsRequest) ([]bool, error) {
 	if req.IsWrite {
 		return nil, modbus.ErrIllegalFunction
