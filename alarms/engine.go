@@ -1,0 +1,702 @@
+package alarms
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/firebreak-dc/firebreak/internal/sample"
+)
+
+// DeviceInfo is what the engine knows of a device from the config.
+type DeviceInfo struct {
+	Name     string
+	Zone     string
+	Interval time.Duration
+	Units    map[string]string // point → unit, for evidence
+}
+
+// Topology is the site as the engine sees it.
+type Topology struct {
+	Devices []DeviceInfo
+	Zones   []string
+}
+
+// Engine is the detection state machine. It is not safe for concurrent use: one owner steps it.
+type Engine struct {
+	th      Thresholds
+	devices map[string]*devState
+	zones   map[string]*scopeState
+	racks   map[string]*scopeState
+	conds   map[string]*cond
+	alarms  map[string]*Alarm
+	seq     uint64
+	started time.Time
+	ready   Ready
+}
+
+type devState struct {
+	info     DeviceInfo
+	points   map[string]*pointState
+	lastOK   time.Time
+	currentA float64
+}
+
+type obs struct {
+	t time.Time
+	v float64
+}
+
+type pointState struct {
+	role      string
+	hist      []obs // good samples within the longest detector window
+	last      float64
+	good      bool
+	tempLevel Stage
+	peerLevel Stage
+	riseSince time.Time
+	baseline  float64
+	gasOn     bool
+}
+
+type scopeState struct {
+	scope       Scope
+	name, zone  string
+	stage       Stage
+	since       time.Time
+	lowerSince  time.Time
+	lastReasons string
+}
+
+// cond is an active detector condition; each is one alarm.
+type cond struct {
+	id, device, point, zone, detector string
+	modality                          Modality
+	stage                             Stage
+	value                             float64
+	unit, text                        string
+	source                            string // independence key: signals with the same source are one sensor
+}
+
+// New returns an engine for the topology.
+func New(topo Topology, th Thresholds) *Engine {
+	e := &Engine{th: th, devices: map[string]*devState{}, zones: map[string]*scopeState{},
+		racks: map[string]*scopeState{}, conds: map[string]*cond{}, alarms: map[string]*Alarm{}}
+	for _, z := range topo.Zones {
+		e.zones[z] = &scopeState{scope: ScopeZone, name: z, zone: z}
+	}
+	for _, d := range topo.Devices {
+		if d.Units == nil {
+			d.Units = map[string]string{}
+		}
+		e.devices[d.Name] = &devState{info: d, points: map[string]*pointState{}}
+	}
+	return e
+}
+
+// Ready returns what changed since the last Advance.
+func (e *Engine) Ready() Ready { return e.ready }
+
+// HasReady says whether Ready has anything.
+func (e *Engine) HasReady() bool { return !e.ready.Empty() }
+
+// Advance acknowledges that the last Ready was performed.
+func (e *Engine) Advance() { e.ready = Ready{} }
+
+// ZoneStage is a zone's present stage.
+func (e *Engine) ZoneStage(zone string) Stage {
+	if z := e.zones[zone]; z != nil {
+		return z.stage
+	}
+	return StageNormal
+}
+
+// Alarms returns every alarm that is not in Normal, sorted by id.
+func (e *Engine) Alarms() []Alarm {
+	var out []Alarm
+	for _, a := range e.alarms {
+		if a.State != Normal {
+			out = append(out, *a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (e *Engine) window() time.Duration {
+	w := e.th.RiseWindow
+	if e.th.RunawayFor*4 > w {
+		w = e.th.RunawayFor * 4
+	}
+	return w
+}
+
+// Step feeds one poll of one device.
+func (e *Engine) Step(b sample.Batch) {
+	d := e.devices[b.Device]
+	if d == nil {
+		return // not in the topology: the caller validated the config, so this is a stray
+	}
+	e.touch(b.At)
+	if b.Err == nil {
+		d.lastOK = b.At
+		e.setCond(d, "", "comm_lost", Comms, StageNormal, 0, "", "", b.At)
+	}
+	for _, s := range b.Samples {
+		if s.Role == "" || s.Quality == sample.CommLost {
+			continue
+		}
+		ps := d.points[s.Point]
+		if ps == nil {
+			ps = &pointState{role: s.Role}
+			d.points[s.Point] = ps
+		}
+		e.sensorHealth(d, s, ps)
+		if s.Quality != sample.Good {
+			continue
+		}
+		ps.last, ps.good = s.Value, true
+		ps.hist = append(ps.hist, obs{s.At, s.Value})
+		cut := 0
+		for cut < len(ps.hist) && s.At.Sub(ps.hist[cut].t) > e.window() {
+			cut++
+		}
+		ps.hist = ps.hist[cut:]
+		e.detect(d, s, ps)
+	}
+	e.peers(d, b.At)
+	e.voltages(d, b.At)
+	if _, isRack := e.racks[d.info.Name]; !isRack && d.isRack() {
+		e.racks[d.info.Name] = &scopeState{scope: ScopeRack, name: d.info.Name, zone: d.info.Zone}
+	}
+	e.restage(b.At)
+}
+
+// Tick moves time on without samples: comm loss and stage hold times are judged here.
+func (e *Engine) Tick(now time.Time) {
+	e.touch(now)
+	for _, name := range sortedKeys(e.devices) {
+		d := e.devices[name]
+		limit := time.Duration(e.th.StaleAfterIntervals) * d.info.Interval
+		last := d.lastOK
+		if last.IsZero() {
+			last = e.started
+		}
+		if now.Sub(last) > limit {
+			e.setCond(d, "", "comm_lost", Comms, StageWatch, now.Sub(last).Seconds(), "s",
+				fmt.Sprintf("%s has not answered for %s", name, now.Sub(last).Round(time.Second)), now)
+		}
+	}
+	e.restage(now)
+}
+
+func (e *Engine) touch(now time.Time) {
+	if e.started.IsZero() {
+		e.started = now
+	}
+}
+
+func (d *devState) isRack() bool {
+	for _, p := range d.points {
+		if p.role == "cell_temperature" || p.role == "module_temperature" || p.role == "cell_voltage" {
+			return true
+		}
+	}
+	return false
+}
+
+// sensorHealth raises a sensor fault for a point that reads a sentinel or an implausible value.
+func (e *Engine) sensorHealth(d *devState, s sample.Sample, ps *pointState) {
+	bad := s.Quality == sample.Invalid || s.Quality == sample.OutOfRange
+	st := StageNormal
+	txt := ""
+	if bad {
+		st = StageWatch
+		txt = fmt.Sprintf("%s.%s reads no plausible value (%s)", d.info.Name, s.Point, s.Quality)
+		ps.good = false
+	}
+	e.setCond(d, s.Point, "sensor_fault", SensorHealth, st, s.Value, d.info.Units[s.Point], txt, s.At)
+}
+
+func (e *Engine) detect(d *devState, s sample.Sample, ps *pointState) {
+	unit := d.info.Units[s.Point]
+	switch s.Role {
+	case "cell_temperature", "module_temperature":
+		e.temperature(d, s, ps, unit)
+	case "string_current":
+		d.currentA = s.Value
+	case "offgas_ppm":
+		thr := e.th.OffgasWarnPPM
+		rel := ps.baseline > 0 && s.Value >= e.th.OffgasBaselineMult*ps.baseline && s.Value >= 2
+		on := s.Value >= thr || rel
+		if ps.gasOn && !on && s.Value >= 0.8*thr {
+			on = true // hysteresis: a decaying plume does not flap the alarm
+		}
+		if !on {
+			if ps.baseline == 0 {
+				ps.baseline = s.Value
+			}
+			ps.baseline += 0.01 * (s.Value - ps.baseline)
+		}
+		ps.gasOn = on
+		e.level(d, s, on, "offgas", Gas, StageWarning, unit, fmt.Sprintf("off-gas %.1f ppm (baseline %.1f ppm)", s.Value, ps.baseline))
+	case "co_ppm":
+		e.level(d, s, s.Value >= e.th.COWarnPPM, "co_high", Gas, StageWarning, unit, fmt.Sprintf("CO %.0f ppm", s.Value))
+	case "h2_ppm":
+		lim := e.th.H2FireLFLFrac * e.th.H2LFLPPM
+		e.level(d, s, s.Value >= lim, "h2_lfl", Gas, StageFire, unit, fmt.Sprintf("H2 %.0f ppm, %.0f %% of its LFL", s.Value, 100*s.Value/e.th.H2LFLPPM))
+	case "smoke":
+		e.level(d, s, s.Value != 0, "smoke", Smoke, StageCritical, "", "smoke detected in the room")
+	case "heat":
+		e.level(d, s, s.Value != 0, "heat", Smoke, StageCritical, "", "heat detector in alarm")
+	case "suppression_released":
+		e.level(d, s, s.Value != 0, "suppression_released", Fire, StageCritical, "", "gas suppression released")
+	case "fire_alarm":
+		e.level(d, s, s.Value != 0, "fire_alarm", Fire, StageFire, "", "fire panel in alarm")
+	case "bms_alarm":
+		e.level(d, s, s.Value != 0, "bms_alarm", BMS, StageWatch, "", fmt.Sprintf("BMS alarm word 0x%04X", uint16(s.Value)))
+	}
+}
+
+func (e *Engine) level(d *devState, s sample.Sample, on bool, det string, m Modality, st Stage, unit, text string) {
+	if !on {
+		st = StageNormal
+	}
+	e.setCond(d, s.Point, det, m, st, s.Value, unit, text, s.At)
+}
+
+func (e *Engine) temperature(d *devState, s sample.Sample, ps *pointState, unit string) {
+	v, th := s.Value, e.th
+	lvl := StageNormal
+	switch {
+	case v >= th.CellTempWarnC:
+		lvl = StageWarning
+	case v >= th.CellTempWatchC:
+		lvl = StageWatch
+	}
+	thr := map[Stage]float64{StageWatch: th.CellTempWatchC, StageWarning: th.CellTempWarnC, StageCritical: th.CellTempCritC}
+	if ps.tempLevel > lvl && ps.tempLevel <= StageWarning && v >= thr[ps.tempLevel]-th.TempDeadbandC {
+		lvl = ps.tempLevel
+	}
+	slope, n := slopePerMin(ps.hist, s.At, th.RiseWindow)
+	text := fmt.Sprintf("%s.%s at %.1f °C", d.info.Name, s.Point, v)
+	// Confirmed: hot and still rising over the window, which a spike or a stuck sensor is not.
+	if v >= th.CellTempCritC && n >= 5 && slope > 0.1 && persisted(ps.hist, 3, th.CellTempWarnC) {
+		lvl = StageCritical
+		text += fmt.Sprintf(", rising %.1f °C/min", slope)
+	}
+	if lvl < StageCritical {
+		ps.tempLevel = lvl
+	} else {
+		ps.tempLevel = StageWarning
+	}
+	e.setCond(d, s.Point, "temp_high", Temperature, lvl, v, unit, text, s.At)
+
+	// Sustained rate of rise, outside discharge.
+	rising := n >= 5 && slope >= th.RiseWatchCPerMin && math.Abs(d.currentA) < dischargeCurrentA
+	if !rising {
+		ps.riseSince = time.Time{}
+	} else if ps.riseSince.IsZero() {
+		ps.riseSince = s.At
+	}
+	rl := StageNormal
+	if rising && s.At.Sub(ps.riseSince) >= th.RiseWatchFor {
+		rl = StageWatch
+	}
+	e.setCond(d, s.Point, "rise", Temperature, rl, slope, "°C/min", fmt.Sprintf("%s.%s rising %.1f °C/min", d.info.Name, s.Point, slope), s.At)
+
+	// Runaway: every step of the last RunawayFor rose at least RunawayCPerS.
+	rs := StageNormal
+	if r, ok := sustainedRise(ps.hist, s.At, th.RunawayFor, th.RunawayCPerS); ok {
+		rs = StageFire
+		e.setCond(d, s.Point, "runaway", Temperature, rs, r, "°C/s", fmt.Sprintf("%s.%s thermal runaway: %.1f °C/s", d.info.Name, s.Point, r), s.At)
+	} else {
+		e.setCond(d, s.Point, "runaway", Temperature, rs, 0, "°C/s", "", s.At)
+	}
+}
+
+// dischargeCurrentA: above this string current a rack warms from its own load, not a fault.
+const dischargeCurrentA = 20
+
+// peers compares each module temperature with the median of its rack.
+func (e *Engine) peers(d *devState, now time.Time) {
+	names, vals := d.goodByRole("module_temperature")
+	if len(vals) < 3 {
+		return
+	}
+	med := median(vals)
+	for i, n := range names {
+		ps := d.points[n]
+		delta := vals[i] - med
+		lvl := StageNormal
+		switch {
+		case delta >= e.th.PeerDeltaWarnC:
+			lvl = StageWarning
+		case delta >= e.th.PeerDeltaWatchC:
+			lvl = StageWatch
+		}
+		thr := map[Stage]float64{StageWatch: e.th.PeerDeltaWatchC, StageWarning: e.th.PeerDeltaWarnC}
+		if ps.peerLevel > lvl && delta >= thr[ps.peerLevel]-e.th.TempDeadbandC {
+			lvl = ps.peerLevel
+		}
+		ps.peerLevel = lvl
+		e.setCond(d, n, "peer_delta", Temperature, lvl, delta, "°C",
+			fmt.Sprintf("%s.%s %.1f °C above the rack median %.1f °C", d.info.Name, n, delta, med), now)
+	}
+}
+
+// voltages: deviation from the rack's median at rest, and a collapse (with heat: runaway).
+func (e *Engine) voltages(d *devState, now time.Time) {
+	names, vals := d.goodByRole("cell_voltage")
+	if len(vals) < 3 {
+		return
+	}
+	med := median(vals)
+	hot := false
+	for _, c := range e.conds {
+		if c.device == d.info.Name && c.modality == Temperature && c.stage >= StageWatch {
+			hot = true
+		}
+	}
+	rest := math.Abs(d.currentA) < dischargeCurrentA
+	for i, n := range names {
+		v := vals[i]
+		collapse := v < (1-e.th.VoltageDropFrac)*med
+		lvl := StageNormal
+		text := ""
+		switch {
+		case collapse && hot:
+			lvl, text = StageFire, fmt.Sprintf("%s.%s collapsed to %.2f V (median %.2f V) with heat", d.info.Name, n, v, med)
+		case collapse:
+			lvl, text = StageWatch, fmt.Sprintf("%s.%s collapsed to %.2f V (median %.2f V)", d.info.Name, n, v, med)
+		case rest && math.Abs(v-med)*1000 >= e.th.CellVDeltaWatchMV:
+			lvl, text = StageWatch, fmt.Sprintf("%s.%s %.0f mV from the rack median at rest", d.info.Name, n, (v-med)*1000)
+		}
+		e.setCond(d, n, "cell_voltage", Voltage, lvl, v, "V", text, now)
+	}
+}
+
+func (d *devState) goodByRole(role string) ([]string, []float64) {
+	var names []string
+	for n, p := range d.points {
+		if p.role == role && p.good {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	vals := make([]float64, len(names))
+	for i, n := range names {
+		vals[i] = d.points[n].last
+	}
+	return names, vals
+}
+
+// setCond raises, updates or clears one condition and drives its alarm's lifecycle.
+func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v float64, unit, text string, now time.Time) {
+	id := d.info.Name
+	if point != "" {
+		id += "." + point
+	}
+	id += "." + det
+	c := e.conds[id]
+	if st == StageNormal {
+		if c != nil {
+			delete(e.conds, id)
+			e.transition(id, "clear", now, c, v)
+		}
+		return
+	}
+	source := d.info.Name + "." + point
+	if point == "" {
+		source = d.info.Name + "." + det
+	}
+	if p := d.points[point]; p != nil && p.role == "cell_temperature" {
+		source = d.info.Name + ".tmax" // the BMS's max is one of its NTCs, not a sensor of its own
+	}
+	if c == nil {
+		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: m, source: source}
+		e.conds[id] = c
+		c.stage, c.value, c.unit, c.text = st, v, unit, text
+		e.transition(id, "activate", now, c, v)
+		return
+	}
+	escalate := st > c.stage
+	c.stage, c.value, c.unit, c.text = st, v, unit, text
+	if escalate {
+		e.transition(id, "escalate", now, c, v)
+	} else if a := e.alarms[id]; a != nil {
+		a.Value, a.Stage, a.Text = v, st, text
+	}
+}
+
+// transitions is the ISA-18.2 lifecycle table: state × cause → next state. A cause not in the
+// table for a state leaves the alarm where it is (an ack of an alarm that needs none is no error).
+var transitions = map[AlarmState]map[string]AlarmState{
+	Normal:     {"activate": Unacked},
+	Unacked:    {"clear": RTNUnacked, "ack": Acked, "escalate": Unacked},
+	Acked:      {"clear": Normal, "escalate": Unacked},
+	RTNUnacked: {"activate": Unacked, "ack": Normal},
+}
+
+func (e *Engine) transition(id, cause string, now time.Time, c *cond, v float64) {
+	a := e.alarms[id]
+	if a == nil {
+		a = &Alarm{ID: id, Device: c.device, Point: c.point, Zone: c.zone, Detector: c.detector, State: Normal}
+		e.alarms[id] = a
+	}
+	next, ok := transitions[a.State][cause]
+	if !ok {
+		return
+	}
+	from := a.State
+	a.State = next
+	switch cause {
+	case "activate", "escalate":
+		a.Active = true
+	case "clear":
+		a.Active = false
+	}
+	if cause == "activate" || cause == "escalate" {
+		a.Stage, a.Value, a.Unit, a.Text = c.stage, v, c.unit, c.text
+	}
+	a.Since = now
+	e.seq++
+	e.ready.Events = append(e.ready.Events, AlarmEvent{Seq: e.seq, From: from, Cause: cause, At: now, Alarm: *a})
+}
+
+// Ack acknowledges an alarm (an operator's command); it reports whether the alarm exists.
+func (e *Engine) Ack(id string, now time.Time) bool {
+	a := e.alarms[id]
+	if a == nil {
+		return false
+	}
+	c := e.conds[id]
+	if c == nil {
+		c = &cond{id: id, device: a.Device, point: a.Point, zone: a.Zone, detector: a.Detector}
+	}
+	e.transition(id, "ack", now, c, a.Value)
+	return true
+}
+
+// restage recomputes every rack's and zone's stage and records the changes.
+func (e *Engine) restage(now time.Time) {
+	byScope := map[*scopeState][]*cond{}
+	for _, id := range sortedKeys(e.conds) {
+		c := e.conds[id]
+		if z := e.zones[c.zone]; z != nil {
+			byScope[z] = append(byScope[z], c)
+		}
+		if r := e.racks[c.device]; r != nil {
+			byScope[r] = append(byScope[r], c)
+		}
+	}
+	zoneGas := map[string][]*cond{}
+	for _, c := range e.conds {
+		if c.modality == Gas && c.stage >= StageWarning {
+			zoneGas[c.zone] = append(zoneGas[c.zone], c)
+		}
+	}
+	for _, name := range sortedKeys(e.racks) {
+		r := e.racks[name]
+		e.apply(r, byScope[r], zoneGas[r.zone], now)
+	}
+	for _, name := range sortedKeys(e.zones) {
+		z := e.zones[name]
+		e.apply(z, byScope[z], zoneGas[z.name], now)
+	}
+}
+
+func (e *Engine) apply(s *scopeState, conds, gas []*cond, now time.Time) {
+	target, ev, reason := assess(conds, gas)
+	switch {
+	case target > s.stage:
+	case target == s.stage:
+		s.lowerSince = time.Time{}
+		return
+	default:
+		if s.lowerSince.IsZero() {
+			s.lowerSince = now
+		}
+		if now.Sub(s.lowerSince) < e.th.StageHold {
+			return
+		}
+		if reason == "" {
+			reason = fmt.Sprintf("no evidence above %s for %s", target, e.th.StageHold)
+		}
+	}
+	e.ready.Risk = append(e.ready.Risk, RiskChange{Scope: s.scope, Name: s.name, Zone: s.zone, From: s.stage,
+		To: target, At: now, Since: now, Reason: reason, Evidence: ev})
+	s.stage, s.since, s.lowerSince = target, now, time.Time{}
+}
+
+// assess is DESIGN's staging rule over a scope's active conditions: the highest single signal,
+// where a lone stage-2 signal stays at 2 and two independent stage-2 signals make 3; a BMS gone
+// silent while the zone has gas is evidence, not "unknown".
+func assess(conds, zoneGas []*cond) (Stage, []Evidence, string) {
+	best := StageNormal
+	for _, c := range conds {
+		if c.stage > best {
+			best = c.stage
+		}
+	}
+	var support []*cond
+	reason := ""
+	if best < StageCritical {
+		if pair := independentWarnings(conds); len(pair) >= 2 {
+			best, support = StageCritical, pair
+			reason = fmt.Sprintf("two independent warnings: %s; %s", pair[0].text, pair[1].text)
+		}
+	}
+	if best < StageCritical && len(zoneGas) > 0 {
+		for _, c := range conds {
+			if c.detector == "comm_lost" {
+				best, support = StageCritical, []*cond{c, zoneGas[0]}
+				reason = fmt.Sprintf("%s while %s", c.text, zoneGas[0].text)
+				break
+			}
+		}
+	}
+	if support == nil {
+		for _, c := range conds {
+			if c.stage == best && best > StageNormal {
+				support = append(support, c)
+			}
+		}
+	}
+	sort.SliceStable(support, func(i, j int) bool {
+		if support[i].stage != support[j].stage {
+			return support[i].stage > support[j].stage
+		}
+		return support[i].id < support[j].id
+	})
+	if len(support) > 8 {
+		support = support[:8]
+	}
+	if reason == "" && len(support) > 0 {
+		var parts []string
+		for _, c := range support[:min(3, len(support))] {
+			parts = append(parts, c.text)
+		}
+		reason = strings.Join(parts, "; ")
+	}
+	ev := make([]Evidence, len(support))
+	for i, c := range support {
+		ev[i] = Evidence{Alarm: c.id, Device: c.device, Point: c.point, Detector: c.detector, Modality: c.modality,
+			Stage: c.stage, Value: round3(c.value), Unit: c.unit, Text: c.text}
+	}
+	return best, ev, reason
+}
+
+// independentWarnings returns stage-2 signals from different sensors (one per sensor); the BMS's
+// own max temperature counts only when no NTC of that rack is among them.
+func independentWarnings(conds []*cond) []*cond {
+	bySource := map[string]*cond{}
+	var order []string
+	for _, c := range conds {
+		if c.stage != StageWarning {
+			continue
+		}
+		if _, ok := bySource[c.source]; !ok {
+			order = append(order, c.source)
+			bySource[c.source] = c
+		}
+	}
+	var out []*cond
+	for _, src := range order {
+		c := bySource[src]
+		if strings.HasSuffix(src, ".tmax") {
+			shadowed := false
+			for _, o := range bySource {
+				if o.device == c.device && o.modality == Temperature && !strings.HasSuffix(o.source, ".tmax") {
+					shadowed = true
+				}
+			}
+			if shadowed {
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// persisted says whether the last k samples were all at least v: a spike is one sample.
+func persisted(h []obs, k int, v float64) bool {
+	if len(h) < k {
+		return false
+	}
+	for _, o := range h[len(h)-k:] {
+		if o.v < v {
+			return false
+		}
+	}
+	return true
+}
+
+// slopePerMin is the least-squares slope (per minute) of the samples within window before now.
+func slopePerMin(h []obs, now time.Time, window time.Duration) (float64, int) {
+	var n, sx, sy, sxx, sxy float64
+	for _, o := range h {
+		if now.Sub(o.t) > window {
+			continue
+		}
+		x := now.Sub(o.t).Minutes() * -1
+		n++
+		sx += x
+		sy += o.v
+		sxx += x * x
+		sxy += x * o.v
+	}
+	den := n*sxx - sx*sx
+	if n < 2 || den == 0 {
+		return 0, int(n)
+	}
+	return (n*sxy - sx*sy) / den, int(n)
+}
+
+// sustainedRise reports the mean rate over the last span if every step within it rose at least
+// rate per second and the steps cover the span; a single spike or a step change does not.
+func sustainedRise(h []obs, now time.Time, span time.Duration, rate float64) (float64, bool) {
+	if len(h) < 3 {
+		return 0, false
+	}
+	i := len(h) - 1
+	for i > 0 && now.Sub(h[i-1].t) <= span+span/2 {
+		i--
+	}
+	seg := h[i:]
+	if len(seg) < 3 || seg[len(seg)-1].t.Sub(seg[0].t) < span {
+		return 0, false
+	}
+	for k := 1; k < len(seg); k++ {
+		dt := seg[k].t.Sub(seg[k-1].t).Seconds()
+		if dt <= 0 || (seg[k].v-seg[k-1].v)/dt < rate {
+			return 0, false
+		}
+	}
+	total := seg[len(seg)-1].t.Sub(seg[0].t).Seconds()
+	return (seg[len(seg)-1].v - seg[0].v) / total, true
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,282 @@
+package alarms
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firebreak-dc/firebreak/internal/sample"
+)
+
+var t0 = time.Date(2022, 10, 15, 15, 0, 0, 0, time.UTC)
+
+func topo() Topology {
+	return Topology{
+		Zones: []string{"z"},
+		Devices: []DeviceInfo{
+			{Name: "rack-1", Zone: "z", Interval: time.Second},
+			{Name: "rack-2", Zone: "z", Interval: time.Second},
+			{Name: "gas", Zone: "z", Interval: time.Second},
+			{Name: "panel", Zone: "z", Interval: time.Second},
+		},
+	}
+}
+
+// rig feeds a scripted room to an engine, one second per step, collecting everything it emits.
+type rig struct {
+	t      *testing.T
+	e      *Engine
+	now    time.Time
+	risk   []RiskChange
+	events []AlarmEvent
+}
+
+func newRig(t *testing.T) *rig {
+	return &rig{t: t, e: New(topo(), DefaultThresholds()), now: t0}
+}
+
+// rack sends one poll of a rack: 8 module temperatures, the hot one (index hot) at hotC.
+func (r *rig) rack(name string, hot int, hotC float64) {
+	var ss []sample.Sample
+	for i := 0; i < 8; i++ {
+		v := 25.0
+		if i == hot {
+			v = hotC
+		}
+		ss = append(ss, sample.Sample{Device: name, Point: fmt.Sprintf("module_temp_%d", i+1), Role: "module_temperature", Value: v, Quality: sample.Good, At: r.now})
+	}
+	r.step(sample.Batch{Device: name, At: r.now, Samples: ss})
+}
+
+func (r *rig) one(dev, point, role string, v float64, q sample.Quality) {
+	r.step(sample.Batch{Device: dev, At: r.now, Samples: []sample.Sample{{Device: dev, Point: point, Role: role, Value: v, Quality: q, At: r.now}}})
+}
+
+func (r *rig) step(b sample.Batch) {
+	r.e.Step(b)
+	r.collect()
+}
+
+func (r *rig) tick() {
+	r.e.Tick(r.now)
+	r.collect()
+}
+
+func (r *rig) collect() {
+	rd := r.e.Ready()
+	r.risk = append(r.risk, rd.Risk...)
+	r.events = append(r.events, rd.Events...)
+	r.e.Advance()
+}
+
+func (r *rig) advance(d time.Duration) { r.now = r.now.Add(d) }
+
+// quiet keeps the other devices answering so that comm loss does not muddy a test.
+func (r *rig) quiet() {
+	r.rack("rack-2", -1, 0)
+	r.one("gas", "offgas", "offgas_ppm", 0.4, sample.Good)
+	r.one("panel", "smoke", "smoke", 0, sample.Good)
+}
+
+func (r *rig) zone() Stage { return r.e.ZoneStage("z") }
+
+func TestOneHotSensorNeverDrains(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 600; i++ { // ten minutes at a flat 58 °C: hot, but not rising
+		r.quiet()
+		r.rack("rack-1", 2, 58)
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageWarning {
+		t.Fatalf("zone stage %v, want warning: one sensor, however hot, is not confirmation", r.zone())
+	}
+}
+
+func TestHotAndRisingIsConfirmed(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	temp := 50.0
+	for i := 0; i < 600 && r.zone() < StageCritical; i++ {
+		r.quiet()
+		r.rack("rack-1", 2, temp)
+		r.tick()
+		temp += 2.0 / 60 // 2 °C/min
+		r.advance(time.Second)
+	}
+	if r.zone() != StageCritical {
+		t.Fatalf("zone stage %v at %.1f °C", r.zone(), temp)
+	}
+	if temp < 60 || temp > 61 {
+		t.Errorf("critical at %.1f °C, want just past 60", temp)
+	}
+	last := r.risk[len(r.risk)-1]
+	if last.To != StageCritical || len(last.Evidence) == 0 || !strings.Contains(last.Reason, "rising") {
+		t.Errorf("critical without its evidence: %+v", last)
+	}
+}
+
+func TestTwoModalitiesConfirm(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 30; i++ {
+		r.quiet()
+		r.rack("rack-1", 2, 56)
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageWarning {
+		t.Fatalf("before gas: %v", r.zone())
+	}
+	r.rack("rack-2", -1, 0)
+	r.rack("rack-1", 2, 56)
+	r.one("gas", "offgas", "offgas_ppm", 25, sample.Good)
+	if r.zone() != StageCritical {
+		t.Fatalf("hot module + off-gas: zone %v, want critical", r.zone())
+	}
+	if r.e.racks["rack-1"].stage != StageWarning {
+		t.Errorf("rack-1 stage %v: the room's gas is zone evidence, not the rack's", r.e.racks["rack-1"].stage)
+	}
+}
+
+func TestSpikeIsNotRunaway(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for _, v := range []float64{25, 25, 25, 25, 90, 25, 25, 25, 25, 25} {
+		r.quiet()
+		r.rack("rack-1", 2, v)
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() >= StageCritical {
+		t.Fatalf("a one-sample spike staged the zone to %v", r.zone())
+	}
+}
+
+func TestSustainedRiseIsRunaway(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	v := 70.0
+	for i := 0; i < 8; i++ {
+		r.quiet()
+		r.rack("rack-1", 2, v)
+		r.tick()
+		v += 5
+		r.advance(time.Second)
+	}
+	if r.zone() != StageFire {
+		t.Fatalf("5 °C/s for 8 s: zone %v, want fire", r.zone())
+	}
+}
+
+func TestFirePanelSignals(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		role string
+		want Stage
+	}{{"smoke", StageCritical}, {"suppression_released", StageCritical}, {"fire_alarm", StageFire}} {
+		r := newRig(t)
+		r.quiet()
+		r.one("panel", tc.role, tc.role, 1, sample.Good)
+		if r.zone() != tc.want {
+			t.Errorf("%s: zone %v, want %v", tc.role, r.zone(), tc.want)
+		}
+	}
+}
+
+func TestStageFallsOnlyAfterHold(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.quiet()
+	r.one("panel", "smoke", "smoke", 1, sample.Good)
+	if r.zone() != StageCritical {
+		t.Fatal("smoke did not stage")
+	}
+	hold := DefaultThresholds().StageHold
+	fellAt, fell := time.Duration(0), false
+	for el := time.Duration(0); el <= hold+5*time.Second; el += time.Second {
+		r.advance(time.Second)
+		r.quiet()
+		r.rack("rack-1", -1, 0)
+		r.tick()
+		if r.zone() == StageNormal && !fell {
+			fellAt, fell = el, true
+		}
+	}
+	if !fell || fellAt < hold-2*time.Second || fellAt > hold+2*time.Second {
+		t.Fatalf("fell after %v, want after the hold of %v", fellAt, hold)
+	}
+}
+
+func TestSilentBMSWithGasIsCritical(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 10; i++ {
+		r.rack("rack-2", -1, 0)
+		r.one("panel", "smoke", "smoke", 0, sample.Good)
+		r.one("gas", "offgas", "offgas_ppm", 30, sample.Good) // rack-1 says nothing at all
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageCritical {
+		t.Fatalf("zone %v, want critical", r.zone())
+	}
+	if !strings.Contains(r.risk[len(r.risk)-1].Reason, "rack-1 has not answered") {
+		t.Errorf("reason does not name the silent rack: %s", r.risk[len(r.risk)-1].Reason)
+	}
+}
+
+func TestBadSensorIsAFaultNotAFire(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 20; i++ {
+		r.quiet()
+		r.one("rack-1", "cell_temp_max", "cell_temperature", 6553.5, sample.OutOfRange)
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageWatch {
+		t.Fatalf("zone %v, want watch", r.zone())
+	}
+	found := false
+	for _, a := range r.e.Alarms() {
+		found = found || a.Detector == "sensor_fault"
+	}
+	if !found {
+		t.Fatal("no sensor_fault alarm")
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.quiet()
+	r.one("panel", "smoke", "smoke", 1, sample.Good)
+	r.advance(time.Second)
+	r.one("panel", "smoke", "smoke", 0, sample.Good)
+	id := "panel.smoke.smoke"
+	if !r.e.Ack(id, r.now) {
+		t.Fatal("ack of a known alarm failed")
+	}
+	r.collect()
+	if r.e.Ack("nope", r.now) {
+		t.Fatal("ack of an unknown alarm succeeded")
+	}
+	var path []string
+	for _, ev := range r.events {
+		if ev.Alarm.ID == id {
+			path = append(path, fmt.Sprintf("%s:%v->%v", ev.Cause, ev.From, ev.Alarm.State))
+		}
+	}
+	want := "activate:normal->unacknowledged clear:unacknowledged->rtn_unacknowledged ack:rtn_unacknowledged->normal"
+	if strings.Join(path, " ") != want {
+		t.Fatalf("path %v\nwant %s", path, want)
+	}
+	for i := 1; i < len(r.events); i++ {
+		if r.events[i].Seq <= r.events[i-1].Seq {
+			t.Fatal("event seq not increasing")
+		}
+	}
+}

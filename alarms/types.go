@@ -1,0 +1,156 @@
+// Package alarms is Firebreak's detection core: detectors over samples, per-rack and per-zone
+// risk stages with their evidence, and the ISA-18.2 alarm lifecycle. It is a pure, deterministic
+// state machine in the style of etcd's raft: samples and ticks go in through Step and Tick, what
+// changed comes out of Ready, and the caller performs it (publishes, persists) and calls Advance.
+// It has no goroutines, no wall clock and no I/O: time enters only as sample timestamps and the
+// explicit now of Tick.
+package alarms
+
+import (
+	"fmt"
+	"time"
+)
+
+// Stage is a risk stage, 0 (normal) to 4 (fire), as numbered in DESIGN's table. Unlike the other
+// enums it starts at 0, because the number itself is the contract on the wire.
+type Stage int
+
+const (
+	StageNormal Stage = iota
+	StageWatch
+	StageWarning
+	StageCritical
+	StageFire
+)
+
+var stageNames = [...]string{"normal", "watch", "warning", "critical", "fire"}
+
+func (s Stage) String() string {
+	if s >= 0 && int(s) < len(stageNames) {
+		return stageNames[s]
+	}
+	return fmt.Sprintf("stage(%d)", int(s))
+}
+
+// Modality groups signals by physics: two signals of different modalities are independent.
+type Modality uint8
+
+const (
+	Temperature Modality = iota + 1
+	Voltage
+	Gas
+	Smoke
+	Fire
+	Comms
+	SensorHealth
+	BMS
+)
+
+var modalityNames = map[Modality]string{Temperature: "temperature", Voltage: "voltage", Gas: "gas",
+	Smoke: "smoke", Fire: "fire", Comms: "comms", SensorHealth: "sensor", BMS: "bms"}
+
+func (m Modality) String() string {
+	if n, ok := modalityNames[m]; ok {
+		return n
+	}
+	return fmt.Sprintf("modality(%d)", uint8(m))
+}
+
+// MarshalText writes the name.
+func (m Modality) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// Evidence is one active signal that supports a stage: which alarm, what it read.
+type Evidence struct {
+	Alarm    string   `json:"alarm"`
+	Device   string   `json:"device"`
+	Point    string   `json:"point,omitempty"`
+	Detector string   `json:"detector"`
+	Modality Modality `json:"modality"`
+	Stage    Stage    `json:"stage"`
+	Value    float64  `json:"value"`
+	Unit     string   `json:"unit,omitempty"`
+	Text     string   `json:"text"`
+}
+
+// Scope says whether a risk change is for one rack or a whole zone.
+type Scope uint8
+
+const (
+	ScopeRack Scope = iota + 1
+	ScopeZone
+)
+
+func (s Scope) String() string {
+	if s == ScopeRack {
+		return "rack"
+	}
+	return "zone"
+}
+
+// RiskChange is a stage transition of a rack or a zone, with why.
+type RiskChange struct {
+	Scope    Scope
+	Name     string // rack (device) or zone name
+	Zone     string
+	From, To Stage
+	At       time.Time
+	Since    time.Time // when the new stage began (== At)
+	Reason   string
+	Evidence []Evidence
+}
+
+// AlarmState is the ISA-18.2 state of an alarm.
+type AlarmState uint8
+
+const (
+	Normal AlarmState = iota + 1
+	Unacked
+	Acked
+	RTNUnacked // returned to normal, not yet acknowledged
+)
+
+var alarmStateNames = map[AlarmState]string{Normal: "normal", Unacked: "unacknowledged", Acked: "acknowledged", RTNUnacked: "rtn_unacknowledged"}
+
+func (s AlarmState) String() string {
+	if n, ok := alarmStateNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("alarm_state(%d)", uint8(s))
+}
+
+// MarshalText writes the name.
+func (s AlarmState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Alarm is one alarm's current state: what DESIGN's retained P/alarm/<id> carries.
+type Alarm struct {
+	ID       string     `json:"id"`
+	Device   string     `json:"device"`
+	Point    string     `json:"point,omitempty"`
+	Zone     string     `json:"zone"`
+	Detector string     `json:"detector"`
+	State    AlarmState `json:"state"`
+	Active   bool       `json:"active"`
+	Stage    Stage      `json:"stage"`
+	Value    float64    `json:"value"`
+	Unit     string     `json:"unit,omitempty"`
+	Text     string     `json:"text"`
+	Since    time.Time  `json:"since"`
+}
+
+// AlarmEvent is one lifecycle transition of an alarm (DESIGN's P/events).
+type AlarmEvent struct {
+	Seq   uint64     `json:"alarm_seq"` // per engine, in order of occurrence
+	From  AlarmState `json:"from"`
+	Cause string     `json:"cause"` // activate, clear, ack
+	At    time.Time  `json:"at"`
+	Alarm Alarm      `json:"alarm"`
+}
+
+// Ready is what the caller must now perform, in order.
+type Ready struct {
+	Events []AlarmEvent
+	Risk   []RiskChange
+}
+
+// Empty says there is nothing to perform.
+func (r Ready) Empty() bool { return len(r.Events) == 0 && len(r.Risk) == 0 }
