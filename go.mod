@@ -18,6 +18,7 @@ require gopkg.in/yaml.v3 v3.0.1
 require (
 	github.com/goburrow/modbus v0.1.0 // indirect
 	github.com/goburrow/serial v0.1.0 // indirect
+	github.com/gowebpki/jcs v1.0.2 // indirect
 	github.com/simonvetter/modbus v1.6.4 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
 	go.uber.org/zap v1.28.0 // indirect
