@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/firebreak-dc/firebreak/configs"
+	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/clock"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/mqttx"
+	"github.com/firebreak-dc/firebreak/internal/sim"
+)
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	speed := fs.Float64("speed", 60, "scenario seconds per real second")
+	scenario := fs.String("scenario", "internal-short", "built-in scenario name or a scenario file")
+	verbose := fs.Bool("v", false, "show the daemon's log")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *speed < 1 || *speed > 600 {
+		return usagef("-speed must be 1..600, got %g", *speed)
+	}
+	data, err := configs.FS.ReadFile("sites/demo.yaml")
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Parse(data, "configs/sites/demo.yaml")
+	if err != nil {
+		return err
+	}
+	sc, err := sim.LoadScenario(*scenario)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	stateDir, err := os.MkdirTemp("", "firebreak-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stateDir)
+	cfg.StateDir = stateDir
+
+	clk := clock.NewScaled(time.Now().UTC().Truncate(time.Second), *speed)
+	s, err := sim.New(cfg, sc, clk)
+	if err != nil {
+		return err
+	}
+	for i, cn := range cfg.Connections {
+		srv, err := s.Serve(cn.Name, "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		cfg.Connections[i].URL = "tcp://" + srv.Addr
+	}
+	broker, err := mqttx.StartBroker("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	cfg.MQTT.Brokers = []string{"tcp://" + broker.Addr}
+
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	level := zapcore.ErrorLevel
+	if *verbose {
+		level = zapcore.InfoLevel
+	}
+	log := newLogger(level, stderr)
+
+	tl := &timeline{w: stdout, start: s.Start(), pub: pub, clk: clk}
+	fmt.Fprintf(stdout, "Firebreak demo: scenario %q (%s), %.0fx speed\n", sc.Name, sc.Description, *speed)
+	fmt.Fprintf(stdout, "  room: %d devices on Modbus TCP %s; MQTT broker %s; drain topic firebreak/%s/drain/#\n\n",
+		len(cfg.Devices), strings.TrimPrefix(cfg.Connections[0].URL, "tcp://"), broker.Addr, cfg.Site)
+
+	watch, err := tl.subscribe(ctx, "tcp://"+broker.Addr, cfg.MQTT.TopicPrefix+"/"+cfg.Site+"/#")
+	if err != nil {
+		return err
+	}
+	defer watch.Disconnect(100)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { return s.Run(gctx) })
+	g.Go(func() error {
+		return daemon.Run(gctx, daemon.Options{Config: cfg, Clock: clk, Log: log, Version: version, SigningKey: key, ShutdownGrace: 2 * time.Second})
+	})
+	g.Go(func() error {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				tl.truth(s.Truth())
+			case <-s.Done():
+				tl.truth(s.Truth())
+				// Let the last messages of the scenario arrive, then stop everything.
+				select {
+				case <-time.After(500 * time.Millisecond):
+				case <-gctx.Done():
+				}
+				cancel()
+				return nil
+			}
+		}
+	})
+	if err := g.Wait(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil // interrupted by the user
+	}
+	return tl.summary(sc)
+}
+
+// timeline prints what a facility engineer and the control plane would see, in scenario time.
+type timeline struct {
+	mu        sync.Mutex
+	w         io.Writer
+	start     time.Time
+	pub       ed25519.PublicKey
+	clk       clock.Clock
+	seenTruth int
+	firstSig  map[cutover.Action]time.Time
+	runaway   time.Time
+	alarms    int
+	badSig    int
+	maxStage  int
+}
+
+func (t *timeline) at(ts time.Time) string {
+	d := ts.Sub(t.start)
+	if d < 0 {
+		d = 0
+	}
+	return fmt.Sprintf("T+%02d:%02d", int(d.Minutes()), int(d.Seconds())%60)
+}
+
+func (t *timeline) printf(ts time.Time, format string, a ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.w, "%s  %s\n", t.at(ts), fmt.Sprintf(format, a...))
+}
+
+func (t *timeline) truth(events []sim.GroundTruth) {
+	for _, e := range events[t.seenTruth:] {
+		if e.Kind == "runaway" {
+			t.runaway = e.At
+		}
+		where := ""
+		if e.Device != "" {
+			where = " in " + e.Device
+		}
+		if e.Detail != "" {
+			where += " (" + e.Detail + ")"
+		}
+		t.printf(e.At, "    [room] %s%s", strings.ReplaceAll(e.Kind, "_", " "), where)
+	}
+	t.seenTruth = len(events)
+}
+
+func (t *timeline) subscribe(ctx context.Context, broker, filter string) (paho.Client, error) {
+	o := paho.NewClientOptions().AddBroker(broker).SetClientID("demo-control-plane").SetOrderMatters(false)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		return nil, fmt.Errorf("demo watcher: connect: %v", tok.Error())
+	}
+	tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) { t.handle(m.Topic(), m.Payload()) })
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		return nil, fmt.Errorf("demo watcher: subscribe: %v", tok.Error())
+	}
+	return c, nil
+}
+
+func (t *timeline) handle(topic string, payload []byte) {
+	parts := strings.Split(topic, "/")
+	if len(parts) < 3 {
+		return
+	}
+	switch parts[2] {
+	case "risk":
+		var r struct {
+			TS      time.Time `json:"ts"`
+			Scope   string    `json:"scope"`
+			Name    string    `json:"name"`
+			Stage   int       `json:"stage"`
+			StageNm string    `json:"stage_name"`
+			From    int       `json:"from"`
+			Reason  string    `json:"reason"`
+		}
+		if json.Unmarshal(payload, &r) != nil || r.Scope != "zone" {
+			return
+		}
+		t.mu.Lock()
+		t.maxStage = max(t.maxStage, r.Stage)
+		t.mu.Unlock()
+		t.printf(r.TS, "RISK  zone %s: stage %d → %d (%s): %s", r.Name, r.From, r.Stage, r.StageNm, r.Reason)
+	case "events":
+		var e struct {
+			TS    time.Time `json:"ts"`
+			Cause string    `json:"cause"`
+			Alarm struct {
+				ID    string `json:"id"`
+				Stage int    `json:"stage"`
+				Text  string `json:"text"`
+			} `json:"alarm"`
+		}
+		if json.Unmarshal(payload, &e) != nil {
+			return
+		}
+		t.mu.Lock()
+		t.alarms++
+		t.mu.Unlock()
+		if (e.Cause == "activate" || e.Cause == "escalate") && e.Alarm.Stage >= 2 {
+			t.printf(e.TS, "ALARM %s (stage %d): %s", e.Alarm.ID, e.Alarm.Stage, e.Alarm.Text)
+		}
+	case "drain":
+		if len(parts) != 4 {
+			return // acks from consumers live below the zone
+		}
+		sig, err := cutover.Verify(payload, t.pub, t.clk.Now())
+		if err != nil {
+			t.mu.Lock()
+			t.badSig++
+			t.mu.Unlock()
+			t.printf(t.clk.Now(), "DRAIN signal REFUSED by the control plane: %v", err)
+			return
+		}
+		t.mu.Lock()
+		if t.firstSig == nil {
+			t.firstSig = map[cutover.Action]time.Time{}
+		}
+		_, seen := t.firstSig[sig.Action]
+		if !seen {
+			t.firstSig[sig.Action] = sig.IssuedAt
+		}
+		t.mu.Unlock()
+		if !seen {
+			t.printf(sig.IssuedAt, "DRAIN %s → control plane: %s zone %s, domains %v, targets %v, power loss within %ds (seq %d, signature verified)",
+				strings.ToUpper(string(sig.Action)), sig.Action, sig.Zone, sig.Domains, sig.Targets, sig.PowerLossETAS, sig.Seq)
+		}
+	}
+}
+
+func (t *timeline) summary(sc *sim.Scenario) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.w, "\nSummary: highest zone stage %d, %d alarm events, %d drain signals refused.\n", t.maxStage, t.alarms, t.badSig)
+	drainAt, drained := t.firstSig[cutover.Drain]
+	if !drained {
+		if e, ok := t.firstSig[cutover.Evacuate]; ok {
+			drainAt, drained = e, true
+		}
+	}
+	switch {
+	case drained && !t.runaway.IsZero():
+		fmt.Fprintf(t.w, "The drain went out at %s, %s before thermal runaway at %s.\n",
+			t.at(drainAt), t.runaway.Sub(drainAt).Round(time.Second), t.at(t.runaway))
+	case drained:
+		fmt.Fprintf(t.w, "The drain went out at %s.\n", t.at(drainAt))
+	default:
+		fmt.Fprintln(t.w, "No drain signal was sent.")
+	}
+	if t.badSig > 0 {
+		return fmt.Errorf("demo: %d drain signals failed verification", t.badSig)
+	}
+	if drained != sc.Expect.Drain {
+		return fmt.Errorf("demo: scenario %s expects drain=%v, got %v", sc.Name, sc.Expect.Drain, drained)
+	}
+	if drained && !t.runaway.IsZero() && t.runaway.Sub(drainAt) < sc.Expect.MinDrainLead {
+		return fmt.Errorf("demo: drain led runaway by %s, the scenario expects at least %s", t.runaway.Sub(drainAt).Round(time.Second), sc.Expect.MinDrainLead)
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+// Command firebreak is the edge daemon and its tools: run, check, replay, demo, version.
+// main only maps the outcome of run to an exit code: 0 ok, 1 runtime failure, 2 bad usage or
+// bad config.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/firebreak-dc/firebreak/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "firebreak:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError marks bad command-line usage (exit 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+func exitCode(err error) int {
+	var ue *usageError
+	if errors.As(err, &ue) || errors.Is(err, config.ErrInvalid) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `usage:
+  firebreak run    -config site.yaml          the daemon
+  firebreak check  -config site.yaml          validate; print each device's Modbus request plan
+  firebreak demo   [-speed 60] [-scenario internal-short]
+                                             simulator + embedded broker + daemon, one process
+  firebreak version`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("no command\n%s", usage)
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "firebreak", version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return usagef("unknown command %q\n%s", args[0], usage)
+}

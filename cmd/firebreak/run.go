@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/firebreak-dc/firebreak/collectors"
+	"github.com/firebreak-dc/firebreak/internal/clock"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/mqttx"
+)
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("firebreak "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return usagef("%s", fs.Name())
+		}
+		return usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return nil, usagef("-config is required")
+	}
+	return config.Load(path)
+}
+
+func newLogger(level zapcore.Level, w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), level)
+	return zap.New(core)
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	path := fs.String("config", "", "site config (YAML)")
+	debug := fs.Bool("debug", false, "debug logging")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	level := zapcore.InfoLevel
+	if *debug {
+		level = zapcore.DebugLevel
+	}
+	log := newLogger(level, stderr).With(zap.String("site", cfg.Site), zap.String("instance", cfg.Instance))
+	defer log.Sync()
+	key, created, err := daemon.LoadOrCreateKey(cfg)
+	if err != nil {
+		return err
+	}
+	pub := base64.StdEncoding.EncodeToString(key.Public().([]byte))
+	if created {
+		log.Warn("created a new drain-signing key in state_dir; give its public key to the control plane", zap.String("public_key", pub))
+	} else {
+		log.Info("drain-signing key loaded", zap.String("public_key", pub))
+	}
+	if cfg.MQTT.Embedded.Listen != "" {
+		b, err := mqttx.StartBroker(cfg.MQTT.Embedded.Listen)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		log.Info("embedded MQTT broker listening", zap.String("addr", b.Addr))
+		if len(cfg.MQTT.Brokers) == 0 {
+			cfg.MQTT.Brokers = []string{"tcp://" + b.Addr}
+		}
+	}
+	return daemon.Run(ctx, daemon.Options{Config: cfg, Clock: clock.Real{}, Log: log, Version: version, SigningKey: key})
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", stderr)
+	path := fs.String("config", "", "site config (YAML)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: site %s, instance %s: %d connections, %d devices, %d zones: ok\n",
+		cfg.File, cfg.Site, cfg.Instance, len(cfg.Connections), len(cfg.Devices), len(cfg.Zones))
+	for _, d := range cfg.Devices {
+		dev, err := collectors.NewDevice(cfg, d)
+		if err != nil {
+			return err
+		}
+		collectors.WritePlan(stdout, d.Name, dev.Points, dev.Requests)
+	}
+	return nil
+}

@@ -1,0 +1,419 @@
+// Package daemon wires Firebreak together: a poller per connection, one goroutine that owns the
+// detection engine and the drain planner, and one publisher. It holds no feature logic of its
+// own (that is collectors/, alarms/ and cutover/); it owns goroutines, queues and shutdown.
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/firebreak-dc/firebreak/alarms"
+	"github.com/firebreak-dc/firebreak/collectors"
+	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/clock"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/mqttx"
+	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/wire"
+)
+
+// Options are what the daemon runs with.
+type Options struct {
+	Config     *config.Config
+	Clock      clock.Clock
+	Log        *zap.Logger
+	Version    string
+	SigningKey ed25519.PrivateKey
+	// ShutdownGrace bounds how long critical messages may still be flushed after ctx ends.
+	ShutdownGrace time.Duration
+}
+
+// Queue sizes: critical messages (alarms, risk, drain) are never dropped, so their queue is deep
+// and its sender blocks; telemetry is dropped, and counted, when the broker cannot keep up.
+const (
+	criticalQueue  = 4096
+	telemetryQueue = 1024
+	batchQueue     = 256
+)
+
+// NewBootID returns a random id for one run of the daemon.
+func NewBootID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Run runs the daemon until ctx ends, then flushes what it can within ShutdownGrace.
+func Run(ctx context.Context, o Options) error {
+	cfg, log := o.Config, o.Log
+	if o.ShutdownGrace == 0 {
+		o.ShutdownGrace = 5 * time.Second
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	if o.SigningKey == nil {
+		return errors.New("no signing key: drain signals must be signed")
+	}
+	seqFile := filepath.Join(cfg.StateDir, "cutover.seq")
+	seqStart, err := readSeq(seqFile)
+	if err != nil {
+		return err
+	}
+
+	bootID := NewBootID()
+	enc := wire.NewEncoder(cfg.MQTT.TopicPrefix, cfg.Site, cfg.Instance, bootID)
+
+	pollers, topo, err := build(cfg, o.Clock, log)
+	if err != nil {
+		return err
+	}
+	eng := alarms.New(topo, cfg.Detection)
+	var zones []cutover.Zone
+	for _, z := range cfg.Zones {
+		zones = append(zones, cutover.Zone{Name: z.Name, Domains: z.CutScope, Targets: cfg.Targets(z.CutScope)})
+	}
+	plan := cutover.NewPlanner(cutover.Options{Site: cfg.Site, Instance: cfg.Instance, BootID: bootID,
+		Heartbeat: cfg.Cutover.Heartbeat, Validity: cfg.Cutover.Validity, FireToPowerCut: cfg.Cutover.FireToPowerCut,
+		DryRun: cfg.Cutover.Mode == "dry-run", SeqStart: seqStart}, zones)
+
+	clientID := cfg.MQTT.ClientID
+	if clientID == "" {
+		clientID = "firebreak-" + cfg.Site + "-" + cfg.Instance
+	}
+	mq, err := mqttx.Dial(ctx, mqttx.Options{Brokers: cfg.MQTT.Brokers, ClientID: clientID,
+		WillTopic: enc.StatusTopic(), WillPayload: enc.Offline(o.Version, o.Clock.Now())}, log.With(zap.String("component", "mqtt")))
+	if err != nil {
+		return err
+	}
+	critical := make(chan wire.Message, criticalQueue)
+	telemetry := make(chan wire.Message, telemetryQueue)
+	critical <- enc.Status("online", o.Version, o.Clock.Now())
+	log.Info("firebreak running", zap.String("site", cfg.Site), zap.String("instance", cfg.Instance),
+		zap.String("boot_id", bootID), zap.Int("devices", len(cfg.Devices)), zap.Uint64("drain_seq", seqStart))
+
+	// Pollers stop with ctx; the engine loop stops when they have all stopped and it has
+	// drained their batches; the publisher stops when the engine has closed its queues.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	batches := make(chan sample.Batch, batchQueue)
+	var pg errgroup.Group
+	for _, p := range pollers {
+		p.Out = batches
+		pg.Go(func() error { return p.Run(ctx) })
+	}
+	var g errgroup.Group
+	g.Go(func() error {
+		err := pg.Wait()
+		close(batches)
+		return err
+	})
+	loop := &engineLoop{eng: eng, plan: plan, enc: enc, key: o.SigningKey, seqFile: seqFile, clk: o.Clock, log: log,
+		critical: critical, telemetry: telemetry, online: map[string]bool{}, racks: map[string]map[string]alarms.Stage{}}
+	g.Go(func() error {
+		defer close(critical)
+		defer close(telemetry)
+		err := loop.run(ctx, batches)
+		if err != nil {
+			stop() // the pollers must not wait on an engine that is gone
+			for range batches {
+			}
+		}
+		return err
+	})
+	g.Go(func() error {
+		// Publishing outlives ctx by the grace period so that the last alarms and drains go out.
+		pubCtx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			<-ctx.Done()
+			t := time.NewTimer(o.ShutdownGrace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-pubCtx.Done():
+			}
+		}()
+		err := publish(pubCtx, mq, critical, telemetry, log)
+		if err != nil {
+			// Keep draining so the engine never blocks on a queue nobody reads; what is left
+			// is counted and logged, not silently dropped.
+			lost := 0
+			for range critical {
+				lost++
+			}
+			for range telemetry {
+			}
+			if lost > 0 {
+				log.Error("critical messages not delivered at shutdown", zap.Int("messages", lost))
+			}
+		}
+		return err
+	})
+	err = g.Wait()
+	final := enc.Status("offline", o.Version, o.Clock.Now())
+	mq.Close(&final)
+	if loop.dropped > 0 {
+		log.Warn("telemetry dropped while the broker was slow", zap.Int("messages", loop.dropped))
+	}
+	return err
+}
+
+// build plans every device and makes one poller per connection.
+func build(cfg *config.Config, clk clock.Clock, log *zap.Logger) ([]*collectors.Poller, alarms.Topology, error) {
+	var topo alarms.Topology
+	for _, z := range cfg.Zones {
+		topo.Zones = append(topo.Zones, z.Name)
+	}
+	byConn := map[string]*collectors.Poller{}
+	var pollers []*collectors.Poller
+	for _, cn := range cfg.Connections {
+		ep, err := config.ParseEndpoint(cn.URL)
+		if err != nil {
+			return nil, topo, fmt.Errorf("connection %s: %w", cn.Name, err)
+		}
+		rd, err := collectors.NewReader(ep, cn.Timeout)
+		if err != nil {
+			return nil, topo, fmt.Errorf("connection %s: %w", cn.Name, err)
+		}
+		p := &collectors.Poller{Conn: cn.Name, Reader: rd, Clock: clk, Log: log.With(zap.String("component", "poller"), zap.String("connection", cn.Name))}
+		byConn[cn.Name] = p
+		pollers = append(pollers, p)
+	}
+	for _, d := range cfg.Devices {
+		dev, err := collectors.NewDevice(cfg, d)
+		if err != nil {
+			return nil, topo, err
+		}
+		byConn[d.Connection].Devices = append(byConn[d.Connection].Devices, dev)
+		units := map[string]string{}
+		for _, p := range dev.Points {
+			units[p.Name] = p.Unit
+		}
+		topo.Devices = append(topo.Devices, alarms.DeviceInfo{Name: d.Name, Zone: d.Zone, Interval: d.Interval, Units: units})
+	}
+	return pollers, topo, nil
+}
+
+// engineLoop owns the engine and the planner: nothing else touches them.
+type engineLoop struct {
+	eng       *alarms.Engine
+	plan      *cutover.Planner
+	enc       *wire.Encoder
+	key       ed25519.PrivateKey
+	seqFile   string
+	clk       clock.Clock
+	log       *zap.Logger
+	critical  chan<- wire.Message
+	telemetry chan<- wire.Message
+	online    map[string]bool
+	racks     map[string]map[string]alarms.Stage
+	dropped   int
+}
+
+func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error {
+	tick := l.clk.NewTimer(time.Second)
+	defer func() { tick.Stop() }()
+	for {
+		select {
+		case b, ok := <-batches:
+			if !ok {
+				return nil
+			}
+			l.availability(b)
+			l.eng.Step(b)
+			select {
+			case l.telemetry <- l.enc.Telemetry(b):
+			default:
+				l.dropped++
+			}
+		case now := <-tick.C():
+			l.eng.Tick(now)
+			l.plan.Tick(now)
+			tick = l.clk.NewTimer(time.Second)
+		}
+		if err := l.flush(); err != nil {
+			return err
+		}
+	}
+}
+
+func (l *engineLoop) availability(b sample.Batch) {
+	was, known := l.online[b.Device]
+	now := b.Err == nil
+	if known && was == now {
+		return
+	}
+	l.online[b.Device] = now
+	msg := ""
+	if b.Err != nil {
+		msg = b.Err.Error()
+		l.log.Warn("device offline", zap.String("device", b.Device), zap.Error(b.Err))
+	} else if known {
+		l.log.Info("device back online", zap.String("device", b.Device))
+	}
+	l.critical <- l.enc.Availability(b.Device, now, b.At, msg, b.At)
+}
+
+// flush performs the engine's and the planner's Ready, in order: alarm events, risk, drains.
+func (l *engineLoop) flush() error {
+	if l.eng.HasReady() {
+		rd := l.eng.Ready()
+		for _, ev := range rd.Events {
+			for _, m := range l.enc.AlarmEvent(ev) {
+				l.critical <- m
+			}
+		}
+		for _, rc := range rd.Risk {
+			if rc.Scope == alarms.ScopeRack {
+				if l.racks[rc.Zone] == nil {
+					l.racks[rc.Zone] = map[string]alarms.Stage{}
+				}
+				l.racks[rc.Zone][rc.Name] = rc.To
+			}
+			l.plan.StepRisk(rc)
+			l.critical <- l.enc.Risk(rc, l.racks[rc.Zone])
+			l.log.Info("risk", zap.String("scope", rc.Scope.String()), zap.String("name", rc.Name),
+				zap.Stringer("from", rc.From), zap.Stringer("to", rc.To), zap.String("reason", rc.Reason))
+		}
+		l.eng.Advance()
+	}
+	for _, s := range l.plan.Ready() {
+		// The seq is on disk before the signal leaves, so a restart never reuses one.
+		if err := writeSeq(l.seqFile, s.Seq); err != nil {
+			return err
+		}
+		if err := cutover.Sign(&s, l.key); err != nil {
+			return fmt.Errorf("sign drain signal: %w", err)
+		}
+		l.critical <- l.enc.Drain(s)
+		l.log.Info("drain signal", zap.String("zone", s.Zone), zap.String("action", string(s.Action)), zap.Uint64("seq", s.Seq))
+	}
+	l.plan.Advance()
+	return nil
+}
+
+// publish sends critical messages first; telemetry only when no critical one waits.
+func publish(ctx context.Context, mq *mqttx.Client, critical, telemetry <-chan wire.Message, log *zap.Logger) error {
+	for critical != nil || telemetry != nil {
+		select {
+		case m, ok := <-critical:
+			if !ok {
+				critical = nil
+				continue
+			}
+			if err := mq.Publish(ctx, m); err != nil {
+				log.Error("critical message not delivered", zap.String("topic", m.Topic), zap.Error(err))
+				return fmt.Errorf("publish: %w", err)
+			}
+			continue
+		default:
+		}
+		select {
+		case m, ok := <-critical:
+			if !ok {
+				critical = nil
+				continue
+			}
+			if err := mq.Publish(ctx, m); err != nil {
+				log.Error("critical message not delivered", zap.String("topic", m.Topic), zap.Error(err))
+				return fmt.Errorf("publish: %w", err)
+			}
+		case m, ok := <-telemetry:
+			if !ok {
+				telemetry = nil
+				continue
+			}
+			if err := mq.Publish(ctx, m); err != nil && ctx.Err() == nil {
+				log.Debug("telemetry not published", zap.String("topic", m.Topic), zap.Error(err))
+			}
+		}
+	}
+	return nil
+}
+
+func readSeq(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("drain seq: %w", err)
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("drain seq file %s is corrupt (%q): %w", path, b, err)
+	}
+	return n, nil
+}
+
+// writeSeq replaces the seq file atomically and durably.
+func writeSeq(path string, n uint64) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("drain seq: %w", err)
+	}
+	if _, err := f.WriteString(strconv.FormatUint(n, 10)); err != nil {
+		f.Close()
+		return fmt.Errorf("drain seq: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("drain seq: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("drain seq: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("drain seq: %w", err)
+	}
+	return nil
+}
+
+// LoadOrCreateKey returns the configured signing key, or the one in state_dir, creating it on the
+// first start (like an ssh host key); the caller logs its public half for the consumers.
+func LoadOrCreateKey(cfg *config.Config) (ed25519.PrivateKey, bool, error) {
+	if cfg.Cutover.SigningKeyFile != "" {
+		path := cfg.Cutover.SigningKeyFile
+		if !filepath.IsAbs(path) && cfg.File != "" {
+			path = filepath.Join(filepath.Dir(cfg.File), path)
+		}
+		k, err := cutover.LoadKey(path)
+		return k, false, err
+	}
+	path := filepath.Join(cfg.StateDir, "signing.key")
+	if k, err := cutover.LoadKey(path); err == nil {
+		return k, false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("state_dir: %w", err)
+	}
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, false, err
+	}
+	pemBytes, err := cutover.MarshalKey(k)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		return nil, false, fmt.Errorf("signing key: %w", err)
+	}
+	return k, true, nil
+}

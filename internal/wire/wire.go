@@ -1,0 +1,171 @@
+// Package wire turns engine and planner output into DESIGN's MQTT messages: topics, QoS, retain
+// flags and JSON payloads. It is pure, so the live daemon and `firebreak replay` print the same
+// bytes for the same inputs. Every payload carries ts, instance, boot_id and seq.
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/firebreak-dc/firebreak/alarms"
+	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/sample"
+)
+
+// Message is one MQTT publish.
+type Message struct {
+	Topic   string          `json:"topic"`
+	QoS     byte            `json:"-"`
+	Retain  bool            `json:"-"`
+	Payload json.RawMessage `json:"payload"`
+	// Critical messages (alarms, risk, drain) are never dropped; telemetry may be under load.
+	Critical bool `json:"-"`
+}
+
+// Encoder numbers and stamps messages for one daemon boot.
+type Encoder struct {
+	Prefix   string // <topic_prefix>/<site>
+	Instance string
+	BootID   string
+	seq      uint64
+}
+
+// NewEncoder returns an encoder for topic prefix P = prefix/site.
+func NewEncoder(prefix, site, instance, bootID string) *Encoder {
+	return &Encoder{Prefix: prefix + "/" + site, Instance: instance, BootID: bootID}
+}
+
+type envelope struct {
+	TS       time.Time `json:"ts"`
+	Instance string    `json:"instance"`
+	BootID   string    `json:"boot_id"`
+	Seq      uint64    `json:"seq"`
+}
+
+func (e *Encoder) env(ts time.Time) envelope {
+	e.seq++
+	return envelope{TS: ts.UTC(), Instance: e.Instance, BootID: e.BootID, Seq: e.seq}
+}
+
+func (e *Encoder) msg(topic string, qos byte, retain, critical bool, v any) Message {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every payload here is built from plain structs; a failure is a programming error, and
+		// the message still goes out saying so rather than vanishing.
+		b, _ = json.Marshal(map[string]string{"error": fmt.Sprintf("encode %s: %v", topic, err)})
+	}
+	return Message{Topic: topic, QoS: qos, Retain: retain, Payload: b, Critical: critical}
+}
+
+// Status is P/node/<instance>/status (retained; the last will says offline).
+func (e *Encoder) Status(state, version string, at time.Time) Message {
+	return e.msg(e.StatusTopic(), 1, true, true, struct {
+		envelope
+		State   string `json:"state"`
+		Version string `json:"version"`
+	}{e.env(at), state, version})
+}
+
+// StatusTopic is where Status goes, for the last will.
+func (e *Encoder) StatusTopic() string { return e.Prefix + "/node/" + e.Instance + "/status" }
+
+// Offline is the last-will payload: it cannot carry a ts or seq of its own moment, so it carries
+// the boot's.
+func (e *Encoder) Offline(version string, at time.Time) []byte {
+	b, _ := json.Marshal(struct {
+		envelope
+		State   string `json:"state"`
+		Version string `json:"version"`
+	}{envelope{TS: at.UTC(), Instance: e.Instance, BootID: e.BootID}, "offline", version})
+	return b
+}
+
+// AlarmEvent is the retained alarm state on P/alarm/<id> and the transition on P/events.
+func (e *Encoder) AlarmEvent(ev alarms.AlarmEvent) []Message {
+	state := e.msg(e.Prefix+"/alarm/"+ev.Alarm.ID, 1, true, true, struct {
+		envelope
+		alarms.Alarm
+	}{e.env(ev.At), ev.Alarm})
+	env := e.env(ev.At)
+	event := e.msg(e.Prefix+"/events", 1, false, true, struct {
+		envelope
+		EventID string `json:"event_id"`
+		alarms.AlarmEvent
+	}{env, fmt.Sprintf("%s.%s.%d", e.Instance, e.BootID, env.Seq), ev})
+	return []Message{state, event}
+}
+
+// Risk is P/risk/<zone> (retained); rack changes go out on the same topic as part of the zone's
+// picture, so a dashboard needs one subscription per zone.
+func (e *Encoder) Risk(rc alarms.RiskChange, racks map[string]alarms.Stage) Message {
+	rs := map[string]int{}
+	for k, v := range racks {
+		rs[k] = int(v)
+	}
+	return e.msg(e.Prefix+"/risk/"+rc.Zone, 1, true, true, struct {
+		envelope
+		Scope    string            `json:"scope"`
+		Name     string            `json:"name"`
+		Stage    int               `json:"stage"`
+		StageNm  string            `json:"stage_name"`
+		From     int               `json:"from"`
+		Since    time.Time         `json:"since"`
+		Reason   string            `json:"reason"`
+		Evidence []alarms.Evidence `json:"evidence"`
+		Racks    map[string]int    `json:"racks"`
+	}{e.env(rc.At), rc.Scope.String(), rc.Name, int(rc.To), rc.To.String(), int(rc.From), rc.Since.UTC(), rc.Reason, nonNil(rc.Evidence), rs})
+}
+
+func nonNil(e []alarms.Evidence) []alarms.Evidence {
+	if e == nil {
+		return []alarms.Evidence{}
+	}
+	return e
+}
+
+// Drain is P/drain/<zone> (retained): the signed signal as it is, envelope fields included.
+func (e *Encoder) Drain(s cutover.Signal) Message {
+	return e.msg(e.Prefix+"/drain/"+s.Zone, 1, true, true, s)
+}
+
+// DrainTopic is where a zone's signals go.
+func (e *Encoder) DrainTopic(zone string) string { return e.Prefix + "/drain/" + zone }
+
+// Availability is P/dev/<device>/availability (retained).
+func (e *Encoder) Availability(device string, online bool, since time.Time, lastErr string, at time.Time) Message {
+	st := "offline"
+	if online {
+		st = "online"
+	}
+	return e.msg(e.Prefix+"/dev/"+device+"/availability", 1, true, true, struct {
+		envelope
+		State     string    `json:"state"`
+		Since     time.Time `json:"since"`
+		LastError string    `json:"last_error,omitempty"`
+	}{e.env(at), st, since.UTC(), lastErr})
+}
+
+// Telemetry is P/dev/<device>/telemetry (QoS 0): values only where the quality is good, so that
+// no dashboard ever plots a sentinel or a NaN; the quality of every point is reported.
+func (e *Encoder) Telemetry(b sample.Batch) Message {
+	values := map[string]any{}
+	quality := map[string]string{}
+	for _, s := range b.Samples {
+		quality[s.Point] = s.Quality.String()
+		if s.Quality != sample.Good {
+			continue
+		}
+		if s.Text != "" {
+			values[s.Point] = s.Text
+		} else if !math.IsNaN(s.Value) && !math.IsInf(s.Value, 0) {
+			values[s.Point] = s.Value
+		}
+	}
+	return e.msg(e.Prefix+"/dev/"+b.Device+"/telemetry", 0, false, false, struct {
+		envelope
+		Values  map[string]any    `json:"values"`
+		Quality map[string]string `json:"quality"`
+	}{e.env(b.At), values, quality})
+}
