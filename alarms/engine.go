@@ -38,10 +38,12 @@ type Engine struct {
 }
 
 type devState struct {
-	info     DeviceInfo
-	points   map[string]*pointState
-	lastOK   time.Time
-	currentA float64
+	info      DeviceInfo
+	points    map[string]*pointState
+	lastOK    time.Time
+	lastErrAt time.Time
+	lastErr   string
+	currentA  float64
 }
 
 type obs struct {
@@ -143,6 +145,8 @@ func (e *Engine) Step(b sample.Batch) {
 	if b.Err == nil {
 		d.lastOK = b.At
 		e.setCond(d, "", "comm_lost", Comms, StageNormal, 0, "", "", b.At)
+	} else {
+		d.lastErrAt, d.lastErr = b.At, b.Err.Error()
 	}
 	for _, s := range b.Samples {
 		if s.Role == "" || s.Quality == sample.CommLost {
@@ -185,8 +189,13 @@ func (e *Engine) Tick(now time.Time) {
 			last = e.started
 		}
 		if now.Sub(last) > limit {
-			e.setCond(d, "", "comm_lost", Comms, StageWatch, now.Sub(last).Seconds(), "s",
-				fmt.Sprintf("%s has not answered for %s", name, now.Sub(last).Round(time.Second)), now)
+			// Say which it is: the device failed the polls, or no data came at all (a poller
+			// that is behind, or a trace with no rows). Both leave the rack unwatched.
+			text := fmt.Sprintf("no data from %s for %s", name, now.Sub(last).Round(time.Second))
+			if d.lastErrAt.After(d.lastOK) {
+				text = fmt.Sprintf("%s has not answered for %s: %s", name, now.Sub(last).Round(time.Second), d.lastErr)
+			}
+			e.setCond(d, "", "comm_lost", Comms, StageWatch, now.Sub(last).Seconds(), "s", text, now)
 		}
 	}
 	e.restage(now)

@@ -1,6 +1,7 @@
 package alarms
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -223,8 +224,32 @@ func TestSilentBMSWithGasIsCritical(t *testing.T) {
 	if r.zone() != StageCritical {
 		t.Fatalf("zone %v, want critical", r.zone())
 	}
-	if !strings.Contains(r.risk[len(r.risk)-1].Reason, "rack-1 has not answered") {
+	if !strings.Contains(r.risk[len(r.risk)-1].Reason, "no data from rack-1") {
 		t.Errorf("reason does not name the silent rack: %s", r.risk[len(r.risk)-1].Reason)
+	}
+}
+
+func TestFailedPollsAreNamedAsSuch(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 6; i++ {
+		r.quiet()
+		r.rack("rack-1", -1, 0)
+		r.step(sample.Batch{Device: "rack-1", At: r.now, Err: errors.New("i/o timeout")})
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageNormal {
+		t.Fatalf("a rack that answers between failures staged %v", r.zone())
+	}
+	for i := 0; i < 6; i++ {
+		r.quiet()
+		r.step(sample.Batch{Device: "rack-1", At: r.now, Err: errors.New("i/o timeout")})
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageWatch || !strings.Contains(r.risk[len(r.risk)-1].Reason, "rack-1 has not answered for 4s: i/o timeout") {
+		t.Fatalf("zone %v, reason %q", r.zone(), r.risk[len(r.risk)-1].Reason)
 	}
 }
 

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/firebreak-dc/firebreak/configs"
+)
+
+func TestCheckReportsEveryMistakeAndExits2(t *testing.T) {
+	t.Parallel()
+	bad := `site: pangyo-a
+instance: fb-a1
+state_dir: /tmp/fb
+connections:
+  - {name: bms-gw-1, url: "tcp://10.20.0.5:502", max_registers_per_request: 200}
+devices:
+  - {name: rack-01, connection: bms-gw-1, unit_id: 1, profile: li-ion-rack, zone: b3-battery}
+  - {name: rack-02, connection: bms-gw-1, unit_id: 0, profile: li-ion-rack, zone: b3-battery}
+  - {name: rack-03, connection: bms-gw-1, unit_id: 3, profile: lion-rack, zone: b3-battery}
+zones:
+  - {name: b3-battery, cut_scope: [ups-a]}
+domains:
+  - {name: ups-a, targets: [hall-1]}
+`
+	path := filepath.Join(t.TempDir(), "site.yaml")
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"check", "-config", path}, &out, &errOut)
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	if code := exitCode(err); code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	for _, want := range []string{
+		path + ": connections[0].max_registers_per_request: must be 1..125, got 200",
+		path + ": devices[1].unit_id: must be 1..247, got 0",
+		path + `: devices[2].profile: is not a known profile`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestCheckPrintsThePlan(t *testing.T) {
+	t.Parallel()
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	path := filepath.Join(t.TempDir(), "site.yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"check", "-config", path}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	// The rack profile's input registers 0-2, 10 and 20-21 merge across gaps of 7 and 9 under
+	// max_gap 16; 100-115, 200-207 and 300 stand apart; the contactor is a discrete input.
+	if !strings.Contains(out.String(), "rack-01: 31 points, 5 requests per cycle, 48 registers read, 16 read and discarded") {
+		t.Errorf("plan:\n%s", out.String())
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{}, {"nope"}, {"check"}, {"run", "-bogus"}, {"demo", "-speed", "0"}} {
+		err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || exitCode(err) != 2 {
+			t.Errorf("%v: err %v, exit %d", args, err, exitCode(err))
+		}
+	}
+	if err := run(context.Background(), []string{"check", "-config", "/no/such/file.yaml"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || exitCode(err) != 1 {
+		t.Errorf("a missing file is a runtime failure (1), got %v", err)
+	}
+}
+
+// TestDemo runs the README's first command (faster) and checks what a person would read.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"demo", "-speed", "100"}, &out, &errOut); err != nil {
+		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	s := out.String()
+	for _, want := range []string{"[room] internal short in rack-03", "RISK  zone b3-battery: stage 2 → 3 (critical)",
+		"DRAIN DRAIN → control plane", "signature verified", "[room] runaway in rack-03", "before thermal runaway"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, s)
+		}
+	}
+}

@@ -1,0 +1,197 @@
+package daemon_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/firebreak-dc/firebreak/configs"
+	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/clock"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/sim"
+	"github.com/firebreak-dc/firebreak/internal/testenv"
+)
+
+// hilSpeed runs scenario time this much faster than real time; simulator and daemon share the
+// clock, so detector windows and physics see the same seconds.
+const hilSpeed = 50
+
+// TestHIL runs each scenario through the whole chain: simulator over real Modbus TCP → daemon →
+// real Mosquitto → a control-plane subscriber that verifies each drain signal, and asserts the
+// outcome the scenario file writes down.
+func TestHIL(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	for _, name := range []string{"internal-short", "normal"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			runHIL(t, broker, name)
+		})
+	}
+}
+
+type controlPlane struct {
+	mu       sync.Mutex
+	pub      ed25519.PublicKey
+	clk      clock.Clock
+	signals  []cutover.Signal
+	refused  []string
+	maxStage int
+	reasons  []string
+	lastSeq  uint64
+}
+
+func (cp *controlPlane) handle(topic string, payload []byte) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	switch {
+	case strings.Contains(topic, "/drain/"):
+		s, err := cutover.Verify(payload, cp.pub, cp.clk.Now())
+		if err != nil {
+			cp.refused = append(cp.refused, err.Error())
+			return
+		}
+		if s.Seq <= cp.lastSeq {
+			cp.refused = append(cp.refused, fmt.Sprintf("seq %d after %d", s.Seq, cp.lastSeq))
+			return
+		}
+		cp.lastSeq = s.Seq
+		cp.signals = append(cp.signals, s)
+	case strings.Contains(topic, "/risk/"):
+		var r struct {
+			Scope  string `json:"scope"`
+			Stage  int    `json:"stage"`
+			Reason string `json:"reason"`
+		}
+		if err := json.Unmarshal(payload, &r); err == nil && r.Scope == "zone" {
+			cp.maxStage = max(cp.maxStage, r.Stage)
+			cp.reasons = append(cp.reasons, fmt.Sprintf("stage %d: %s", r.Stage, r.Reason))
+		}
+	}
+}
+
+func runHIL(t *testing.T, broker, scenario string) {
+	data, err := configs.FS.ReadFile("sites/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(data, "demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Site = "hil-" + scenario
+	cfg.StateDir = t.TempDir()
+	cfg.MQTT.Brokers = []string{broker}
+	sc, err := sim.LoadScenario(scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewScaled(time.Now().UTC(), hilSpeed)
+	s, err := sim.New(cfg, sc, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, cn := range cfg.Connections {
+		srv, err := s.Serve(cn.Name, "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		cfg.Connections[i].URL = "tcp://" + srv.Addr
+	}
+	pub, key, _ := ed25519.GenerateKey(nil)
+
+	cp := &controlPlane{pub: pub, clk: clk}
+	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("cp-" + scenario).SetOrderMatters(false)
+	sub := paho.NewClient(opts)
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("control plane connect: %v", tok.Error())
+	}
+	defer sub.Disconnect(100)
+	prefix := cfg.MQTT.TopicPrefix + "/" + cfg.Site
+	tok := sub.SubscribeMultiple(map[string]byte{prefix + "/drain/+": 1, prefix + "/risk/+": 1},
+		func(_ paho.Client, m paho.Message) { cp.handle(m.Topic(), m.Payload()) })
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Run(gctx) })
+	g.Go(func() error {
+		return daemon.Run(gctx, daemon.Options{Config: cfg, Clock: clk, Log: zap.NewNop(), Version: "test", SigningKey: key, ShutdownGrace: 2 * time.Second})
+	})
+	realLimit := time.Duration(float64(sc.Duration)/hilSpeed) + time.Minute
+	select {
+	case <-s.Done():
+	case <-time.After(realLimit):
+		t.Errorf("scenario did not finish within %s of real time", realLimit)
+	}
+	// The last sample of the scenario is seconds of scenario time behind its end: let it through.
+	if err := clock.Sleep(ctx, clk, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := g.Wait(); err != nil {
+		t.Fatalf("daemon: %v", err)
+	}
+
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if len(cp.refused) > 0 {
+		t.Errorf("the control plane refused signals: %v", cp.refused)
+	}
+	var runaway time.Time
+	for _, e := range s.Truth() {
+		if e.Kind == "runaway" {
+			runaway = e.At
+		}
+	}
+	if sc.Expect.Runaway != !runaway.IsZero() {
+		t.Errorf("runaway expected %v, happened %v", sc.Expect.Runaway, !runaway.IsZero())
+	}
+	if cp.maxStage != sc.Expect.MaxStage {
+		t.Errorf("highest zone stage %d, scenario expects %d; zone changes:\n%s", cp.maxStage, sc.Expect.MaxStage, strings.Join(cp.reasons, "\n"))
+	}
+	var drain *cutover.Signal
+	for i, sig := range cp.signals {
+		if sig.Action == cutover.Drain || sig.Action == cutover.Evacuate {
+			drain = &cp.signals[i]
+			break
+		}
+	}
+	if !sc.Expect.Drain {
+		if len(cp.signals) > 0 {
+			t.Fatalf("scenario %s must not drain; got %d signals, first %s: %s", scenario, len(cp.signals), cp.signals[0].Action, cp.signals[0].Reason)
+		}
+		t.Logf("HIL %s: no drain, highest stage %d, as expected", scenario, cp.maxStage)
+		return
+	}
+	if drain == nil {
+		t.Fatalf("no drain signal arrived (%d signals)", len(cp.signals))
+	}
+	if drain.Zone != sc.Expect.DrainZone {
+		t.Errorf("drain for zone %s, want %s", drain.Zone, sc.Expect.DrainZone)
+	}
+	if len(drain.Targets) == 0 || len(drain.Domains) == 0 {
+		t.Errorf("drain names no domains or targets: %+v", drain)
+	}
+	if !runaway.IsZero() {
+		lead := runaway.Sub(drain.IssuedAt)
+		t.Logf("HIL %s: drain issued %s before runaway (scenario expects at least %s): %s", scenario, lead.Round(time.Second), sc.Expect.MinDrainLead, drain.Reason)
+		if lead < sc.Expect.MinDrainLead {
+			t.Errorf("drain lead time %s, scenario expects at least %s", lead.Round(time.Second), sc.Expect.MinDrainLead)
+		}
+	}
+}
