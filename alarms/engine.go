@@ -54,6 +54,7 @@ type obs struct {
 type pointState struct {
 	role      string
 	hist      []obs // good samples within the longest detector window
+	fit       fit   // running least-squares sums over hist
 	last      float64
 	good      bool
 	tempLevel Stage
@@ -144,7 +145,7 @@ func (e *Engine) Step(b sample.Batch) {
 	e.touch(b.At)
 	if b.Err == nil {
 		d.lastOK = b.At
-		e.setCond(d, "", "comm_lost", Comms, StageNormal, 0, "", "", b.At)
+		e.setCond(d, "", "comm_lost", Comms, StageNormal, 0, "", noText, b.At)
 	} else {
 		d.lastErrAt, d.lastErr = b.At, b.Err.Error()
 	}
@@ -163,8 +164,10 @@ func (e *Engine) Step(b sample.Batch) {
 		}
 		ps.last, ps.good = s.Value, true
 		ps.hist = append(ps.hist, obs{s.At, s.Value})
+		ps.fit.add(ps.hist, obs{s.At, s.Value})
 		cut := 0
 		for cut < len(ps.hist) && s.At.Sub(ps.hist[cut].t) > e.window() {
+			ps.fit.remove(ps.hist[cut])
 			cut++
 		}
 		ps.hist = ps.hist[cut:]
@@ -195,7 +198,7 @@ func (e *Engine) Tick(now time.Time) {
 			if d.lastErrAt.After(d.lastOK) {
 				text = fmt.Sprintf("%s has not answered for %s: %s", name, now.Sub(last).Round(time.Second), d.lastErr)
 			}
-			e.setCond(d, "", "comm_lost", Comms, StageWatch, now.Sub(last).Seconds(), "s", text, now)
+			e.setCond(d, "", "comm_lost", Comms, StageWatch, now.Sub(last).Seconds(), "s", func() string { return text }, now)
 		}
 	}
 	e.restage(now)
@@ -220,13 +223,13 @@ func (d *devState) isRack() bool {
 func (e *Engine) sensorHealth(d *devState, s sample.Sample, ps *pointState) {
 	bad := s.Quality == sample.Invalid || s.Quality == sample.OutOfRange
 	st := StageNormal
-	txt := ""
 	if bad {
 		st = StageWatch
-		txt = fmt.Sprintf("%s.%s reads no plausible value (%s)", d.info.Name, s.Point, s.Quality)
 		ps.good = false
 	}
-	e.setCond(d, s.Point, "sensor_fault", SensorHealth, st, s.Value, d.info.Units[s.Point], txt, s.At)
+	e.setCond(d, s.Point, "sensor_fault", SensorHealth, st, s.Value, d.info.Units[s.Point], func() string {
+		return fmt.Sprintf("%s.%s reads no plausible value (%s)", d.info.Name, s.Point, s.Quality)
+	}, s.At)
 }
 
 func (e *Engine) detect(d *devState, s sample.Sample, ps *pointState) {
@@ -250,26 +253,28 @@ func (e *Engine) detect(d *devState, s sample.Sample, ps *pointState) {
 			ps.baseline += 0.01 * (s.Value - ps.baseline)
 		}
 		ps.gasOn = on
-		e.level(d, s, on, "offgas", Gas, StageWarning, unit, fmt.Sprintf("off-gas %.1f ppm (baseline %.1f ppm)", s.Value, ps.baseline))
+		e.level(d, s, on, "offgas", Gas, StageWarning, unit, func() string { return fmt.Sprintf("off-gas %.1f ppm (baseline %.1f ppm)", s.Value, ps.baseline) })
 	case "co_ppm":
-		e.level(d, s, s.Value >= e.th.COWarnPPM, "co_high", Gas, StageWarning, unit, fmt.Sprintf("CO %.0f ppm", s.Value))
+		e.level(d, s, s.Value >= e.th.COWarnPPM, "co_high", Gas, StageWarning, unit, func() string { return fmt.Sprintf("CO %.0f ppm", s.Value) })
 	case "h2_ppm":
 		lim := e.th.H2FireLFLFrac * e.th.H2LFLPPM
-		e.level(d, s, s.Value >= lim, "h2_lfl", Gas, StageFire, unit, fmt.Sprintf("H2 %.0f ppm, %.0f %% of its LFL", s.Value, 100*s.Value/e.th.H2LFLPPM))
+		e.level(d, s, s.Value >= lim, "h2_lfl", Gas, StageFire, unit, func() string {
+			return fmt.Sprintf("H2 %.0f ppm, %.0f %% of its LFL", s.Value, 100*s.Value/e.th.H2LFLPPM)
+		})
 	case "smoke":
-		e.level(d, s, s.Value != 0, "smoke", Smoke, StageCritical, "", "smoke detected in the room")
+		e.level(d, s, s.Value != 0, "smoke", Smoke, StageCritical, "", constText("smoke detected in the room"))
 	case "heat":
-		e.level(d, s, s.Value != 0, "heat", Smoke, StageCritical, "", "heat detector in alarm")
+		e.level(d, s, s.Value != 0, "heat", Smoke, StageCritical, "", constText("heat detector in alarm"))
 	case "suppression_released":
-		e.level(d, s, s.Value != 0, "suppression_released", Fire, StageCritical, "", "gas suppression released")
+		e.level(d, s, s.Value != 0, "suppression_released", Fire, StageCritical, "", constText("gas suppression released"))
 	case "fire_alarm":
-		e.level(d, s, s.Value != 0, "fire_alarm", Fire, StageFire, "", "fire panel in alarm")
+		e.level(d, s, s.Value != 0, "fire_alarm", Fire, StageFire, "", constText("fire panel in alarm"))
 	case "bms_alarm":
-		e.level(d, s, s.Value != 0, "bms_alarm", BMS, StageWatch, "", fmt.Sprintf("BMS alarm word 0x%04X", uint16(s.Value)))
+		e.level(d, s, s.Value != 0, "bms_alarm", BMS, StageWatch, "", func() string { return fmt.Sprintf("BMS alarm word 0x%04X", uint16(s.Value)) })
 	}
 }
 
-func (e *Engine) level(d *devState, s sample.Sample, on bool, det string, m Modality, st Stage, unit, text string) {
+func (e *Engine) level(d *devState, s sample.Sample, on bool, det string, m Modality, st Stage, unit string, text func() string) {
 	if !on {
 		st = StageNormal
 	}
@@ -285,16 +290,21 @@ func (e *Engine) temperature(d *devState, s sample.Sample, ps *pointState, unit 
 	case v >= th.CellTempWatchC:
 		lvl = StageWatch
 	}
-	thr := map[Stage]float64{StageWatch: th.CellTempWatchC, StageWarning: th.CellTempWarnC, StageCritical: th.CellTempCritC}
-	if ps.tempLevel > lvl && ps.tempLevel <= StageWarning && v >= thr[ps.tempLevel]-th.TempDeadbandC {
+	thr := th.CellTempWatchC
+	if ps.tempLevel == StageWarning {
+		thr = th.CellTempWarnC
+	}
+	if ps.tempLevel > lvl && ps.tempLevel <= StageWarning && v >= thr-th.TempDeadbandC {
 		lvl = ps.tempLevel
 	}
-	slope, n := slopePerMin(ps.hist, s.At, th.RiseWindow)
-	text := fmt.Sprintf("%s.%s at %.1f °C", d.info.Name, s.Point, v)
+	slope, n := ps.fit.slopePerMin()
+	text := func() string { return fmt.Sprintf("%s.%s at %.1f °C", d.info.Name, s.Point, v) }
 	// Confirmed: hot and still rising over the window, which a spike or a stuck sensor is not.
 	if v >= th.CellTempCritC && n >= 5 && slope > 0.1 && persisted(ps.hist, 3, th.CellTempWarnC) {
 		lvl = StageCritical
-		text += fmt.Sprintf(", rising %.1f °C/min", slope)
+		text = func() string {
+			return fmt.Sprintf("%s.%s at %.1f °C, rising %.1f °C/min", d.info.Name, s.Point, v, slope)
+		}
 	}
 	if lvl < StageCritical {
 		ps.tempLevel = lvl
@@ -314,17 +324,22 @@ func (e *Engine) temperature(d *devState, s sample.Sample, ps *pointState, unit 
 	if rising && s.At.Sub(ps.riseSince) >= th.RiseWatchFor {
 		rl = StageWatch
 	}
-	e.setCond(d, s.Point, "rise", Temperature, rl, slope, "°C/min", fmt.Sprintf("%s.%s rising %.1f °C/min", d.info.Name, s.Point, slope), s.At)
+	e.setCond(d, s.Point, "rise", Temperature, rl, slope, "°C/min", func() string { return fmt.Sprintf("%s.%s rising %.1f °C/min", d.info.Name, s.Point, slope) }, s.At)
 
 	// Runaway: every step of the last RunawayFor rose at least RunawayCPerS.
 	rs := StageNormal
 	if r, ok := sustainedRise(ps.hist, s.At, th.RunawayFor, th.RunawayCPerS); ok {
 		rs = StageFire
-		e.setCond(d, s.Point, "runaway", Temperature, rs, r, "°C/s", fmt.Sprintf("%s.%s thermal runaway: %.1f °C/s", d.info.Name, s.Point, r), s.At)
+		e.setCond(d, s.Point, "runaway", Temperature, rs, r, "°C/s", func() string { return fmt.Sprintf("%s.%s thermal runaway: %.1f °C/s", d.info.Name, s.Point, r) }, s.At)
 	} else {
-		e.setCond(d, s.Point, "runaway", Temperature, rs, 0, "°C/s", "", s.At)
+		e.setCond(d, s.Point, "runaway", Temperature, rs, 0, "°C/s", noText, s.At)
 	}
 }
+
+func noText() string { return "" }
+
+// constText is a text that needs no formatting.
+func constText(s string) func() string { return func() string { return s } }
 
 // dischargeCurrentA: above this string current a rack warms from its own load, not a fault.
 const dischargeCurrentA = 20
@@ -346,13 +361,17 @@ func (e *Engine) peers(d *devState, now time.Time) {
 		case delta >= e.th.PeerDeltaWatchC:
 			lvl = StageWatch
 		}
-		thr := map[Stage]float64{StageWatch: e.th.PeerDeltaWatchC, StageWarning: e.th.PeerDeltaWarnC}
-		if ps.peerLevel > lvl && delta >= thr[ps.peerLevel]-e.th.TempDeadbandC {
+		thr := e.th.PeerDeltaWatchC
+		if ps.peerLevel == StageWarning {
+			thr = e.th.PeerDeltaWarnC
+		}
+		if ps.peerLevel > lvl && delta >= thr-e.th.TempDeadbandC {
 			lvl = ps.peerLevel
 		}
 		ps.peerLevel = lvl
-		e.setCond(d, n, "peer_delta", Temperature, lvl, delta, "°C",
-			fmt.Sprintf("%s.%s %.1f °C above the rack median %.1f °C", d.info.Name, n, delta, med), now)
+		e.setCond(d, n, "peer_delta", Temperature, lvl, delta, "°C", func() string {
+			return fmt.Sprintf("%s.%s %.1f °C above the rack median %.1f °C", d.info.Name, n, delta, med)
+		}, now)
 	}
 }
 
@@ -383,7 +402,7 @@ func (e *Engine) voltages(d *devState, now time.Time) {
 		case rest && math.Abs(v-med)*1000 >= e.th.CellVDeltaWatchMV:
 			lvl, text = StageWatch, fmt.Sprintf("%s.%s %.0f mV from the rack median at rest", d.info.Name, n, (v-med)*1000)
 		}
-		e.setCond(d, n, "cell_voltage", Voltage, lvl, v, "V", text, now)
+		e.setCond(d, n, "cell_voltage", Voltage, lvl, v, "V", func() string { return text }, now)
 	}
 }
 
@@ -403,7 +422,7 @@ func (d *devState) goodByRole(role string) ([]string, []float64) {
 }
 
 // setCond raises, updates or clears one condition and drives its alarm's lifecycle.
-func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v float64, unit, text string, now time.Time) {
+func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v float64, unit string, textFn func() string, now time.Time) {
 	id := d.info.Name
 	if point != "" {
 		id += "." + point
@@ -417,6 +436,7 @@ func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v
 		}
 		return
 	}
+	text := textFn()
 	source := d.info.Name + "." + point
 	if point == "" {
 		source = d.info.Name + "." + det
@@ -644,25 +664,45 @@ func persisted(h []obs, k int, v float64) bool {
 	return true
 }
 
-// slopePerMin is the least-squares slope (per minute) of the samples within window before now.
-func slopePerMin(h []obs, now time.Time, window time.Duration) (float64, int) {
-	var n, sx, sy, sxx, sxy float64
-	for _, o := range h {
-		if now.Sub(o.t) > window {
-			continue
+// fit keeps the sums of a least-squares line through a sliding window, so the slope costs O(1)
+// per sample. x is minutes since origin; the origin moves forward (and the sums are rebuilt from
+// the window) once an hour, so the sums never grow large enough to lose precision.
+type fit struct {
+	origin              time.Time
+	n, sx, sy, sxx, sxy float64
+}
+
+func (f *fit) x(t time.Time) float64 { return t.Sub(f.origin).Minutes() }
+
+// add takes o, already appended to h (the window it belongs to).
+func (f *fit) add(h []obs, o obs) {
+	if f.origin.IsZero() || o.t.Sub(f.origin) > time.Hour {
+		*f = fit{origin: h[0].t}
+		for _, p := range h[:len(h)-1] {
+			f.accumulate(p, 1)
 		}
-		x := now.Sub(o.t).Minutes() * -1
-		n++
-		sx += x
-		sy += o.v
-		sxx += x * x
-		sxy += x * o.v
 	}
-	den := n*sxx - sx*sx
-	if n < 2 || den == 0 {
-		return 0, int(n)
+	f.accumulate(o, 1)
+}
+
+func (f *fit) remove(o obs) { f.accumulate(o, -1) }
+
+func (f *fit) accumulate(o obs, sign float64) {
+	x := f.x(o.t)
+	f.n += sign
+	f.sx += sign * x
+	f.sy += sign * o.v
+	f.sxx += sign * x * x
+	f.sxy += sign * x * o.v
+}
+
+// slopePerMin is the window's least-squares slope per minute, and how many samples it rests on.
+func (f *fit) slopePerMin() (float64, int) {
+	den := f.n*f.sxx - f.sx*f.sx
+	if f.n < 2 || den <= 1e-12 {
+		return 0, int(f.n)
 	}
-	return (n*sxy - sx*sy) / den, int(n)
+	return (f.n*f.sxy - f.sx*f.sy) / den, int(f.n + 0.5)
 }
 
 // sustainedRise reports the mean rate over the last span if every step within it rose at least
