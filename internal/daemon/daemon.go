@@ -24,6 +24,7 @@ import (
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/influx"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/wire"
@@ -98,6 +99,10 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	sink, err := newSink(cfg, log)
+	if err != nil {
+		return err
+	}
 	critical := make(chan wire.Message, criticalQueue)
 	telemetry := make(chan wire.Message, telemetryQueue)
 	critical <- enc.Status("online", o.Version, o.Clock.Now())
@@ -121,7 +126,10 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	})
 	loop := &engineLoop{eng: eng, plan: plan, enc: enc, key: o.SigningKey, seqFile: seqFile, clk: o.Clock, log: log,
-		critical: critical, telemetry: telemetry, online: map[string]bool{}, racks: map[string]map[string]alarms.Stage{}}
+		critical: critical, telemetry: telemetry, sink: sink, online: map[string]bool{}, racks: map[string]map[string]alarms.Stage{}}
+	if sink != nil {
+		g.Go(func() error { return sink.Run(ctx) })
+	}
 	g.Go(func() error {
 		defer close(critical)
 		defer close(telemetry)
@@ -219,6 +227,7 @@ type engineLoop struct {
 	log       *zap.Logger
 	critical  chan<- wire.Message
 	telemetry chan<- wire.Message
+	sink      *influx.Sink
 	online    map[string]bool
 	racks     map[string]map[string]alarms.Stage
 	dropped   int
@@ -235,6 +244,9 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error
 			}
 			l.availability(b)
 			l.eng.Step(b)
+			if l.sink != nil {
+				l.sink.Offer(b)
+			}
 			select {
 			case l.telemetry <- l.enc.Telemetry(b):
 			default:
@@ -343,6 +355,28 @@ func publish(ctx context.Context, mq *mqttx.Client, critical, telemetry <-chan w
 		}
 	}
 	return nil
+}
+
+// newSink makes the Influx sink, or nil when influx.url is empty. The token comes from
+// influx.token_file or FIREBREAK_INFLUX_TOKEN, never from the config itself.
+func newSink(cfg *config.Config, log *zap.Logger) (*influx.Sink, error) {
+	if cfg.Influx.URL == "" {
+		return nil, nil
+	}
+	token := os.Getenv("FIREBREAK_INFLUX_TOKEN")
+	if cfg.Influx.TokenFile != "" {
+		path := cfg.Influx.TokenFile
+		if !filepath.IsAbs(path) && cfg.File != "" {
+			path = filepath.Join(filepath.Dir(cfg.File), path)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("influx.token_file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return influx.New(influx.Options{URL: cfg.Influx.URL, Token: token, Bucket: cfg.Influx.Bucket, Site: cfg.Site},
+		log.With(zap.String("component", "influx"))), nil
 }
 
 func readSeq(path string) (uint64, error) {

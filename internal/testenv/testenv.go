@@ -1,11 +1,14 @@
-// Package testenv starts the real servers integration tests talk to (Mosquitto, and later
-// InfluxDB) on free loopback ports, and stops them when the test ends. Outside CI a missing
+// Package testenv starts the real servers integration tests talk to (Mosquitto, InfluxDB 1.8)
+// on free loopback ports, and stops them when the test ends. Outside CI a missing
 // server skips the test; with CI=true it fails it, so CI never passes by skipping.
 package testenv
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,4 +109,90 @@ func waitListening(addr string, exited <-chan error, timeout time.Duration) bool
 		time.Sleep(20 * time.Millisecond) // polling a condition, in a test helper
 	}
 	return false
+}
+
+// InfluxDB18 starts a real InfluxDB 1.8 (influxd, from `go install
+// github.com/influxdata/influxdb/cmd/influxd@v1.8.10`) on free loopback ports with database db,
+// and returns its http:// URL.
+func InfluxDB18(t testing.TB, db string) string {
+	t.Helper()
+	bin, err := exec.LookPath("influxd")
+	if err != nil {
+		gopath := os.Getenv("GOPATH")
+		if gopath == "" {
+			home, _ := os.UserHomeDir()
+			gopath = filepath.Join(home, "go")
+		}
+		if _, statErr := os.Stat(filepath.Join(gopath, "bin", "influxd")); statErr == nil {
+			bin, err = filepath.Join(gopath, "bin", "influxd"), nil
+		}
+	}
+	Need(t, "influxd (InfluxDB 1.8)", err)
+	dir := t.TempDir()
+	httpPort, rpcPort := FreePort(t), FreePort(t)
+	conf := filepath.Join(dir, "influxdb.conf")
+	body := fmt.Sprintf(`reporting-disabled = true
+bind-address = "127.0.0.1:%d"
+[meta]
+  dir = %q
+[data]
+  dir = %q
+  wal-dir = %q
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:%d"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+`, rpcPort, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpPort)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "influxd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-config", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start influxd: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		logf.Close()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", httpPort)
+	if !waitListening(addr, exited, 30*time.Second) {
+		log, _ := os.ReadFile(filepath.Join(dir, "influxd.log"))
+		t.Fatalf("influxd did not start listening:\n%s", log)
+	}
+	url := "http://" + addr
+	if _, err := Influx18Query(url, "", "CREATE DATABASE "+db); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	return url
+}
+
+// Influx18Query runs an InfluxQL query through the 1.x /query endpoint and returns the JSON body.
+func Influx18Query(url, db, q string) ([]byte, error) {
+	form := neturl.Values{"q": {q}}
+	if db != "" {
+		form.Set("db", db)
+	}
+	resp, err := http.PostForm(url+"/query", form)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("query %q: %s: %s", q, resp.Status, body)
+	}
+	return body, nil
 }

@@ -1,0 +1,150 @@
+package influx_test
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/firebreak-dc/firebreak/collectors"
+	"github.com/firebreak-dc/firebreak/configs"
+	"github.com/firebreak-dc/firebreak/internal/clock"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/influx"
+	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/sim"
+	"github.com/firebreak-dc/firebreak/internal/testenv"
+)
+
+var t0 = time.Date(2022, 10, 15, 15, 0, 0, 0, time.UTC)
+
+func TestPointsNeverCarryBadValues(t *testing.T) {
+	t.Parallel()
+	b := sample.Batch{Device: "rack-01", At: t0, Samples: []sample.Sample{
+		{Device: "rack-01", Point: "a", Role: "cell_temperature", Value: 25.5, Quality: sample.Good, At: t0},
+		{Device: "rack-01", Point: "b", Value: math.NaN(), Quality: sample.Good, At: t0},
+		{Device: "rack-01", Point: "c", Value: 6553.5, Quality: sample.OutOfRange, At: t0},
+		{Device: "rack-01", Point: "d", Quality: sample.CommLost, At: t0},
+		{Device: "rack-01", Point: "e", Text: "SN123", Quality: sample.Good, At: t0},
+	}}
+	pts := influx.Points("s", b)
+	if len(pts) != 4 {
+		t.Fatalf("%d points, want 4 (strings are not series)", len(pts))
+	}
+	for _, p := range pts {
+		var hasValue bool
+		var quality string
+		for _, f := range p.FieldList() {
+			if f.Key == "value" {
+				hasValue = true
+			}
+			if f.Key == "quality" {
+				quality, _ = f.Value.(string)
+			}
+		}
+		var point string
+		for _, tg := range p.TagList() {
+			if tg.Key == "point" {
+				point = tg.Value
+			}
+		}
+		if hasValue != (point == "a") {
+			t.Errorf("point %s: value written = %v", point, hasValue)
+		}
+		if quality == "" {
+			t.Errorf("point %s: no quality", point)
+		}
+	}
+}
+
+// TestReadBackFromInfluxDB18 polls the simulator over real Modbus TCP, writes through the sink to a
+// real InfluxDB 1.8 via /api/v2/write, and reads every point back.
+func TestReadBackFromInfluxDB18(t *testing.T) {
+	t.Parallel()
+	url := testenv.InfluxDB18(t, "firebreak")
+
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	cfg, err := config.Parse(data, "demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := sim.LoadScenario("normal")
+	clk := clock.NewManual(t0)
+	s, err := sim.New(cfg, sc, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := s.Serve("gw-1", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ep, _ := config.ParseEndpoint("tcp://" + srv.Addr)
+	rd, _ := collectors.NewReader(ep, time.Second)
+	defer rd.Close()
+	p := &collectors.Poller{Reader: rd, Clock: clk, Log: zap.NewNop()}
+	dev, _ := collectors.NewDevice(cfg, cfg.Devices[0])
+	b := p.Poll(dev)
+	if b.Err != nil {
+		t.Fatal(b.Err)
+	}
+	b.Samples[0].Quality = sample.Invalid // as a sentinel reading would be
+
+	sink := influx.New(influx.Options{URL: url, Bucket: "firebreak/autogen", Site: "s1"}, zap.NewNop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(ctx) }()
+	sink.Offer(b)
+	cancel() // Run flushes what it holds before it returns
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if sink.Failed() != 0 || sink.Dropped() != 0 {
+		t.Fatalf("failed %d, dropped %d", sink.Failed(), sink.Dropped())
+	}
+
+	body, err := testenv.Influx18Query(url, "firebreak", `SELECT "point", "quality", "value" FROM telemetry WHERE "device" = 'rack-01'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Results []struct {
+			Series []struct {
+				Columns []string `json:"columns"`
+				Values  [][]any  `json:"values"`
+			} `json:"series"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil || len(res.Results) == 0 || len(res.Results[0].Series) == 0 {
+		t.Fatalf("query result %s: %v", body, err)
+	}
+	got := map[string][]any{}
+	for _, row := range res.Results[0].Series[0].Values {
+		got[row[1].(string)] = row
+	}
+	if len(got) != len(b.Samples) {
+		t.Fatalf("%d points read back, %d written", len(got), len(b.Samples))
+	}
+	for i, smp := range b.Samples {
+		row := got[smp.Point]
+		if row == nil {
+			t.Errorf("%s not read back", smp.Point)
+			continue
+		}
+		if row[2] != smp.Quality.String() {
+			t.Errorf("%s: quality %v, want %v", smp.Point, row[2], smp.Quality)
+		}
+		if i == 0 {
+			if row[3] != nil {
+				t.Errorf("%s: an invalid sample was written with value %v", smp.Point, row[3])
+			}
+			continue
+		}
+		if v, ok := row[3].(float64); !ok || math.Abs(v-smp.Value) > 1e-9 {
+			t.Errorf("%s: read back %v, served %v", smp.Point, row[3], smp.Value)
+		}
+	}
+}
