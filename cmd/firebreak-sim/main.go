@@ -5,6 +5,12 @@
 //
 // Each connection of the site is served on its own port: the first at -listen, the next at the
 // port after it, and so on (port 0 takes free ports and prints them).
+//
+//	firebreak-sim record -site site.yaml -scenario X -out trace.csv
+//
+// writes what a perfect poller would have read, in DESIGN's replay format, as fast as the CPU
+// allows, and the ground truth (vent, runaway, smoke, fire panel) as JSON beside it
+// (trace.truth.json). The same seed gives the same trace.
 package main
 
 import (
@@ -44,6 +50,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "record" {
+		return record(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("firebreak-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	site := fs.String("site", "", "site config (YAML) whose devices to simulate")

@@ -46,6 +46,8 @@ func exitCode(err error) int {
 const usage = `usage:
   firebreak run    -config site.yaml          the daemon
   firebreak check  -config site.yaml          validate; print each device's Modbus request plan
+  firebreak replay -config site.yaml -in trace.csv [-out events.jsonl]
+                                             backtest the detectors on a recorded trace
   firebreak demo   [-speed 60] [-scenario internal-short]
                                              simulator + embedded broker + daemon, one process
   firebreak version`
@@ -59,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRun(ctx, args[1:], stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "replay":
+		return cmdReplay(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

@@ -75,20 +75,20 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	bootID := NewBootID()
-	enc := wire.NewEncoder(cfg.MQTT.TopicPrefix, cfg.Site, cfg.Instance, bootID)
-
-	pollers, topo, err := build(cfg, o.Clock, log)
+	pollers, err := build(cfg, o.Clock, log)
 	if err != nil {
 		return err
 	}
-	eng := alarms.New(topo, cfg.Detection)
-	var zones []cutover.Zone
-	for _, z := range cfg.Zones {
-		zones = append(zones, cutover.Zone{Name: z.Name, Domains: z.CutScope, Targets: cfg.Targets(z.CutScope)})
+	pipe := NewPipeline(cfg, PipelineOptions{BootID: bootID, Key: o.SigningKey, SeqStart: seqStart,
+		PersistSeq: func(n uint64) error { return writeSeq(seqFile, n) }})
+	pipe.OnRisk = func(rc alarms.RiskChange) {
+		log.Info("risk", zap.String("scope", rc.Scope.String()), zap.String("name", rc.Name),
+			zap.Stringer("from", rc.From), zap.Stringer("to", rc.To), zap.String("reason", rc.Reason))
 	}
-	plan := cutover.NewPlanner(cutover.Options{Site: cfg.Site, Instance: cfg.Instance, BootID: bootID,
-		Heartbeat: cfg.Cutover.Heartbeat, Validity: cfg.Cutover.Validity, FireToPowerCut: cfg.Cutover.FireToPowerCut,
-		DryRun: cfg.Cutover.Mode == "dry-run", SeqStart: seqStart}, zones)
+	pipe.OnDrain = func(s cutover.Signal) {
+		log.Info("drain signal", zap.String("zone", s.Zone), zap.String("action", string(s.Action)), zap.Uint64("seq", s.Seq))
+	}
+	enc := pipe.Encoder()
 
 	clientID := cfg.MQTT.ClientID
 	if clientID == "" {
@@ -125,8 +125,8 @@ func Run(ctx context.Context, o Options) error {
 		close(batches)
 		return err
 	})
-	loop := &engineLoop{eng: eng, plan: plan, enc: enc, key: o.SigningKey, seqFile: seqFile, clk: o.Clock, log: log,
-		critical: critical, telemetry: telemetry, sink: sink, online: map[string]bool{}, racks: map[string]map[string]alarms.Stage{}}
+	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log,
+		critical: critical, telemetry: telemetry, sink: sink, online: map[string]bool{}}
 	if sink != nil {
 		g.Go(func() error { return sink.Run(ctx) })
 	}
@@ -181,21 +181,17 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // build plans every device and makes one poller per connection.
-func build(cfg *config.Config, clk clock.Clock, log *zap.Logger) ([]*collectors.Poller, alarms.Topology, error) {
-	var topo alarms.Topology
-	for _, z := range cfg.Zones {
-		topo.Zones = append(topo.Zones, z.Name)
-	}
+func build(cfg *config.Config, clk clock.Clock, log *zap.Logger) ([]*collectors.Poller, error) {
 	byConn := map[string]*collectors.Poller{}
 	var pollers []*collectors.Poller
 	for _, cn := range cfg.Connections {
 		ep, err := config.ParseEndpoint(cn.URL)
 		if err != nil {
-			return nil, topo, fmt.Errorf("connection %s: %w", cn.Name, err)
+			return nil, fmt.Errorf("connection %s: %w", cn.Name, err)
 		}
 		rd, err := collectors.NewReader(ep, cn.Timeout)
 		if err != nil {
-			return nil, topo, fmt.Errorf("connection %s: %w", cn.Name, err)
+			return nil, fmt.Errorf("connection %s: %w", cn.Name, err)
 		}
 		p := &collectors.Poller{Conn: cn.Name, Reader: rd, Clock: clk, Log: log.With(zap.String("component", "poller"), zap.String("connection", cn.Name))}
 		byConn[cn.Name] = p
@@ -204,32 +200,23 @@ func build(cfg *config.Config, clk clock.Clock, log *zap.Logger) ([]*collectors.
 	for _, d := range cfg.Devices {
 		dev, err := collectors.NewDevice(cfg, d)
 		if err != nil {
-			return nil, topo, err
+			return nil, err
 		}
 		byConn[d.Connection].Devices = append(byConn[d.Connection].Devices, dev)
-		units := map[string]string{}
-		for _, p := range dev.Points {
-			units[p.Name] = p.Unit
-		}
-		topo.Devices = append(topo.Devices, alarms.DeviceInfo{Name: d.Name, Zone: d.Zone, Interval: d.Interval, Units: units})
 	}
-	return pollers, topo, nil
+	return pollers, nil
 }
 
-// engineLoop owns the engine and the planner: nothing else touches them.
+// engineLoop owns the pipeline: nothing else touches the engine or the planner.
 type engineLoop struct {
-	eng       *alarms.Engine
-	plan      *cutover.Planner
+	pipe      *Pipeline
 	enc       *wire.Encoder
-	key       ed25519.PrivateKey
-	seqFile   string
 	clk       clock.Clock
 	log       *zap.Logger
 	critical  chan<- wire.Message
 	telemetry chan<- wire.Message
 	sink      *influx.Sink
 	online    map[string]bool
-	racks     map[string]map[string]alarms.Stage
 	dropped   int
 }
 
@@ -243,7 +230,11 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error
 				return nil
 			}
 			l.availability(b)
-			l.eng.Step(b)
+			msgs, err := l.pipe.Step(b)
+			l.send(msgs)
+			if err != nil {
+				return err
+			}
 			if l.sink != nil {
 				l.sink.Offer(b)
 			}
@@ -253,13 +244,19 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error
 				l.dropped++
 			}
 		case now := <-tick.C():
-			l.eng.Tick(now)
-			l.plan.Tick(now)
+			msgs, err := l.pipe.Tick(now)
+			l.send(msgs)
+			if err != nil {
+				return err
+			}
 			tick = l.clk.NewTimer(time.Second)
 		}
-		if err := l.flush(); err != nil {
-			return err
-		}
+	}
+}
+
+func (l *engineLoop) send(msgs []wire.Message) {
+	for _, m := range msgs {
+		l.critical <- m
 	}
 }
 
@@ -278,44 +275,6 @@ func (l *engineLoop) availability(b sample.Batch) {
 		l.log.Info("device back online", zap.String("device", b.Device))
 	}
 	l.critical <- l.enc.Availability(b.Device, now, b.At, msg, b.At)
-}
-
-// flush performs the engine's and the planner's Ready, in order: alarm events, risk, drains.
-func (l *engineLoop) flush() error {
-	if l.eng.HasReady() {
-		rd := l.eng.Ready()
-		for _, ev := range rd.Events {
-			for _, m := range l.enc.AlarmEvent(ev) {
-				l.critical <- m
-			}
-		}
-		for _, rc := range rd.Risk {
-			if rc.Scope == alarms.ScopeRack {
-				if l.racks[rc.Zone] == nil {
-					l.racks[rc.Zone] = map[string]alarms.Stage{}
-				}
-				l.racks[rc.Zone][rc.Name] = rc.To
-			}
-			l.plan.StepRisk(rc)
-			l.critical <- l.enc.Risk(rc, l.racks[rc.Zone])
-			l.log.Info("risk", zap.String("scope", rc.Scope.String()), zap.String("name", rc.Name),
-				zap.Stringer("from", rc.From), zap.Stringer("to", rc.To), zap.String("reason", rc.Reason))
-		}
-		l.eng.Advance()
-	}
-	for _, s := range l.plan.Ready() {
-		// The seq is on disk before the signal leaves, so a restart never reuses one.
-		if err := writeSeq(l.seqFile, s.Seq); err != nil {
-			return err
-		}
-		if err := cutover.Sign(&s, l.key); err != nil {
-			return fmt.Errorf("sign drain signal: %w", err)
-		}
-		l.critical <- l.enc.Drain(s)
-		l.log.Info("drain signal", zap.String("zone", s.Zone), zap.String("action", string(s.Action)), zap.Uint64("seq", s.Seq))
-	}
-	l.plan.Advance()
-	return nil
 }
 
 // publish sends critical messages first; telemetry only when no critical one waits.

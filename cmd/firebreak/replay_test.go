@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firebreak-dc/firebreak/configs"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/sim"
+)
+
+// recordAndReplay records a scenario with the simulator's perfect poller, replays it through
+// `firebreak replay` and returns the lines and the ground truth.
+func recordAndReplay(t *testing.T, scenario string) ([]replayLine, []sim.GroundTruth) {
+	t.Helper()
+	dir := t.TempDir()
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	site := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(site, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := sim.LoadScenario(scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracePath := filepath.Join(dir, "trace.csv")
+	f, err := os.Create(tracePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bw := bufio.NewWriter(f)
+	truth, err := sim.Record(cfg, sc, bw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bw.Flush()
+	f.Close()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"replay", "-config", site, "-in", tracePath}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	var lines []replayLine
+	sc2 := bufio.NewScanner(&out)
+	sc2.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc2.Scan() {
+		var l replayLine
+		if err := json.Unmarshal(sc2.Bytes(), &l); err != nil {
+			t.Fatalf("line %q: %v", sc2.Text(), err)
+		}
+		lines = append(lines, l)
+	}
+	return lines, truth
+}
+
+type replayLine struct {
+	TS      time.Time `json:"ts"`
+	Topic   string    `json:"topic"`
+	Payload struct {
+		Scope  string `json:"scope"`
+		Stage  int    `json:"stage"`
+		Action string `json:"action"`
+		Sig    string `json:"sig"`
+	} `json:"payload"`
+}
+
+func TestReplayInternalShortLeadTimes(t *testing.T) {
+	t.Parallel()
+	lines, truth := recordAndReplay(t, "internal-short")
+	var runaway time.Time
+	for _, e := range truth {
+		if e.Kind == "runaway" {
+			runaway = e.At
+		}
+	}
+	if runaway.IsZero() {
+		t.Fatal("the recorded scenario has no runaway")
+	}
+	first := map[int]time.Time{}
+	drains := 0
+	for i, l := range lines {
+		if i > 0 && l.TS.Before(lines[i-1].TS) {
+			t.Fatalf("line %d out of time order", i+1)
+		}
+		if strings.Contains(l.Topic, "/risk/") && l.Payload.Scope == "zone" {
+			if _, ok := first[l.Payload.Stage]; !ok {
+				first[l.Payload.Stage] = l.TS
+			}
+		}
+		if strings.Contains(l.Topic, "/drain/") {
+			drains++
+			if l.Payload.Sig == "" {
+				t.Fatal("replayed drain signal is not signed")
+			}
+		}
+	}
+	lead2, lead3 := runaway.Sub(first[2]), runaway.Sub(first[3])
+	t.Logf("replay internal-short: stage 2 %s and stage 3 %s before runaway", lead2.Round(time.Second), lead3.Round(time.Second))
+	if first[2].IsZero() || lead2 < 20*time.Minute {
+		t.Errorf("stage 2 %s before runaway, want at least 20 min", lead2)
+	}
+	if first[3].IsZero() || lead3 < 10*time.Minute {
+		t.Errorf("stage 3 %s before runaway, want at least 10 min", lead3)
+	}
+	if first[4].IsZero() || first[4].Before(runaway.Add(-time.Minute)) {
+		t.Errorf("stage 4 at %v, runaway at %v", first[4], runaway)
+	}
+	if drains == 0 {
+		t.Error("no drain signal in the replay")
+	}
+}
+
+func TestReplayNormalIsQuiet(t *testing.T) {
+	t.Parallel()
+	lines, _ := recordAndReplay(t, "normal")
+	for _, l := range lines {
+		if strings.Contains(l.Topic, "/drain/") || (strings.Contains(l.Topic, "/risk/") && l.Payload.Stage > 0) {
+			t.Fatalf("normal day produced %s stage %d", l.Topic, l.Payload.Stage)
+		}
+	}
+}
+
+func TestRecordIsDeterministic(t *testing.T) {
+	t.Parallel()
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	cfg, _ := config.Parse(data, "demo.yaml")
+	sc, _ := sim.LoadScenario("normal")
+	sc.Duration = 2 * time.Minute
+	var a, b bytes.Buffer
+	if _, err := sim.Record(cfg, sc, &a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.Record(cfg, sc, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), b.Bytes()) || a.Len() < 1000 {
+		t.Fatalf("two recordings with one seed differ (%d vs %d bytes)", a.Len(), b.Len())
+	}
+	sc.Seed++
+	var c bytes.Buffer
+	sim.Record(cfg, sc, &c)
+	if bytes.Equal(a.Bytes(), c.Bytes()) {
+		t.Fatal("another seed gave the same trace: the noise is not seeded")
+	}
+}

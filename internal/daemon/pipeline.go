@@ -1,0 +1,134 @@
+package daemon
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"time"
+
+	"github.com/firebreak-dc/firebreak/alarms"
+	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/wire"
+)
+
+// Pipeline is detection and cutover as one synchronous step: samples and ticks in, the MQTT
+// messages for alarms, risk and drain out, in order. The live daemon and `firebreak replay` both
+// drive it, so replay prints exactly what the daemon would publish for the same samples.
+type Pipeline struct {
+	eng        *alarms.Engine
+	plan       *cutover.Planner
+	enc        *wire.Encoder
+	key        ed25519.PrivateKey
+	persistSeq func(uint64) error
+	racks      map[string]map[string]alarms.Stage
+	// OnRisk, if set, sees every risk change (the daemon logs them).
+	OnRisk func(alarms.RiskChange)
+	// OnDrain, if set, sees every signal after it is signed.
+	OnDrain func(cutover.Signal)
+}
+
+// PipelineOptions are what a pipeline needs beyond the config.
+type PipelineOptions struct {
+	BootID     string
+	Key        ed25519.PrivateKey
+	SeqStart   uint64
+	PersistSeq func(uint64) error // called before a signal with that seq leaves; nil for none
+}
+
+// Topology is the engine's view of the configured site.
+func Topology(cfg *config.Config) alarms.Topology {
+	var topo alarms.Topology
+	for _, z := range cfg.Zones {
+		topo.Zones = append(topo.Zones, z.Name)
+	}
+	for _, d := range cfg.Devices {
+		units := map[string]string{}
+		if r := cfg.Points(d); r != nil {
+			for _, p := range r.Points {
+				units[p.Name] = p.Unit
+			}
+		}
+		topo.Devices = append(topo.Devices, alarms.DeviceInfo{Name: d.Name, Zone: d.Zone, Interval: d.Interval, Units: units})
+	}
+	return topo
+}
+
+// NewPipeline builds the engine, planner and encoder for a site.
+func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
+	var zones []cutover.Zone
+	for _, z := range cfg.Zones {
+		zones = append(zones, cutover.Zone{Name: z.Name, Domains: z.CutScope, Targets: cfg.Targets(z.CutScope)})
+	}
+	persist := o.PersistSeq
+	if persist == nil {
+		persist = func(uint64) error { return nil }
+	}
+	return &Pipeline{
+		eng: alarms.New(Topology(cfg), cfg.Detection),
+		plan: cutover.NewPlanner(cutover.Options{Site: cfg.Site, Instance: cfg.Instance, BootID: o.BootID,
+			Heartbeat: cfg.Cutover.Heartbeat, Validity: cfg.Cutover.Validity, FireToPowerCut: cfg.Cutover.FireToPowerCut,
+			DryRun: cfg.Cutover.Mode == "dry-run", SeqStart: o.SeqStart}, zones),
+		enc:        wire.NewEncoder(cfg.MQTT.TopicPrefix, cfg.Site, cfg.Instance, o.BootID),
+		key:        o.Key,
+		persistSeq: persist,
+		racks:      map[string]map[string]alarms.Stage{},
+	}
+}
+
+// Encoder is the pipeline's encoder, for the messages the pipeline does not make (status,
+// availability, telemetry), so that one seq numbers them all.
+func (p *Pipeline) Encoder() *wire.Encoder { return p.enc }
+
+// Step feeds one device poll.
+func (p *Pipeline) Step(b sample.Batch) ([]wire.Message, error) {
+	p.eng.Step(b)
+	return p.flush()
+}
+
+// Tick moves time on: comm loss, stage holds and drain heartbeats.
+func (p *Pipeline) Tick(now time.Time) ([]wire.Message, error) {
+	p.eng.Tick(now)
+	p.plan.Tick(now)
+	return p.flush()
+}
+
+// flush performs the engine's and the planner's Ready, in order: alarm events, risk, drains.
+func (p *Pipeline) flush() ([]wire.Message, error) {
+	var out []wire.Message
+	if p.eng.HasReady() {
+		rd := p.eng.Ready()
+		for _, ev := range rd.Events {
+			out = append(out, p.enc.AlarmEvent(ev)...)
+		}
+		for _, rc := range rd.Risk {
+			if rc.Scope == alarms.ScopeRack {
+				if p.racks[rc.Zone] == nil {
+					p.racks[rc.Zone] = map[string]alarms.Stage{}
+				}
+				p.racks[rc.Zone][rc.Name] = rc.To
+			}
+			p.plan.StepRisk(rc)
+			out = append(out, p.enc.Risk(rc, p.racks[rc.Zone]))
+			if p.OnRisk != nil {
+				p.OnRisk(rc)
+			}
+		}
+		p.eng.Advance()
+	}
+	for _, s := range p.plan.Ready() {
+		// The seq is durable before the signal leaves, so a restart never reuses one.
+		if err := p.persistSeq(s.Seq); err != nil {
+			return out, err
+		}
+		if err := cutover.Sign(&s, p.key); err != nil {
+			return out, fmt.Errorf("sign drain signal: %w", err)
+		}
+		out = append(out, p.enc.Drain(s))
+		if p.OnDrain != nil {
+			p.OnDrain(s)
+		}
+	}
+	p.plan.Advance()
+	return out, nil
+}

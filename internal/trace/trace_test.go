@@ -1,0 +1,96 @@
+package trace
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firebreak-dc/firebreak/configs"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/sample"
+)
+
+func demo(t *testing.T) *config.Config {
+	t.Helper()
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	cfg, err := config.Parse(data, "demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestRoundTripAndBatching(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2022, 10, 15, 15, 0, 0, 0, time.UTC)
+	in := []sample.Batch{
+		{Device: "rack-01", At: at, Samples: []sample.Sample{
+			{Device: "rack-01", Point: "module_temp_3", Value: 25.1, Quality: sample.Good, At: at},
+			{Device: "rack-01", Point: "cell_temp_max", Quality: sample.Invalid, At: at},
+			{Device: "rack-01", Point: "module_temp_4", Value: 6553.5, Quality: sample.OutOfRange, At: at},
+		}},
+		{Device: "panel-1", At: at, Samples: []sample.Sample{{Device: "panel-1", Point: "smoke", Value: 1, Quality: sample.Good, At: at}}},
+	}
+	var buf bytes.Buffer
+	w, _ := NewWriter(&buf)
+	for _, b := range in {
+		if err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(&buf, "t.csv", demo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []sample.Batch
+	for {
+		b, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b)
+	}
+	if len(got) != 2 || len(got[0].Samples) != 3 || got[1].Device != "panel-1" {
+		t.Fatalf("batches: %+v", got)
+	}
+	s := got[0].Samples
+	if s[0].Value != 25.1 || s[0].Quality != sample.Good || s[0].Role != "module_temperature" {
+		t.Errorf("good sample: %+v", s[0])
+	}
+	if s[1].Quality != sample.Invalid {
+		t.Errorf("empty value: %+v", s[1])
+	}
+	if s[2].Quality != sample.OutOfRange {
+		t.Errorf("the range rule was not applied on replay: %+v", s[2])
+	}
+}
+
+func TestErrorsNameTheLine(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"time,device,value\n": "header must be",
+		"time,device,point,value\n2022-10-15T15:00:00Z,rack-99,soc,1\n":                       "t.csv:2: device \"rack-99\" is not in the config",
+		"time,device,point,value\n2022-10-15T15:00:00Z,rack-01,nope,1\n":                      "t.csv:2: device rack-01 has no point \"nope\"",
+		"time,device,point,value\n1665846000000,rack-01,soc,1\n1665845999000,rack-01,soc,1\n": "t.csv:3: time 1665845999000 is before",
+		"time,device,point,value\nyesterday,rack-01,soc,1\n":                                  "t.csv:2: time \"yesterday\"",
+		"time,device,point,value\n2022-10-15T15:00:00Z,rack-01,soc,warm\n":                    "t.csv:2: value \"warm\" of rack-01.soc is not a number",
+	}
+	for in, want := range cases {
+		r, err := NewReader(strings.NewReader(in), "t.csv", demo(t))
+		for err == nil {
+			_, err = r.Next()
+		}
+		if errors.Is(err, io.EOF) || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrBadTrace) {
+			t.Errorf("%q: got %v, want %q", in, err, want)
+		}
+	}
+}
