@@ -62,6 +62,23 @@ type pointState struct {
 	riseSince time.Time
 	baseline  float64
 	gasOn     bool
+
+	// plausibility
+	hasPrev      bool
+	lastJumpAt   time.Time   // last step larger than MaxStepC
+	jumps        []time.Time // such steps within FlapWindow
+	lastChangeAt time.Time   // last time the reading changed at all
+	flapping     bool
+	stuck        bool
+	peerDelta    float64 // last deviation from the rack's median (module temperatures)
+	peerKnown    bool
+}
+
+// excluded says the sensor is known bad: its readings feed no detector and no peer statistic.
+func (p *pointState) excluded() bool { return p.flapping || p.stuck }
+
+func isTemperature(role string) bool {
+	return role == "cell_temperature" || role == "module_temperature"
 }
 
 type scopeState struct {
@@ -162,7 +179,8 @@ func (e *Engine) Step(b sample.Batch) {
 		if s.Quality != sample.Good {
 			continue
 		}
-		ps.last, ps.good = s.Value, true
+		e.plausibility(d, s, ps)
+		ps.last, ps.good, ps.hasPrev = s.Value, true, true
 		ps.hist = append(ps.hist, obs{s.At, s.Value})
 		ps.fit.add(ps.hist, obs{s.At, s.Value})
 		cut := 0
@@ -171,8 +189,13 @@ func (e *Engine) Step(b sample.Batch) {
 			cut++
 		}
 		ps.hist = ps.hist[cut:]
+		if ps.excluded() {
+			e.clearDetectors(d, s.Point, s.At)
+			continue
+		}
 		e.detect(d, s, ps)
 	}
+	e.stuck(d, b.At)
 	e.peers(d, b.At)
 	e.voltages(d, b.At)
 	if _, isRack := e.racks[d.info.Name]; !isRack && d.isRack() {
@@ -217,6 +240,95 @@ func (d *devState) isRack() bool {
 		}
 	}
 	return false
+}
+
+// plausibility tracks steps and changes of an analogue reading and raises a flapping sensor.
+func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
+	if !ps.hasPrev || s.Value != ps.last {
+		ps.lastChangeAt = s.At
+	}
+	if !isTemperature(s.Role) {
+		return
+	}
+	if ps.hasPrev && math.Abs(s.Value-ps.last) >= e.th.MaxStepC {
+		ps.lastJumpAt = s.At
+		ps.jumps = append(ps.jumps, s.At)
+	}
+	cut := 0
+	for cut < len(ps.jumps) && s.At.Sub(ps.jumps[cut]) > e.th.FlapWindow {
+		cut++
+	}
+	ps.jumps = ps.jumps[cut:]
+	// A runaway rises in steps too, but in one direction: flapping needs steps both ways.
+	flapping := len(ps.jumps) >= e.th.FlapJumps && !sustainedRiseAny(ps.hist)
+	if flapping != ps.flapping {
+		ps.flapping = flapping
+		st := StageNormal
+		if flapping {
+			st = StageWatch
+		}
+		e.setCond(d, s.Point, "flapping", SensorHealth, st, s.Value, d.info.Units[s.Point], func() string {
+			return fmt.Sprintf("%s.%s is flapping: %d steps over %.0f °C within %s; excluded from detection", d.info.Name, s.Point, len(ps.jumps), e.th.MaxStepC, e.th.FlapWindow)
+		}, s.At)
+	}
+}
+
+// sustainedRiseAny says the recent readings only went up: a runaway, not a loose connector.
+func sustainedRiseAny(h []obs) bool {
+	if len(h) < 3 {
+		return false
+	}
+	for k := len(h) - 3; k < len(h)-1; k++ {
+		if h[k+1].v <= h[k].v {
+			return false
+		}
+	}
+	return true
+}
+
+// stuck raises a sensor whose reading has not changed for StuckFor while another sensor of the
+// same kind on the device has: a frozen ADC or a cached value, not a steady cell.
+func (e *Engine) stuck(d *devState, now time.Time) {
+	for _, role := range []string{"module_temperature", "cell_voltage"} {
+		var names []string
+		moving := 0
+		for n, p := range d.points {
+			if p.role != role || !p.hasPrev {
+				continue
+			}
+			names = append(names, n)
+			if now.Sub(p.lastChangeAt) < e.th.StuckFor {
+				moving++
+			}
+		}
+		if moving == 0 {
+			continue // all still: a quiet rack, or the BMS's own refresh stopped (comms' business)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			p := d.points[n]
+			stuck := now.Sub(p.lastChangeAt) >= e.th.StuckFor
+			if stuck == p.stuck {
+				continue
+			}
+			p.stuck = stuck
+			st := StageNormal
+			if stuck {
+				st = StageWatch
+				e.clearDetectors(d, n, now)
+			}
+			e.setCond(d, n, "stuck", SensorHealth, st, p.last, d.info.Units[n], func() string {
+				return fmt.Sprintf("%s.%s has read %g for %s while its peers changed; excluded from detection", d.info.Name, n, p.last, now.Sub(p.lastChangeAt).Round(time.Second))
+			}, now)
+		}
+	}
+}
+
+// clearDetectors clears every process condition of a point that is known bad.
+func (e *Engine) clearDetectors(d *devState, point string, now time.Time) {
+	for _, det := range []string{"temp_high", "rise", "runaway", "peer_delta", "cell_voltage"} {
+		e.setCond(d, point, det, Temperature, StageNormal, 0, "", noText, now)
+	}
 }
 
 // sensorHealth raises a sensor fault for a point that reads a sentinel or an implausible value.
@@ -297,10 +409,15 @@ func (e *Engine) temperature(d *devState, s sample.Sample, ps *pointState, unit 
 	if ps.tempLevel > lvl && ps.tempLevel <= StageWarning && v >= thr-th.TempDeadbandC {
 		lvl = ps.tempLevel
 	}
+	// After an implausible step the reading must settle before it may raise anything.
+	unsettled := !ps.lastJumpAt.IsZero() && s.At.Sub(ps.lastJumpAt) < th.SettleFor
+	if unsettled && lvl > ps.tempLevel {
+		lvl = ps.tempLevel
+	}
 	slope, n := ps.fit.slopePerMin()
 	text := func() string { return fmt.Sprintf("%s.%s at %.1f °C", d.info.Name, s.Point, v) }
 	// Confirmed: hot and still rising over the window, which a spike or a stuck sensor is not.
-	if v >= th.CellTempCritC && n >= 5 && slope > 0.1 && persisted(ps.hist, 3, th.CellTempWarnC) {
+	if !unsettled && v >= th.CellTempCritC && n >= 5 && slope > 0.1 && persisted(ps.hist, 3, th.CellTempWarnC) {
 		lvl = StageCritical
 		text = func() string {
 			return fmt.Sprintf("%s.%s at %.1f °C, rising %.1f °C/min", d.info.Name, s.Point, v, slope)
@@ -354,6 +471,7 @@ func (e *Engine) peers(d *devState, now time.Time) {
 	for i, n := range names {
 		ps := d.points[n]
 		delta := vals[i] - med
+		ps.peerDelta, ps.peerKnown = delta, true
 		lvl := StageNormal
 		switch {
 		case delta >= e.th.PeerDeltaWarnC:
@@ -366,6 +484,9 @@ func (e *Engine) peers(d *devState, now time.Time) {
 			thr = e.th.PeerDeltaWarnC
 		}
 		if ps.peerLevel > lvl && delta >= thr-e.th.TempDeadbandC {
+			lvl = ps.peerLevel
+		}
+		if !ps.lastJumpAt.IsZero() && now.Sub(ps.lastJumpAt) < e.th.SettleFor && lvl > ps.peerLevel {
 			lvl = ps.peerLevel
 		}
 		ps.peerLevel = lvl
@@ -409,7 +530,7 @@ func (e *Engine) voltages(d *devState, now time.Time) {
 func (d *devState) goodByRole(role string) ([]string, []float64) {
 	var names []string
 	for n, p := range d.points {
-		if p.role == role && p.good {
+		if p.role == role && p.good && !p.excluded() {
 			names = append(names, n)
 		}
 	}
@@ -437,13 +558,7 @@ func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v
 		return
 	}
 	text := textFn()
-	source := d.info.Name + "." + point
-	if point == "" {
-		source = d.info.Name + "." + det
-	}
-	if p := d.points[point]; p != nil && p.role == "cell_temperature" {
-		source = d.info.Name + ".tmax" // the BMS's max is one of its NTCs, not a sensor of its own
-	}
+	source := e.sourceOf(d, point, det)
 	if c == nil {
 		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: m, source: source}
 		e.conds[id] = c
@@ -452,12 +567,44 @@ func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v
 		return
 	}
 	escalate := st > c.stage
-	c.stage, c.value, c.unit, c.text = st, v, unit, text
+	c.stage, c.value, c.unit, c.text, c.source = st, v, unit, text, source
 	if escalate {
 		e.transition(id, "escalate", now, c, v)
 	} else if a := e.alarms[id]; a != nil {
 		a.Value, a.Stage, a.Text = v, st, text
 	}
+}
+
+// sourceOf is a condition's independence key: two signals with one source are one sensor's word.
+// The BMS's max temperature is one of its NTCs, not a sensor of its own; and a temperature that
+// is high only because the whole room is warm (it stands out from no peer) is one zone-wide
+// signal, however many sensors show it: HVAC failure and heavy discharge warm every rack together.
+func (e *Engine) sourceOf(d *devState, point, det string) string {
+	if point == "" {
+		return d.info.Name + "." + det
+	}
+	p := d.points[point]
+	if p == nil || det != "temp_high" {
+		return d.info.Name + "." + point
+	}
+	switch p.role {
+	case "module_temperature":
+		if p.peerKnown && p.peerDelta < e.th.PeerDeltaWatchC {
+			return "uniform:" + d.info.Zone
+		}
+	case "cell_temperature":
+		standsOut := false
+		for _, o := range d.points {
+			if o.role == "module_temperature" && o.peerKnown && o.peerDelta >= e.th.PeerDeltaWatchC {
+				standsOut = true
+			}
+		}
+		if !standsOut {
+			return "uniform:" + d.info.Zone
+		}
+		return d.info.Name + ".tmax"
+	}
+	return d.info.Name + "." + point
 }
 
 // transitions is the ISA-18.2 lifecycle table: state × cause → next state. A cause not in the

@@ -305,3 +305,110 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 }
+
+// racksAt sends one poll of both racks with every module at c (plus a little per-sensor spread).
+func (r *rig) racksAt(c float64) {
+	for _, name := range []string{"rack-1", "rack-2"} {
+		var ss []sample.Sample
+		for i := 0; i < 8; i++ {
+			ss = append(ss, sample.Sample{Device: name, Point: fmt.Sprintf("module_temp_%d", i+1), Role: "module_temperature",
+				Value: c + 0.1*float64(i%3), Quality: sample.Good, At: r.now})
+		}
+		r.step(sample.Batch{Device: name, At: r.now, Samples: ss})
+	}
+}
+
+func TestUniformWarmingIsOneSignal(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	c := 40.0
+	for i := 0; i < 3600; i++ { // an hour: every sensor of both racks from 40 to 58 °C together
+		r.racksAt(c)
+		r.one("gas", "offgas", "offgas_ppm", 0.4, sample.Good)
+		r.one("panel", "smoke", "smoke", 0, sample.Good)
+		r.tick()
+		c += 18.0 / 3600
+		r.advance(time.Second)
+	}
+	if r.zone() != StageWarning {
+		t.Fatalf("uniform warming to 58 °C: zone %v, want warning (sixteen warm sensors are one signal)", r.zone())
+	}
+	// Gas is a second, independent signal.
+	r.racksAt(c)
+	r.one("gas", "offgas", "offgas_ppm", 30, sample.Good)
+	if r.zone() != StageCritical {
+		t.Fatalf("uniform warmth plus off-gas: zone %v, want critical", r.zone())
+	}
+}
+
+func TestHotCellInAWarmRoomStillStandsOut(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 120; i++ {
+		r.quiet()
+		// rack-1: one module at 57 °C while its peers sit at 25.
+		r.rack("rack-1", 4, 57)
+		r.tick()
+		r.advance(time.Second)
+	}
+	got := r.e.conds["rack-1.module_temp_5.temp_high"]
+	if got == nil || strings.HasPrefix(got.source, "uniform:") {
+		t.Fatalf("a cell 32 °C above its peers was taken for uniform warming: %+v", got)
+	}
+}
+
+func TestFlappingSensorIsExcluded(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 180; i++ { // a loose connector: 25 ↔ 58 °C every 5 s for 3 minutes
+		v := 25.0
+		if (i/5)%2 == 1 {
+			v = 58
+		}
+		r.quiet()
+		r.rack("rack-1", 6, v)
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() > StageWatch {
+		t.Fatalf("a flapping sensor staged the zone to %v", r.zone())
+	}
+	found := false
+	for _, a := range r.e.Alarms() {
+		found = found || a.ID == "rack-1.module_temp_7.flapping"
+	}
+	if !found {
+		t.Fatalf("no flapping alarm among %+v", r.e.Alarms())
+	}
+}
+
+func TestStuckSensorIsRaised(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 400; i++ {
+		var ss []sample.Sample
+		for m := 0; m < 8; m++ {
+			v := 25 + 0.1*float64(i%4) // peers wander with noise
+			if m == 3 {
+				v = 25.3 // frozen
+			}
+			ss = append(ss, sample.Sample{Device: "rack-1", Point: fmt.Sprintf("module_temp_%d", m+1), Role: "module_temperature", Value: v, Quality: sample.Good, At: r.now})
+		}
+		r.quiet()
+		r.step(sample.Batch{Device: "rack-1", At: r.now, Samples: ss})
+		r.tick()
+		r.advance(time.Second)
+	}
+	var stuck *Alarm
+	for _, a := range r.e.Alarms() {
+		if a.ID == "rack-1.module_temp_4.stuck" {
+			stuck = &a
+		}
+	}
+	if stuck == nil || !stuck.Active {
+		t.Fatalf("stuck sensor not raised: %+v", r.e.Alarms())
+	}
+	if r.zone() != StageWatch {
+		t.Fatalf("zone %v, want watch", r.zone())
+	}
+}

@@ -30,6 +30,16 @@ type Thresholds struct {
 	H2LFLPPM            float64 `yaml:"h2_lfl_ppm"`
 	StaleAfterIntervals int     `yaml:"stale_after_intervals"`
 
+	// Sensor plausibility: a temperature step larger than MaxStepC between two readings is
+	// suspect, and the point's thresholds wait SettleFor of steady readings before they count;
+	// FlapJumps such steps within FlapWindow make the sensor a flapping one; a reading that has not
+	// changed for StuckFor while its rack's other sensors have is stuck.
+	MaxStepC   float64       `yaml:"max_step_c"`
+	SettleFor  time.Duration `yaml:"settle_for"`
+	FlapJumps  int           `yaml:"flap_jumps"`
+	FlapWindow time.Duration `yaml:"flap_window"`
+	StuckFor   time.Duration `yaml:"stuck_for"`
+
 	// StageHold is how long a lower stage must hold before a stage falls.
 	StageHold time.Duration `yaml:"stage_hold"`
 }
@@ -56,6 +66,11 @@ func DefaultThresholds() Thresholds {
 		H2FireLFLFrac:       0.25,
 		H2LFLPPM:            40000, // 4 % vol
 		StaleAfterIntervals: 3,
+		MaxStepC:            10,
+		SettleFor:           20 * time.Second,
+		FlapJumps:           4,
+		FlapWindow:          2 * time.Minute,
+		StuckFor:            5 * time.Minute,
 		StageHold:           5 * time.Minute,
 	}
 }
@@ -96,13 +111,21 @@ func (t Thresholds) Problems() []Problem {
 	for _, d := range []struct {
 		f string
 		v time.Duration
-	}{{"rise_watch_for", t.RiseWatchFor}, {"rise_window", t.RiseWindow}, {"runaway_for", t.RunawayFor}} {
+	}{{"rise_watch_for", t.RiseWatchFor}, {"rise_window", t.RiseWindow}, {"runaway_for", t.RunawayFor},
+		{"flap_window", t.FlapWindow}, {"stuck_for", t.StuckFor}} {
 		if d.v <= 0 {
 			ps = append(ps, Problem{d.f, "must be a positive duration", d.v.String()})
 		}
 	}
 	if t.StageHold < 0 {
 		ps = append(ps, Problem{"stage_hold", "must be >= 0", t.StageHold.String()})
+	}
+	pos("max_step_c", t.MaxStepC)
+	if t.SettleFor < 0 {
+		ps = append(ps, Problem{"settle_for", "must be >= 0", t.SettleFor.String()})
+	}
+	if t.FlapJumps < 2 {
+		ps = append(ps, Problem{"flap_jumps", "must be >= 2", t.FlapJumps})
 	}
 	if t.StaleAfterIntervals < 1 {
 		ps = append(ps, Problem{"stale_after_intervals", "must be >= 1", t.StaleAfterIntervals})

@@ -107,6 +107,10 @@ func (p *Poller) Poll(d *Device) sample.Batch {
 		data, err := p.Reader.Read(d.UnitID, r.Kind, r.Start, r.Count)
 		var ex *ExceptionError
 		switch {
+		case errors.As(err, &ex) && ex.Unreachable():
+			// The gateway answered for a unit it cannot reach: the device is lost, not the link.
+			b.Err = fmt.Errorf("device %s unit %d: %w", d.Name, d.UnitID, err)
+			return b
 		case errors.As(err, &ex):
 			// The device is there but refuses this range: only these points are unusable.
 			for _, i := range r.Points {

@@ -24,6 +24,10 @@ func (e *ExceptionError) Error() string {
 	return fmt.Sprintf("modbus exception %d (%s)", e.Code, exceptionName(e.Code))
 }
 
+// Unreachable says the exception came from a gateway that cannot reach the unit (codes 10 and 11):
+// the device is silent, though the link to the gateway is up.
+func (e *ExceptionError) Unreachable() bool { return e.Code == 10 || e.Code == 11 }
+
 func exceptionName(c byte) string {
 	switch c {
 	case 1:

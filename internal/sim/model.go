@@ -25,6 +25,11 @@ const (
 	roomVolumeM3  = 200.0 // battery room
 	airChangesPH  = 2.0   // ventilation, air changes per hour
 	hvacWPerK     = 4000  // how hard the HVAC pulls the air back to its setpoint
+	roomGainW     = 12000 // UPS losses and lighting: the heat the HVAC carries away
+	envelopeWPerK = 400   // walls and doors to the rest of the building
+	roomCapJPerK  = 1e6   // air, walls and equipment: what the room's temperature has to heat
+	arcSmokePerS  = 0.005 // obscuration an arc fire adds per second
+	flameDetectS  = 15    // a flame or heat detector sees an open fire this fast
 	molarVolumeL  = 24.45 // litres per mole of gas at 25 °C
 	electrolyteMW = 90.0  // g/mol, dimethyl carbonate
 	ratedUPSkW    = 200.0
@@ -53,6 +58,7 @@ type cell struct {
 	shortW, shortGrowth float64 // internal short: heat now, and growth per minute
 	shortMaxW           float64
 	shortOn             bool
+	externalW           float64 // heat from outside the cell (an arc fire)
 	ventLeftS           float64
 	vented              bool
 	collapsed           bool
@@ -98,6 +104,9 @@ type Room struct {
 	fireAlarmAt, smokeAt    time.Duration
 	upsOnBattery            bool
 	upsLoadPct              float64
+	hvacOn                  bool
+	arcAt                   time.Duration
+	arcOn                   bool
 
 	truth []Truth
 	seen  map[string]bool
@@ -108,7 +117,7 @@ func NewRoom(sc *Scenario, chem *Chemistry, racks []string) *Room {
 	r := &Room{
 		chem: chem, sc: sc, rng: rand.New(rand.NewPCG(sc.Seed, 0x5eed)),
 		byNm: map[string]*Rack{}, fired: make([]bool, len(sc.Events)),
-		airC: sc.AmbientC, upsLoadPct: sc.UPSLoadPct, seen: map[string]bool{},
+		airC: sc.AmbientC, upsLoadPct: sc.UPSLoadPct, seen: map[string]bool{}, hvacOn: true,
 	}
 	storedJ := chem.CapacityAh * 3600 * chem.ocv(0.95)
 	for _, name := range racks {
@@ -149,6 +158,7 @@ func (r *Room) Step(dt time.Duration) {
 			r.apply(e)
 		}
 	}
+	r.windows()
 	s := dt.Seconds()
 	airGainW := 0.0
 	for _, rk := range r.racks {
@@ -159,8 +169,49 @@ func (r *Room) Step(dt time.Duration) {
 	r.sense()
 }
 
+// windows sets the states that scenario events hold for a while.
+func (r *Room) windows() {
+	r.upsOnBattery, r.hvacOn = false, true
+	day := math.Sin(2 * math.Pi * (r.t.Hours() - 9) / 24) // the scenario starts at midnight
+	r.upsLoadPct = r.sc.UPSLoadPct * (1 + r.sc.LoadSwingPct/100*day)
+	for _, e := range r.sc.Events {
+		if r.t < e.At || r.t >= e.end(r.sc.Duration) {
+			continue
+		}
+		switch e.Kind {
+		case "utility_fail":
+			r.upsOnBattery = true
+			if e.LoadPct > 0 {
+				r.upsLoadPct = e.LoadPct
+			}
+		case "hvac_fail":
+			r.hvacOn = false
+		}
+	}
+}
+
 func (r *Room) apply(e Event) {
 	switch e.Kind {
+	case "utility_fail":
+		r.record("utility_fail", "", fmt.Sprintf("UPS on battery for %s", e.Duration))
+	case "hvac_fail":
+		r.record("hvac_fail", "", "")
+	case "arc_fire":
+		rk := r.byNm[e.Device]
+		if rk == nil {
+			return
+		}
+		// The fire burns against the module's side: its outer cells take most of the heat.
+		m := e.Module - 1
+		for c := range rk.cells[m] {
+			share := 0.02
+			if c == 0 || c == cellsPerModule-1 {
+				share = 0.5 - 0.02*float64(cellsPerModule-2)/2
+			}
+			rk.cells[m][c].externalW += e.PowerW * share
+		}
+		r.arcOn, r.arcAt = true, r.t
+		r.record("arc_fire", e.Device, fmt.Sprintf("module %d", e.Module))
 	case "internal_short":
 		rk := r.byNm[e.Device]
 		if rk == nil {
@@ -227,6 +278,7 @@ func (r *Room) cellHeat(rk *Rack, m, c int) (float64, float64) {
 	if x.shortOn {
 		q += x.shortW
 	}
+	q += x.externalW
 	q += r.reactionHeat(x)
 	if x.collapsed && x.storedJ > 0 {
 		q += r.chem.ElectricalHeatFrac * x.storedJ / r.chem.HardShortTauS
@@ -336,10 +388,16 @@ func (r *Room) stepRoom(s, airGainW float64) {
 	r.h2PPM *= decay
 	r.coPPM *= decay
 	r.smokeObs = r.smokeObs*decay + hot*0.05*s
+	if r.arcOn {
+		r.smokeObs += arcSmokePerS * s
+	}
 
 	setpoint := r.sc.AmbientC + 0.5*math.Sin(2*math.Pi*r.t.Seconds()/1200)
-	airCap := roomVolumeM3 * 1.2 * 1005
-	r.airC += (airGainW - hvacWPerK*(r.airC-setpoint)) / airCap * s
+	hvacW := 0.0
+	if r.hvacOn {
+		hvacW = math.Max(0, roomGainW+hvacWPerK*(r.airC-setpoint))
+	}
+	r.airC += (roomGainW + airGainW - hvacW - envelopeWPerK*(r.airC-r.sc.AmbientC)) / roomCapJPerK * s
 
 	if r.smokeObs >= smokeAlarmObs {
 		r.smokeAboveS += s
@@ -350,11 +408,13 @@ func (r *Room) stepRoom(s, airGainW float64) {
 		r.smoke, r.smokeAt = true, r.t
 		r.record("smoke", "", "")
 	}
-	if !r.heat && r.airC >= 57 {
+	if !r.heat && (r.airC >= 57 || (r.arcOn && (r.t-r.arcAt).Seconds() >= flameDetectS)) {
 		r.heat = true
 		r.record("heat", "", "")
 	}
-	if !r.fireAlarm && r.smoke && (r.t-r.smokeAt).Seconds() >= panelConfirmS {
+	// The panel goes to fire alarm on a heat or flame detector at once, on smoke after the
+	// coincidence delay of a second detector.
+	if !r.fireAlarm && (r.heat || (r.smoke && (r.t-r.smokeAt).Seconds() >= panelConfirmS)) {
 		r.fireAlarm, r.fireAlarmAt = true, r.t
 		r.record("fire_alarm", "", "")
 	}

@@ -26,21 +26,50 @@ type Scenario struct {
 	Chemistry   string        `yaml:"chemistry"`
 	AmbientC    float64       `yaml:"ambient_c"`
 	UPSLoadPct  float64       `yaml:"ups_load_pct"`
-	Events      []Event       `yaml:"events"`
-	Expect      Expect        `yaml:"expect"`
+	// LoadSwingPct makes the load follow the working day: ± this share of ups_load_pct, peaking
+	// mid-afternoon.
+	LoadSwingPct float64 `yaml:"load_swing_pct"`
+	Events       []Event `yaml:"events"`
+	Expect       Expect  `yaml:"expect"`
 }
 
-// Event is one thing the scenario does to the room at a time.
+// Event is one thing the scenario does to the room, or to its instruments, at a time.
+//
+// Room events: internal_short (device, module, cell, power_w, growth_per_min, max_w),
+// utility_fail (duration, load_pct), hvac_fail (duration), arc_fire (device, module, power_w: an
+// external fire against a module, with the room's flame and smoke detectors).
+// Instrument faults: bms_silent (device, duration: the unit stops answering; a gateway reports
+// exception 11), sensor_stuck (device, point, duration), sensor_value (device, point, value,
+// duration: a spike when short), sensor_raw (device, point, raw, duration: a sentinel such as
+// 0xFFFF), sensor_flap (device, point, low, high, period, duration). A zero duration lasts to the
+// end of the scenario.
 type Event struct {
-	At     time.Duration `yaml:"at"`
-	Kind   string        `yaml:"kind"` // internal_short
-	Device string        `yaml:"device"`
-	Module int           `yaml:"module"` // 1-based
-	Cell   int           `yaml:"cell"`   // 1-based
-	// PowerW is the short's initial heat; it grows by GrowthPerMin (a fraction) each minute.
-	PowerW       float64 `yaml:"power_w"`
-	GrowthPerMin float64 `yaml:"growth_per_min"`
-	MaxW         float64 `yaml:"max_w"` // a soft short saturates; 0 means PowerW
+	At       time.Duration `yaml:"at"`
+	Kind     string        `yaml:"kind"`
+	Device   string        `yaml:"device"`
+	Module   int           `yaml:"module"` // 1-based
+	Cell     int           `yaml:"cell"`   // 1-based
+	Duration time.Duration `yaml:"duration"`
+	// PowerW is a short's initial heat (it grows by GrowthPerMin, a fraction, each minute, up to
+	// MaxW) or an arc fire's heat.
+	PowerW       float64       `yaml:"power_w"`
+	GrowthPerMin float64       `yaml:"growth_per_min"`
+	MaxW         float64       `yaml:"max_w"` // 0 means PowerW
+	LoadPct      float64       `yaml:"load_pct"`
+	Point        string        `yaml:"point"`
+	Value        float64       `yaml:"value"`
+	Raw          uint64        `yaml:"raw"`
+	Low          float64       `yaml:"low"`
+	High         float64       `yaml:"high"`
+	Period       time.Duration `yaml:"period"`
+}
+
+// end is when an event with a duration stops (the scenario's end for none).
+func (e Event) end(total time.Duration) time.Duration {
+	if e.Duration <= 0 {
+		return total + time.Second
+	}
+	return e.At + e.Duration
 }
 
 // Expect is the outcome written in the scenario file, asserted by the hardware-in-loop tests.
@@ -50,6 +79,8 @@ type Expect struct {
 	DrainZone    string        `yaml:"drain_zone"`
 	Runaway      bool          `yaml:"runaway"`
 	MinDrainLead time.Duration `yaml:"min_drain_lead"` // drain at least this long before runaway
+	// MaxDrainDelay: the drain at most this long after the first smoke, heat or suppression signal.
+	MaxDrainDelay time.Duration `yaml:"max_drain_delay"`
 }
 
 // LoadScenario reads a scenario from a file path, or by name from the built-in library.
@@ -110,27 +141,70 @@ func (s *Scenario) validate() error {
 		s.AmbientC = 24
 	}
 	for i, e := range s.Events {
+		bad := func(field string, format string, a ...any) {
+			errs = append(errs, fmt.Sprintf("events[%d].%s: %s", i, field, fmt.Sprintf(format, a...)))
+		}
+		needDevice := func() {
+			if e.Device == "" {
+				bad("device", "must name a device")
+			}
+		}
+		needPoint := func() {
+			needDevice()
+			if e.Point == "" {
+				bad("point", "must name a point of the device")
+			}
+		}
 		switch e.Kind {
 		case "internal_short":
+			needDevice()
 			if e.Module < 1 || e.Module > modulesPerRack {
-				errs = append(errs, fmt.Sprintf("events[%d].module: must be 1..%d, got %d", i, modulesPerRack, e.Module))
+				bad("module", "must be 1..%d, got %d", modulesPerRack, e.Module)
 			}
 			if e.Cell < 1 || e.Cell > cellsPerModule {
-				errs = append(errs, fmt.Sprintf("events[%d].cell: must be 1..%d, got %d", i, cellsPerModule, e.Cell))
+				bad("cell", "must be 1..%d, got %d", cellsPerModule, e.Cell)
 			}
 			if e.PowerW <= 0 {
-				errs = append(errs, fmt.Sprintf("events[%d].power_w: must be > 0, got %g", i, e.PowerW))
+				bad("power_w", "must be > 0, got %g", e.PowerW)
 			}
 			if e.MaxW == 0 {
 				s.Events[i].MaxW = e.PowerW
 			} else if e.MaxW < e.PowerW {
-				errs = append(errs, fmt.Sprintf("events[%d].max_w: must be >= power_w (%g), got %g", i, e.PowerW, e.MaxW))
+				bad("max_w", "must be >= power_w (%g), got %g", e.PowerW, e.MaxW)
+			}
+		case "arc_fire":
+			needDevice()
+			if e.Module < 1 || e.Module > modulesPerRack {
+				bad("module", "must be 1..%d, got %d", modulesPerRack, e.Module)
+			}
+			if e.PowerW <= 0 {
+				bad("power_w", "must be > 0, got %g", e.PowerW)
+			}
+		case "utility_fail":
+			if e.LoadPct < 0 || e.LoadPct > 150 {
+				bad("load_pct", "must be 0..150, got %g", e.LoadPct)
+			}
+		case "hvac_fail":
+		case "bms_silent":
+			needDevice()
+		case "sensor_stuck", "sensor_value", "sensor_raw":
+			needPoint()
+		case "sensor_flap":
+			needPoint()
+			if e.Period <= 0 {
+				bad("period", "must be a positive duration")
+			}
+			if e.High <= e.Low {
+				bad("high", "must be above low (%g), got %g", e.Low, e.High)
 			}
 		default:
-			errs = append(errs, fmt.Sprintf("events[%d].kind: must be internal_short, got %q", i, e.Kind))
+			bad("kind", "must be one of internal_short, arc_fire, utility_fail, hvac_fail, bms_silent, sensor_stuck, sensor_value, sensor_raw, sensor_flap; got %q", e.Kind)
 		}
 		if e.At < 0 || e.At > s.Duration {
-			errs = append(errs, fmt.Sprintf("events[%d].at: must lie within the scenario's duration, got %s", i, e.At))
+			bad("at", "must lie within the scenario's duration, got %s", e.At)
+		}
+		if e.Duration < 0 {
+			bad("duration", "must not be negative, got %s", e.Duration)
 		}
 	}
 	if s.Expect.MaxStage < 0 || s.Expect.MaxStage > 4 {

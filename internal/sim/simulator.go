@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -34,6 +35,18 @@ type simDevice struct {
 	index  []int // index of each point among the points of its role (module_temp_3 → 2)
 	regs   map[config.RegisterKind][]uint16
 	bits   map[config.RegisterKind][]bool
+	faults []Event            // the scenario's instrument faults on this device
+	silent bool               // a bms_silent fault holds: the gateway answers exception 11
+	frozen map[string]float64 // values held by sensor_stuck
+}
+
+// ioFault says whether an event kind acts on the instruments rather than on the room.
+func ioFault(kind string) bool {
+	switch kind {
+	case "bms_silent", "sensor_stuck", "sensor_value", "sensor_raw", "sensor_flap":
+		return true
+	}
+	return false
 }
 
 // Simulator runs a Room on a clock and serves it over Modbus TCP, one listener per connection
@@ -62,7 +75,7 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 		if prof == nil {
 			return nil, fmt.Errorf("device %s: unknown profile %q", d.Name, d.Profile)
 		}
-		sd := &simDevice{name: d.Name, points: prof.Points, regs: map[config.RegisterKind][]uint16{}, bits: map[config.RegisterKind][]bool{}}
+		sd := &simDevice{name: d.Name, points: prof.Points, regs: map[config.RegisterKind][]uint16{}, bits: map[config.RegisterKind][]bool{}, frozen: map[string]float64{}}
 		roles := map[string]int{}
 		for _, p := range prof.Points {
 			sd.index = append(sd.index, roles[p.Role])
@@ -104,13 +117,36 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 		s.byConn[d.Connection][uint8(d.UnitID)] = sd
 		s.devices = append(s.devices, sd)
 	}
-	for _, e := range sc.Events {
-		found := false
-		for _, r := range racks {
-			found = found || r == e.Device
-		}
-		if !found {
-			return nil, fmt.Errorf("scenario %s: event %s names device %q, which is not a rack of this site (racks: %v)", sc.Name, e.Kind, e.Device, racks)
+	for i, e := range sc.Events {
+		switch {
+		case ioFault(e.Kind):
+			var dev *simDevice
+			for _, d := range s.devices {
+				if d.name == e.Device {
+					dev = d
+				}
+			}
+			if dev == nil {
+				return nil, fmt.Errorf("scenario %s: events[%d] (%s) names device %q, which is not in the site", sc.Name, i, e.Kind, e.Device)
+			}
+			if e.Point != "" {
+				found := false
+				for _, p := range dev.points {
+					found = found || p.Name == e.Point
+				}
+				if !found {
+					return nil, fmt.Errorf("scenario %s: events[%d] (%s) names point %q, which device %s does not have", sc.Name, i, e.Kind, e.Point, e.Device)
+				}
+			}
+			dev.faults = append(dev.faults, e)
+		case e.Device != "":
+			found := false
+			for _, r := range racks {
+				found = found || r == e.Device
+			}
+			if !found {
+				return nil, fmt.Errorf("scenario %s: events[%d] (%s) names device %q, which is not a rack of this site (racks: %v)", sc.Name, i, e.Kind, e.Device, racks)
+			}
 		}
 	}
 	s.room = NewRoom(sc, chem, racks)
@@ -165,17 +201,56 @@ func (s *Simulator) Truth() []GroundTruth {
 	return out
 }
 
-// refresh re-encodes every device image from the model. Caller holds mu.
+// refresh re-encodes every device image from the model, then lays the active instrument faults
+// over it. Caller holds mu.
 func (s *Simulator) refresh() {
+	el := s.room.Elapsed()
 	for _, d := range s.devices {
+		d.silent = false
+		active := map[string]Event{}
+		for _, f := range d.faults {
+			if el < f.At || el >= f.end(s.sc.Duration) {
+				if f.Kind == "sensor_stuck" {
+					delete(d.frozen, f.Point)
+				}
+				continue
+			}
+			if f.Kind == "bms_silent" {
+				d.silent = true
+				continue
+			}
+			active[f.Point] = f
+		}
 		for i, p := range d.points {
 			v, sentinel := s.value(d, p, d.index[i])
+			var raw *uint64
+			if f, ok := active[p.Name]; ok {
+				switch f.Kind {
+				case "sensor_stuck":
+					if held, ok := d.frozen[p.Name]; ok {
+						v = held
+					} else {
+						d.frozen[p.Name] = v
+					}
+				case "sensor_value":
+					v, sentinel = f.Value, false
+				case "sensor_raw":
+					raw = &f.Raw
+				case "sensor_flap":
+					v, sentinel = f.Low, false
+					if int((el-f.At)/f.Period)%2 == 1 {
+						v = f.High
+					}
+				}
+			}
 			if p.Kind.IsBit() {
 				d.bits[p.Kind][p.Address] = v != 0
 				continue
 			}
 			var b []byte
-			if sentinel && len(p.Invalid) > 0 {
+			if raw != nil {
+				b = collectors.EncodeRaw(p, *raw)
+			} else if sentinel && len(p.Invalid) > 0 {
 				b = collectors.EncodeRaw(p, p.Invalid[0])
 			} else {
 				b = collectors.EncodeRegisters(p, v)
@@ -419,6 +494,9 @@ func (h *handler) readBits(unit uint8, kind config.RegisterKind, addr, qty uint1
 	}
 	h.s.mu.RLock()
 	defer h.s.mu.RUnlock()
+	if d.silent {
+		return nil, modbus.ErrGWTargetFailedToRespond
+	}
 	img := d.bits[kind]
 	if int(addr)+int(qty) > len(img) {
 		return nil, modbus.ErrIllegalDataAddress
@@ -433,6 +511,9 @@ func (h *handler) readRegs(unit uint8, kind config.RegisterKind, addr, qty uint1
 	}
 	h.s.mu.RLock()
 	defer h.s.mu.RUnlock()
+	if d.silent {
+		return nil, modbus.ErrGWTargetFailedToRespond
+	}
 	img := d.regs[kind]
 	if int(addr)+int(qty) > len(img) {
 		return nil, modbus.ErrIllegalDataAddress
@@ -488,6 +569,10 @@ func (s *Simulator) Read(device string, at time.Time) (sample.Batch, error) {
 		return sample.Batch{}, fmt.Errorf("no device %q in the simulator", device)
 	}
 	b := sample.Batch{Device: device, At: at, Samples: make([]sample.Sample, len(d.points))}
+	if d.silent {
+		b.Err = ErrSilent
+		return b, nil
+	}
 	for i, p := range d.points {
 		smp := sample.Sample{Device: device, Point: p.Name, Role: p.Role, At: at}
 		var dv collectors.Decoded
@@ -514,6 +599,9 @@ func (s *Simulator) Read(device string, at time.Time) (sample.Batch, error) {
 	}
 	return b, nil
 }
+
+// ErrSilent is what the perfect poller reads from a device that a bms_silent fault holds.
+var ErrSilent = errors.New("device silent (gateway: target failed to respond)")
 
 // Devices lists the simulated devices in config order.
 func (s *Simulator) Devices() []string {
