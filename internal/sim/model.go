@@ -19,9 +19,12 @@ const (
 
 // Thermal and room constants of the demo room. Conductances are per cell.
 const (
-	gCellCell     = 0.6   // W/K, cell to its neighbour in a module
+	gCellCell     = 0.5   // W/K, cell to its neighbour in a module
 	gModuleModule = 0.05  // W/K, cell to the same cell of the module above or below
 	gCellAir      = 0.15  // W/K, cell to rack air (forced convection)
+	radAreaM2     = 0.01  // a packed cell's surface that sees the rack rather than its neighbours
+	emissivity    = 0.8
+	stefan        = 5.670e-8 // W/(m² K⁴)
 	roomVolumeM3  = 200.0 // battery room
 	airChangesPH  = 2.0   // ventilation, air changes per hour
 	hvacWPerK     = 4000  // how hard the HVAC pulls the air back to its setpoint
@@ -296,7 +299,9 @@ func (r *Room) cellHeat(rk *Rack, m, c int) (float64, float64) {
 	if m < modulesPerRack-1 {
 		nb(&rk.cells[m+1][c], gModuleModule)
 	}
-	toAir := gCellAir * (x.T - r.airC)
+	// Convection, and radiation, which is what holds a burning cell to several hundred degrees.
+	tk, ta := x.T+kelvin, r.airC+kelvin
+	toAir := gCellAir*(x.T-r.airC) + emissivity*stefan*radAreaM2*(tk*tk*tk*tk-ta*ta*ta*ta)
 	return q - toAir, toAir
 }
 
