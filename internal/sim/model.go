@@ -19,22 +19,22 @@ const (
 
 // Thermal and room constants of the demo room. Conductances are per cell.
 const (
-	gCellCell     = 0.5   // W/K, cell to its neighbour in a module
-	gModuleModule = 0.05  // W/K, cell to the same cell of the module above or below
-	gCellAir      = 0.15  // W/K, cell to rack air (forced convection)
-	radAreaM2     = 0.01  // a packed cell's surface that sees the rack rather than its neighbours
+	gCellCell     = 0.5  // W/K, cell to its neighbour in a module
+	gModuleModule = 0.05 // W/K, cell to the same cell of the module above or below
+	gCellAir      = 0.15 // W/K, cell to rack air (forced convection)
+	radAreaM2     = 0.01 // a packed cell's surface that sees the rack rather than its neighbours
 	emissivity    = 0.8
 	stefan        = 5.670e-8 // W/(m² K⁴)
-	roomVolumeM3  = 200.0 // battery room
-	airChangesPH  = 2.0   // ventilation, air changes per hour
-	hvacWPerK     = 4000  // how hard the HVAC pulls the air back to its setpoint
-	roomGainW     = 12000 // UPS losses and lighting: the heat the HVAC carries away
-	envelopeWPerK = 400   // walls and doors to the rest of the building
-	roomCapJPerK  = 1e6   // air, walls and equipment: what the room's temperature has to heat
-	arcSmokePerS  = 0.005 // obscuration an arc fire adds per second
-	flameDetectS  = 15    // a flame or heat detector sees an open fire this fast
-	molarVolumeL  = 24.45 // litres per mole of gas at 25 °C
-	electrolyteMW = 90.0  // g/mol, dimethyl carbonate
+	roomVolumeM3  = 200.0    // battery room
+	airChangesPH  = 2.0      // ventilation, air changes per hour
+	hvacWPerK     = 4000     // how hard the HVAC pulls the air back to its setpoint
+	roomGainW     = 12000    // UPS losses and lighting: the heat the HVAC carries away
+	envelopeWPerK = 400      // walls and doors to the rest of the building
+	roomCapJPerK  = 1e6      // air, walls and equipment: what the room's temperature has to heat
+	arcSmokePerS  = 0.005    // obscuration an arc fire adds per second
+	flameDetectS  = 15       // a flame or heat detector sees an open fire this fast
+	molarVolumeL  = 24.45    // litres per mole of gas at 25 °C
+	electrolyteMW = 90.0     // g/mol, dimethyl carbonate
 	ratedUPSkW    = 200.0
 	smokeAlarmObs = 0.5 // obscuration units at which a smoke detector alarms
 	smokeConfirmS = 10  // a detector's own confirmation delay
