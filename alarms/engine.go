@@ -68,6 +68,7 @@ type pointState struct {
 	lastJumpAt   time.Time   // last step larger than MaxStepC
 	jumps        []time.Time // such steps within FlapWindow
 	lastChangeAt time.Time   // last time the reading changed at all
+	medianAtChng float64     // the rack's median for this role when the reading last changed
 	flapping     bool
 	stuck        bool
 	peerDelta    float64 // last deviation from the rack's median (module temperatures)
@@ -260,7 +261,8 @@ func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
 	}
 	ps.jumps = ps.jumps[cut:]
 	// A runaway rises in steps too, but in one direction: flapping needs steps both ways.
-	flapping := len(ps.jumps) >= e.th.FlapJumps && !sustainedRiseAny(ps.hist)
+	_, runaway := sustainedRise(ps.hist, s.At, e.th.RunawayFor, e.th.RunawayCPerS)
+	flapping := len(ps.jumps) >= e.th.FlapJumps && !runaway
 	if flapping != ps.flapping {
 		ps.flapping = flapping
 		st := StageNormal
@@ -273,41 +275,34 @@ func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
 	}
 }
 
-// sustainedRiseAny says the recent readings only went up: a runaway, not a loose connector.
-func sustainedRiseAny(h []obs) bool {
-	if len(h) < 3 {
-		return false
-	}
-	for k := len(h) - 3; k < len(h)-1; k++ {
-		if h[k+1].v <= h[k].v {
-			return false
-		}
-	}
-	return true
-}
+// stuckMove is how far a rack's median must move for a sensor that did not follow it to be stuck:
+// a steady, quantised reading in a steady room is not a fault, however long it lasts.
+var stuckMove = map[string]float64{"module_temperature": 1.0, "cell_voltage": 0.02}
 
-// stuck raises a sensor whose reading has not changed for StuckFor while another sensor of the
-// same kind on the device has: a frozen ADC or a cached value, not a steady cell.
+// stuck raises a sensor whose reading has not changed for StuckFor while its rack's median moved
+// by stuckMove: a frozen ADC or a cached value, not a steady cell.
 func (e *Engine) stuck(d *devState, now time.Time) {
 	for _, role := range []string{"module_temperature", "cell_voltage"} {
 		var names []string
-		moving := 0
+		var vals []float64
 		for n, p := range d.points {
 			if p.role != role || !p.hasPrev {
 				continue
 			}
 			names = append(names, n)
-			if now.Sub(p.lastChangeAt) < e.th.StuckFor {
-				moving++
-			}
+			vals = append(vals, p.last)
 		}
-		if moving == 0 {
-			continue // all still: a quiet rack, or the BMS's own refresh stopped (comms' business)
+		if len(vals) < 3 {
+			continue
 		}
+		med := median(vals)
 		sort.Strings(names)
 		for _, n := range names {
 			p := d.points[n]
-			stuck := now.Sub(p.lastChangeAt) >= e.th.StuckFor
+			if p.lastChangeAt.Equal(now) {
+				p.medianAtChng = med
+			}
+			stuck := now.Sub(p.lastChangeAt) >= e.th.StuckFor && math.Abs(med-p.medianAtChng) >= stuckMove[role]
 			if stuck == p.stuck {
 				continue
 			}
@@ -318,7 +313,8 @@ func (e *Engine) stuck(d *devState, now time.Time) {
 				e.clearDetectors(d, n, now)
 			}
 			e.setCond(d, n, "stuck", SensorHealth, st, p.last, d.info.Units[n], func() string {
-				return fmt.Sprintf("%s.%s has read %g for %s while its peers changed; excluded from detection", d.info.Name, n, p.last, now.Sub(p.lastChangeAt).Round(time.Second))
+				return fmt.Sprintf("%s.%s has read %g for %s while its rack moved from %g to %g; excluded from detection",
+					d.info.Name, n, p.last, now.Sub(p.lastChangeAt).Round(time.Second), round3(p.medianAtChng), round3(med))
 			}, now)
 		}
 	}

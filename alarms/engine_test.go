@@ -382,13 +382,36 @@ func TestFlappingSensorIsExcluded(t *testing.T) {
 	}
 }
 
+func TestSteadyQuantisedSensorIsNotStuck(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 1800; i++ { // half an hour of a steady room: one sensor never leaves its bin
+		var ss []sample.Sample
+		for m := 0; m < 8; m++ {
+			v := 23 + 0.1*float64((i+m)%3-1)
+			if m == 2 {
+				v = 23
+			}
+			ss = append(ss, sample.Sample{Device: "rack-1", Point: fmt.Sprintf("module_temp_%d", m+1), Role: "module_temperature", Value: v, Quality: sample.Good, At: r.now})
+		}
+		r.quiet()
+		r.step(sample.Batch{Device: "rack-1", At: r.now, Samples: ss})
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageNormal {
+		t.Fatalf("a steady sensor in a steady room staged the zone to %v: %+v", r.zone(), r.e.Alarms())
+	}
+}
+
 func TestStuckSensorIsRaised(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
 	for i := 0; i < 400; i++ {
 		var ss []sample.Sample
 		for m := 0; m < 8; m++ {
-			v := 25 + 0.1*float64(i%4) // peers wander with noise
+			v := 25 + 0.1*float64(i%4) // peers wander with noise, and warm 3 °C over the run
+			v += 3 * float64(i) / 400
 			if m == 3 {
 				v = 25.3 // frozen
 			}

@@ -23,18 +23,15 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 )
 
-// hilSpeed runs scenario time this much faster than real time; simulator and daemon share the
-// clock, so detector windows and physics see the same seconds.
-const hilSpeed = 50
-
-// hilRooms is how many scenarios run at once. Each polls 35 requests per scenario second, i.e.
-// every 20 ms of real time at 50×; on a 2-core machine under the race detector more rooms than
+// hilRooms is how many scenarios run at once. Each scenario runs at its file's hil.speed (50× by
+// default: scenario time that much faster than real time, on one clock shared by simulator and
+// daemon, so detector windows and physics see the same seconds). A room polls 35 requests per
+// scenario second, i.e. every 20 ms of real time at 50×; on a 2-core machine under the race detector more rooms than
 // this make the pollers fall behind, and the daemon then rightly reports stale data (stage 1).
 const hilRooms = 3
 
-// hilScenarios are every built-in scenario but normal-day, whose 24 hours would take half an
-// hour even at 50×: TestNormalDay drives the same pipeline with the simulator's perfect poller.
-var hilScenarios = []string{"internal-short", "normal", "sudden-fire", "sensor-faults", "bms-silent-fire",
+// hilScenarios is every built-in scenario, the longest first.
+var hilScenarios = []string{"normal-day", "internal-short", "normal", "sudden-fire", "sensor-faults", "bms-silent-fire",
 	"ups-discharge", "lfp-internal-short", "hvac-failure"}
 
 // TestHIL runs each scenario through the whole chain: simulator over real Modbus TCP → daemon →
@@ -43,7 +40,7 @@ var hilScenarios = []string{"internal-short", "normal", "sudden-fire", "sensor-f
 func TestHIL(t *testing.T) {
 	broker := testenv.Mosquitto(t)
 	for _, name := range sim.BuiltinScenarios() {
-		known := name == "normal-day"
+		known := false
 		for _, h := range hilScenarios {
 			known = known || h == name
 		}
@@ -118,6 +115,12 @@ func runHIL(t *testing.T, broker, scenario string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if sc.HIL.Interval > 0 {
+		for i := range cfg.Devices {
+			cfg.Devices[i].Interval = sc.HIL.Interval
+		}
+	}
+	hilSpeed := sc.HIL.Speed
 	clk := clock.NewScaled(time.Now().UTC(), hilSpeed)
 	s, err := sim.New(cfg, sc, clk)
 	if err != nil {

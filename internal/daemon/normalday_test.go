@@ -21,7 +21,7 @@ func TestNormalDay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const step = 5 * time.Second
+	const step = 10 * time.Second
 	for i := range cfg.Devices {
 		cfg.Devices[i].Interval = step
 	}

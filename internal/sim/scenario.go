@@ -31,6 +31,14 @@ type Scenario struct {
 	LoadSwingPct float64 `yaml:"load_swing_pct"`
 	Events       []Event `yaml:"events"`
 	Expect       Expect  `yaml:"expect"`
+	HIL          HIL     `yaml:"hil"`
+}
+
+// HIL says how the hardware-in-loop suite plays a scenario: a long, quiet one may run faster with
+// a slower poll, so that its hours fit in minutes without the poller falling behind.
+type HIL struct {
+	Speed    float64       `yaml:"speed"`    // default 50
+	Interval time.Duration `yaml:"interval"` // overrides every device's poll interval; default as configured
 }
 
 // Event is one thing the scenario does to the room, or to its instruments, at a time.
@@ -206,6 +214,15 @@ func (s *Scenario) validate() error {
 		if e.Duration < 0 {
 			bad("duration", "must not be negative, got %s", e.Duration)
 		}
+	}
+	if s.HIL.Speed == 0 {
+		s.HIL.Speed = 50
+	}
+	if s.HIL.Speed < 30 || s.HIL.Speed > 1000 {
+		errs = append(errs, fmt.Sprintf("hil.speed: must be 30..1000, got %g", s.HIL.Speed))
+	}
+	if s.HIL.Interval < 0 {
+		errs = append(errs, fmt.Sprintf("hil.interval: must not be negative, got %s", s.HIL.Interval))
 	}
 	if s.Expect.MaxStage < 0 || s.Expect.MaxStage > 4 {
 		errs = append(errs, fmt.Sprintf("expect.max_stage: must be 0..4, got %d", s.Expect.MaxStage))

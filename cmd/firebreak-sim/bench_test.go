@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/firebreak-dc/firebreak/collectors"
+	"github.com/firebreak-dc/firebreak/internal/clock"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/sample"
+)
+
+// BenchmarkServe500Devices runs firebreak-sim as its own process serving 500 rack BMSs (three
+// gateways) at speed 1, polls every device once a second over Modbus TCP from this process, and
+// reports the simulator's CPU (% of one core, from /proc) and RSS. It measures for
+// FIREBREAK_BENCH_SECONDS (default 20) after a 3 s warm-up, once, whatever b.N.
+func BenchmarkServe500Devices(b *testing.B) {
+	const devices, gateways = 500, 3
+	seconds := 20
+	if v, err := strconv.Atoi(os.Getenv("FIREBREAK_BENCH_SECONDS")); err == nil && v > 0 {
+		seconds = v
+	}
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "firebreak-sim")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	base := freeRun(b, gateways)
+	var site strings.Builder
+	fmt.Fprintf(&site, "site: bench\ninstance: b1\nstate_dir: %s\nconnections:\n", dir)
+	for g := 0; g < gateways; g++ {
+		fmt.Fprintf(&site, "  - {name: gw-%d, url: \"tcp://127.0.0.1:%d\", timeout: 2s, max_gap: 16}\n", g+1, base+g)
+	}
+	site.WriteString("devices:\n")
+	for d := 0; d < devices; d++ {
+		fmt.Fprintf(&site, "  - {name: rack-%03d, connection: gw-%d, unit_id: %d, profile: li-ion-rack, zone: z}\n", d+1, d%gateways+1, d/gateways+1)
+	}
+	site.WriteString("zones: [{name: z, cut_scope: [d]}]\ndomains: [{name: d, targets: [t]}]\n")
+	sitePath := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(sitePath, []byte(site.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Load(sitePath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-site", sitePath, "-scenario", "normal", "-speed", "1", "-listen", fmt.Sprintf("127.0.0.1:%d", base))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	for g := 0; g < gateways; g++ {
+		waitPort(b, base+g)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan sample.Batch, 4096)
+	var grp errgroup.Group
+	pollers := map[string]*collectors.Poller{}
+	for _, cn := range cfg.Connections {
+		ep, _ := config.ParseEndpoint(cn.URL)
+		rd, err := collectors.NewReader(ep, cn.Timeout)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pollers[cn.Name] = &collectors.Poller{Conn: cn.Name, Reader: rd, Clock: clock.Real{}, Out: out, Log: zap.NewNop()}
+	}
+	for _, d := range cfg.Devices {
+		dev, err := collectors.NewDevice(cfg, d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pollers[d.Connection].Devices = append(pollers[d.Connection].Devices, dev)
+	}
+	for _, p := range pollers {
+		grp.Go(func() error { return p.Run(ctx) })
+	}
+	var batches, failed int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for bt := range out {
+			batches++
+			if bt.Err != nil {
+				failed++
+			}
+		}
+	}()
+	time.Sleep(3 * time.Second) // warm-up: connections open, the model settles
+	b.ResetTimer()
+	cpu0, t0 := procCPU(b, cmd.Process.Pid), time.Now()
+	n0 := batches
+	time.Sleep(time.Duration(seconds) * time.Second)
+	cpu1, t1 := procCPU(b, cmd.Process.Pid), time.Now()
+	n1 := batches
+	b.StopTimer()
+	cancel()
+	_ = grp.Wait()
+	close(out)
+	<-done
+	if failed > 0 {
+		b.Errorf("%d of %d polls failed", failed, batches)
+	}
+	pct := 100 * (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds()
+	b.ReportMetric(pct, "sim-cpu-%")
+	b.ReportMetric(float64(procRSS(b, cmd.Process.Pid))/(1<<20), "sim-rss-MB")
+	b.ReportMetric(float64(n1-n0)/t1.Sub(t0).Seconds(), "device-polls/s")
+}
+
+// freeRun finds n consecutive free loopback ports.
+func freeRun(b *testing.B, n int) int {
+	for attempt := 0; attempt < 50; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		base := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := base+n < 65535
+		for i := 1; i < n && ok; i++ {
+			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			l2.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	b.Fatal("no run of free ports")
+	return 0
+}
+
+func waitPort(b *testing.B, port int) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Fatalf("port %d never opened", port)
+}
+
+// procCPU is a process's user+system CPU time from /proc/<pid>/stat.
+func procCPU(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+func procRSS(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
