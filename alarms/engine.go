@@ -32,6 +32,7 @@ type Engine struct {
 	racks   map[string]*scopeState
 	conds   map[string]*cond
 	alarms  map[string]*Alarm
+	held    map[string]bool // alarms shelved or suppressed by design: lifecycleTick watches them
 	seq     uint64
 	started time.Time
 	ready   Ready
@@ -104,7 +105,7 @@ type cond struct {
 // New returns an engine for the topology.
 func New(topo Topology, th Thresholds) *Engine {
 	e := &Engine{th: th, devices: map[string]*devState{}, zones: map[string]*scopeState{},
-		racks: map[string]*scopeState{}, conds: map[string]*cond{}, alarms: map[string]*Alarm{}}
+		racks: map[string]*scopeState{}, conds: map[string]*cond{}, alarms: map[string]*Alarm{}, held: map[string]bool{}}
 	for _, z := range topo.Zones {
 		e.zones[z] = &scopeState{scope: ScopeZone, name: z, zone: z}
 	}
@@ -202,6 +203,7 @@ func (e *Engine) Step(b sample.Batch) {
 	if _, isRack := e.racks[d.info.Name]; !isRack && d.isRack() {
 		e.racks[d.info.Name] = &scopeState{scope: ScopeRack, name: d.info.Name, zone: d.info.Zone}
 	}
+	e.lifecycleTick(b.At)
 	e.restage(b.At)
 }
 
@@ -225,6 +227,7 @@ func (e *Engine) Tick(now time.Time) {
 			e.setCond(d, "", "comm_lost", Comms, StageWatch, now.Sub(last).Seconds(), "s", func() string { return text }, now)
 		}
 	}
+	e.lifecycleTick(now)
 	e.restage(now)
 }
 
@@ -549,7 +552,7 @@ func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v
 	if st == StageNormal {
 		if c != nil {
 			delete(e.conds, id)
-			e.transition(id, "clear", now, c, v)
+			_ = e.transition(id, "clear", now, c, v)
 		}
 		return
 	}
@@ -559,13 +562,13 @@ func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v
 		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: m, source: source}
 		e.conds[id] = c
 		c.stage, c.value, c.unit, c.text = st, v, unit, text
-		e.transition(id, "activate", now, c, v)
+		_ = e.transition(id, "activate", now, c, v)
 		return
 	}
 	escalate := st > c.stage
 	c.stage, c.value, c.unit, c.text, c.source = st, v, unit, text, source
 	if escalate {
-		e.transition(id, "escalate", now, c, v)
+		_ = e.transition(id, "escalate", now, c, v)
 	} else if a := e.alarms[id]; a != nil {
 		a.Value, a.Stage, a.Text = v, st, text
 	}
@@ -603,53 +606,175 @@ func (e *Engine) sourceOf(d *devState, point, det string) string {
 	return d.info.Name + "." + point
 }
 
-// transitions is the ISA-18.2 lifecycle table: state × cause → next state. A cause not in the
-// table for a state leaves the alarm where it is (an ack of an alarm that needs none is no error).
+// byCondition stands, in the table, for "back to where the condition puts it": Unacked if the
+// alarm is active, Normal if not.
+const byCondition AlarmState = 0
+
+// transitions is the ISA-18.2 lifecycle table: state × cause → next state. Process causes
+// (activate, escalate, clear) come from the detectors, the others from operators (ack, shelve,
+// unshelve, remove, restore) or the alarm logic (suppress, unsuppress). A process cause not in the
+// table for a state only updates whether the alarm is active; an operator cause not in it is an
+// ErrIllegalTransition and changes nothing.
 var transitions = map[AlarmState]map[string]AlarmState{
-	Normal:     {"activate": Unacked},
-	Unacked:    {"clear": RTNUnacked, "ack": Acked, "escalate": Unacked},
-	Acked:      {"clear": Normal, "escalate": Unacked},
-	RTNUnacked: {"activate": Unacked, "ack": Normal},
+	Normal:             {"activate": Unacked, "shelve": Shelved, "remove": OutOfService, "suppress": SuppressedByDesign},
+	Unacked:            {"clear": RTNUnacked, "ack": Acked, "escalate": Unacked, "shelve": Shelved, "remove": OutOfService, "suppress": SuppressedByDesign},
+	Acked:              {"clear": Normal, "escalate": Unacked, "shelve": Shelved, "remove": OutOfService, "suppress": SuppressedByDesign},
+	RTNUnacked:         {"activate": Unacked, "ack": Normal, "shelve": Shelved, "remove": OutOfService, "suppress": SuppressedByDesign},
+	Shelved:            {"unshelve": byCondition, "remove": OutOfService},
+	SuppressedByDesign: {"unsuppress": byCondition, "remove": OutOfService},
+	OutOfService:       {"restore": byCondition},
 }
 
-func (e *Engine) transition(id, cause string, now time.Time, c *cond, v float64) {
+func processCause(c string) bool { return c == "activate" || c == "escalate" || c == "clear" }
+
+func (e *Engine) transition(id, cause string, now time.Time, c *cond, v float64) error {
 	a := e.alarms[id]
 	if a == nil {
+		if !processCause(cause) {
+			return fmt.Errorf("%w: %s", ErrUnknownAlarm, id)
+		}
 		a = &Alarm{ID: id, Device: c.device, Point: c.point, Zone: c.zone, Detector: c.detector, State: Normal}
 		e.alarms[id] = a
 	}
-	next, ok := transitions[a.State][cause]
-	if !ok {
-		return
-	}
 	from := a.State
-	a.State = next
+	next, ok := transitions[a.State][cause]
+	switch {
+	case !ok && !processCause(cause):
+		return fmt.Errorf("%w: %s %s while %s", ErrIllegalTransition, cause, id, a.State)
+	case !ok:
+		next = a.State // shelved, suppressed or out of service: the state holds, activity is recorded
+	}
 	switch cause {
 	case "activate", "escalate":
 		a.Active = true
+		a.Stage, a.Value, a.Unit, a.Text = c.stage, v, c.unit, c.text
+		if c.stage >= StageCritical {
+			a.Latched = true
+		}
 	case "clear":
 		a.Active = false
 	}
-	if cause == "activate" || cause == "escalate" {
-		a.Stage, a.Value, a.Unit, a.Text = c.stage, v, c.unit, c.text
+	if next == byCondition {
+		next = Normal
+		if a.Active {
+			next = Unacked
+		}
+	}
+	// A latched alarm needs an acknowledgement after it clears, even if acknowledged before.
+	if cause == "clear" && a.Latched && next == Normal {
+		next = RTNUnacked
+	}
+	if cause == "ack" && next == Normal {
+		a.Latched = false
+	}
+	a.State = next
+	if next != Shelved {
+		a.ShelvedUntil = nil
+	}
+	if next == Shelved || next == SuppressedByDesign {
+		e.held[id] = true
+	} else {
+		delete(e.held, id)
 	}
 	a.Since = now
 	e.seq++
 	e.ready.Events = append(e.ready.Events, AlarmEvent{Seq: e.seq, From: from, Cause: cause, At: now, Alarm: *a})
+	return nil
 }
 
-// Ack acknowledges an alarm (an operator's command); it reports whether the alarm exists.
-func (e *Engine) Ack(id string, now time.Time) bool {
+// operator performs an operator's cause on an alarm.
+func (e *Engine) operator(id, cause string, now time.Time) error {
 	a := e.alarms[id]
 	if a == nil {
-		return false
+		return fmt.Errorf("%w: %s", ErrUnknownAlarm, id)
 	}
 	c := e.conds[id]
 	if c == nil {
-		c = &cond{id: id, device: a.Device, point: a.Point, zone: a.Zone, detector: a.Detector}
+		c = &cond{id: id, device: a.Device, point: a.Point, zone: a.Zone, detector: a.Detector, stage: a.Stage}
 	}
-	e.transition(id, "ack", now, c, a.Value)
-	return true
+	return e.transition(id, cause, now, c, a.Value)
+}
+
+// Ack acknowledges an alarm.
+func (e *Engine) Ack(id string, now time.Time) error { return e.operator(id, "ack", now) }
+
+// Shelve hides an alarm until until; it still counts towards risk, and comes back by itself.
+func (e *Engine) Shelve(id string, until, now time.Time) error {
+	if !until.After(now) {
+		return fmt.Errorf("%w: shelve %s until %s, which is not in the future", ErrIllegalTransition, id, until.Format(time.RFC3339))
+	}
+	if err := e.operator(id, "shelve", now); err != nil {
+		return err
+	}
+	u := until.UTC()
+	e.alarms[id].ShelvedUntil = &u
+	e.ready.Events[len(e.ready.Events)-1].Alarm.ShelvedUntil = &u
+	return nil
+}
+
+// Unshelve returns a shelved alarm before its time.
+func (e *Engine) Unshelve(id string, now time.Time) error { return e.operator(id, "unshelve", now) }
+
+// RemoveFromService takes an alarm out of service (its sensor is under maintenance): it is not
+// annunciated and its evidence no longer counts towards risk, until ReturnToService.
+func (e *Engine) RemoveFromService(id string, now time.Time) error {
+	return e.operator(id, "remove", now)
+}
+
+// ReturnToService puts an alarm back in service.
+func (e *Engine) ReturnToService(id string, now time.Time) error {
+	return e.operator(id, "restore", now)
+}
+
+// lifecycleTick returns shelved alarms whose time is up, and suppresses by design a BMS-max alarm
+// that only repeats what an alarm of one of the rack's own NTCs already says. It looks only at the
+// alarms it may change (the active conditions, and alarms shelved or suppressed): it runs per Step.
+func (e *Engine) lifecycleTick(now time.Time) {
+	if len(e.held) > 0 {
+		for _, id := range sortedKeys(e.held) {
+			a := e.alarms[id]
+			if a.State == Shelved && a.ShelvedUntil != nil && !now.Before(*a.ShelvedUntil) {
+				_ = e.operator(id, "unshelve", now)
+			}
+			if a.State == SuppressedByDesign && !e.duplicate(id) {
+				_ = e.operator(id, "unsuppress", now)
+			}
+		}
+	}
+	for id, c := range e.conds {
+		if !e.isTmax(c) {
+			continue
+		}
+		if a := e.alarms[id]; a != nil && a.State != SuppressedByDesign && a.State != Shelved && a.State != OutOfService && e.duplicate(id) {
+			_ = e.operator(id, "suppress", now)
+		}
+	}
+}
+
+func (e *Engine) isTmax(c *cond) bool {
+	d := e.devices[c.device]
+	if d == nil {
+		return false
+	}
+	p := d.points[c.point]
+	return p != nil && p.role == "cell_temperature"
+}
+
+// duplicate says an NTC of the same rack has the same detector active at least as high.
+func (e *Engine) duplicate(id string) bool {
+	c := e.conds[id]
+	if c == nil {
+		return false
+	}
+	d := e.devices[c.device]
+	for _, o := range e.conds {
+		if o.device == c.device && o.detector == c.detector && o.point != c.point && o.stage >= c.stage {
+			if op := d.points[o.point]; op != nil && op.role == "module_temperature" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // restage recomputes every rack's and zone's stage and records the changes.
@@ -657,6 +782,9 @@ func (e *Engine) restage(now time.Time) {
 	byScope := map[*scopeState][]*cond{}
 	for _, id := range sortedKeys(e.conds) {
 		c := e.conds[id]
+		if a := e.alarms[id]; a != nil && a.State == OutOfService {
+			continue // under maintenance: its evidence does not count
+		}
 		if z := e.zones[c.zone]; z != nil {
 			byScope[z] = append(byScope[z], c)
 		}
@@ -666,6 +794,9 @@ func (e *Engine) restage(now time.Time) {
 	}
 	zoneGas := map[string][]*cond{}
 	for _, c := range e.conds {
+		if a := e.alarms[c.id]; a != nil && a.State == OutOfService {
+			continue
+		}
 		if c.modality == Gas && c.stage >= StageWarning {
 			zoneGas[c.zone] = append(zoneGas[c.zone], c)
 		}

@@ -7,6 +7,7 @@
 package alarms
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -106,10 +107,14 @@ const (
 	Normal AlarmState = iota + 1
 	Unacked
 	Acked
-	RTNUnacked // returned to normal, not yet acknowledged
+	RTNUnacked         // returned to normal, not yet acknowledged
+	Shelved            // hidden by an operator for a limited time; still counts towards risk
+	SuppressedByDesign // hidden by the alarm logic because another alarm says the same
+	OutOfService       // removed by an operator (maintenance): its evidence no longer counts
 )
 
-var alarmStateNames = map[AlarmState]string{Normal: "normal", Unacked: "unacknowledged", Acked: "acknowledged", RTNUnacked: "rtn_unacknowledged"}
+var alarmStateNames = map[AlarmState]string{Normal: "normal", Unacked: "unacknowledged", Acked: "acknowledged",
+	RTNUnacked: "rtn_unacknowledged", Shelved: "shelved", SuppressedByDesign: "suppressed_by_design", OutOfService: "out_of_service"}
 
 func (s AlarmState) String() string {
 	if n, ok := alarmStateNames[s]; ok {
@@ -135,16 +140,26 @@ type Alarm struct {
 	Unit     string     `json:"unit,omitempty"`
 	Text     string     `json:"text"`
 	Since    time.Time  `json:"since"`
+	// Latched alarms (stage 3 and above) need an acknowledgement after they clear, even if they
+	// were acknowledged while active.
+	Latched      bool       `json:"latched,omitempty"`
+	ShelvedUntil *time.Time `json:"shelved_until,omitempty"`
 }
 
 // AlarmEvent is one lifecycle transition of an alarm (DESIGN's P/events).
 type AlarmEvent struct {
 	Seq   uint64     `json:"alarm_seq"` // per engine, in order of occurrence
 	From  AlarmState `json:"from"`
-	Cause string     `json:"cause"` // activate, clear, ack
+	Cause string     `json:"cause"` // activate, escalate, clear, ack, shelve, unshelve, suppress, unsuppress, remove, restore
 	At    time.Time  `json:"at"`
 	Alarm Alarm      `json:"alarm"`
 }
+
+// Errors of operator actions on alarms.
+var (
+	ErrUnknownAlarm      = errors.New("unknown alarm")
+	ErrIllegalTransition = errors.New("not allowed in the alarm's present state")
+)
 
 // Ready is what the caller must now perform, in order.
 type Ready struct {
