@@ -33,9 +33,11 @@ type Engine struct {
 	conds   map[string]*cond
 	alarms  map[string]*Alarm
 	held    map[string]bool // alarms shelved or suppressed by design: lifecycleTick watches them
-	seq     uint64
-	started time.Time
-	ready   Ready
+	// restored holds active alarms loaded from a snapshot, until fresh data confirms or clears them.
+	restored map[string]time.Time
+	seq      uint64
+	started  time.Time
+	ready    Ready
 }
 
 type devState struct {
@@ -105,7 +107,8 @@ type cond struct {
 // New returns an engine for the topology.
 func New(topo Topology, th Thresholds) *Engine {
 	e := &Engine{th: th, devices: map[string]*devState{}, zones: map[string]*scopeState{},
-		racks: map[string]*scopeState{}, conds: map[string]*cond{}, alarms: map[string]*Alarm{}, held: map[string]bool{}}
+		racks: map[string]*scopeState{}, conds: map[string]*cond{}, alarms: map[string]*Alarm{}, held: map[string]bool{},
+		restored: map[string]time.Time{}}
 	for _, z := range topo.Zones {
 		e.zones[z] = &scopeState{scope: ScopeZone, name: z, zone: z}
 	}
@@ -228,6 +231,7 @@ func (e *Engine) Tick(now time.Time) {
 		}
 	}
 	e.lifecycleTick(now)
+	e.confirmRestored(now)
 	e.restage(now)
 }
 

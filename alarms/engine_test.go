@@ -567,3 +567,54 @@ func TestBMSMaxSuppressedByItsOwnNTC(t *testing.T) {
 		t.Fatalf("the NTC's own alarm: %+v", a)
 	}
 }
+
+func TestRestartKeepsAlarms(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.quiet()
+	r.one("panel", "smoke", "smoke", 1, sample.Good) // active, unacked, latched
+	r.one("gas", "co", "co_ppm", 80, sample.Good)
+	if err := r.e.Ack("gas.co.co_high", r.now); err != nil {
+		t.Fatal(err)
+	}
+	r.one("rack-1", "bms_alarm", "bms_alarm", 1, sample.Good)
+	if err := r.e.Shelve("rack-1.bms_alarm.bms_alarm", r.now.Add(time.Hour), r.now); err != nil {
+		t.Fatal(err)
+	}
+	snap := r.e.Snapshot()
+	seq := r.e.seq
+
+	// The daemon dies. A new engine restores the snapshot; the smoke is still there, the CO is gone.
+	r2 := newRig(t)
+	r2.now = r.now.Add(30 * time.Second)
+	if err := r2.e.Restore(snap, r2.now); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.e.Restore(snap, r2.now); err == nil {
+		t.Fatal("restoring twice was accepted")
+	}
+	for i := 0; i < 60; i++ {
+		r2.quiet()
+		r2.one("panel", "smoke", "smoke", 1, sample.Good)
+		r2.one("gas", "co", "co_ppm", 0, sample.Good)
+		r2.tick()
+		r2.advance(time.Second)
+	}
+	if a := r2.alarm("panel.smoke.smoke"); a.State != Unacked || !a.Active || !a.Latched {
+		t.Errorf("smoke after restart: %+v", a)
+	}
+	if a := r2.alarm("gas.co.co_high"); a.State != Normal || a.Active {
+		t.Errorf("CO gone after restart: %+v (acked before the crash, so clearing returns it to normal)", a)
+	}
+	if a := r2.alarm("rack-1.bms_alarm.bms_alarm"); a.State != Shelved {
+		t.Errorf("shelved alarm after restart: %+v", a)
+	}
+	if r2.zone() != StageCritical {
+		t.Errorf("zone after restart: %v", r2.zone())
+	}
+	for _, ev := range r2.events {
+		if ev.Seq <= seq {
+			t.Fatalf("event seq %d after restart is not past %d", ev.Seq, seq)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -79,8 +80,18 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	alarmFile := filepath.Join(cfg.StateDir, "alarms.json")
 	pipe := NewPipeline(cfg, PipelineOptions{BootID: bootID, Key: o.SigningKey, SeqStart: seqStart,
-		PersistSeq: func(n uint64) error { return writeSeq(seqFile, n) }})
+		PersistSeq:    func(n uint64) error { return writeSeq(seqFile, n) },
+		PersistAlarms: func(s alarms.Snapshot) error { return writeJSON(alarmFile, s) }})
+	if snap, ok, err := readSnapshot(alarmFile); err != nil {
+		return err
+	} else if ok {
+		if err := pipe.Restore(snap, o.Clock.Now()); err != nil {
+			return fmt.Errorf("%s: %w", alarmFile, err)
+		}
+		log.Info("alarm state restored", zap.Int("alarms", len(snap.Alarms)))
+	}
 	pipe.OnRisk = func(rc alarms.RiskChange) {
 		log.Info("risk", zap.String("scope", rc.Scope.String()), zap.String("name", rc.Name),
 			zap.Stringer("from", rc.From), zap.Stringer("to", rc.To), zap.String("reason", rc.Reason))
@@ -355,26 +366,64 @@ func readSeq(path string) (uint64, error) {
 
 // writeSeq replaces the seq file atomically and durably.
 func writeSeq(path string, n uint64) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("drain seq: %w", err)
-	}
-	if _, err := f.WriteString(strconv.FormatUint(n, 10)); err != nil {
-		f.Close()
-		return fmt.Errorf("drain seq: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("drain seq: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("drain seq: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeFileDurably(path, []byte(strconv.FormatUint(n, 10))); err != nil {
 		return fmt.Errorf("drain seq: %w", err)
 	}
 	return nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return writeFileDurably(path, b)
+}
+
+// writeFileDurably replaces path with data so that a crash leaves the old file or the new one,
+// never a torn one: write a temporary file, fsync it, rename it over, fsync the directory.
+func writeFileDurably(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// readSnapshot reads the saved alarm state; ok is false when there is none yet.
+func readSnapshot(path string) (alarms.Snapshot, bool, error) {
+	var s alarms.Snapshot
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, fmt.Errorf("alarm state: %w", err)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, false, fmt.Errorf("alarm state %s is corrupt: %w (move it aside to start without it)", path, err)
+	}
+	return s, true, nil
 }
 
 // LoadOrCreateKey returns the configured signing key, or the one in state_dir, creating it on the

@@ -21,6 +21,7 @@ type Pipeline struct {
 	enc        *wire.Encoder
 	key        ed25519.PrivateKey
 	persistSeq func(uint64) error
+	persistAlm func(alarms.Snapshot) error
 	racks      map[string]map[string]alarms.Stage
 	// OnRisk, if set, sees every risk change (the daemon logs them).
 	OnRisk func(alarms.RiskChange)
@@ -34,6 +35,9 @@ type PipelineOptions struct {
 	Key        ed25519.PrivateKey
 	SeqStart   uint64
 	PersistSeq func(uint64) error // called before a signal with that seq leaves; nil for none
+	// PersistAlarms is called with the alarm state whenever an alarm changed, before the messages
+	// that announce the change leave; nil for none.
+	PersistAlarms func(alarms.Snapshot) error
 }
 
 // Topology is the engine's view of the configured site.
@@ -72,9 +76,13 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 		enc:        wire.NewEncoder(cfg.MQTT.TopicPrefix, cfg.Site, cfg.Instance, o.BootID),
 		key:        o.Key,
 		persistSeq: persist,
+		persistAlm: o.PersistAlarms,
 		racks:      map[string]map[string]alarms.Stage{},
 	}
 }
+
+// Restore loads the alarm state saved before a restart.
+func (p *Pipeline) Restore(s alarms.Snapshot, now time.Time) error { return p.eng.Restore(s, now) }
 
 // Encoder is the pipeline's encoder, for the messages the pipeline does not make (status,
 // availability, telemetry), so that one seq numbers them all.
@@ -98,6 +106,11 @@ func (p *Pipeline) flush() ([]wire.Message, error) {
 	var out []wire.Message
 	if p.eng.HasReady() {
 		rd := p.eng.Ready()
+		if len(rd.Events) > 0 && p.persistAlm != nil {
+			if err := p.persistAlm(p.eng.Snapshot()); err != nil {
+				return nil, fmt.Errorf("persist alarm state: %w", err)
+			}
+		}
 		for _, ev := range rd.Events {
 			out = append(out, p.enc.AlarmEvent(ev)...)
 		}
