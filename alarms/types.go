@@ -60,6 +60,17 @@ func (m Modality) String() string {
 // MarshalText writes the name.
 func (m Modality) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
+// UnmarshalText reads a name written by MarshalText.
+func (m *Modality) UnmarshalText(b []byte) error {
+	for k, n := range modalityNames {
+		if n == string(b) {
+			*m = k
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown modality %q", b)
+}
+
 // Evidence is one active signal that supports a stage: which alarm, what it read.
 type Evidence struct {
 	Alarm    string   `json:"alarm"`
@@ -125,6 +136,17 @@ func (s AlarmState) String() string {
 
 // MarshalText writes the name.
 func (s AlarmState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a name written by MarshalText.
+func (s *AlarmState) UnmarshalText(b []byte) error {
+	for k, n := range alarmStateNames {
+		if n == string(b) {
+			*s = k
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown alarm state %q", b)
+}
 
 // Alarm is one alarm's current state: what DESIGN's retained P/alarm/<id> carries.
 type Alarm struct {
