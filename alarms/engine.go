@@ -35,6 +35,7 @@ type Engine struct {
 	held    map[string]bool // alarms shelved or suppressed by design: lifecycleTick watches them
 	// restored holds active alarms loaded from a snapshot, until fresh data confirms or clears them.
 	restored map[string]time.Time
+	live     bool
 	seq      uint64
 	started  time.Time
 	ready    Ready
@@ -104,11 +105,23 @@ type cond struct {
 	source                            string // independence key: signals with the same source are one sensor
 }
 
+// Option changes how an engine reads its input.
+type Option func(*Engine)
+
+// LivePoller says the samples come from a live poller, which sends a batch (with its error) for
+// every failed attempt: then a device's silence shows in its failed polls at once, and a device
+// with no batch at all is waiting on a late poller, tolerated for NoDataGrace. Without it (replay),
+// a device with no rows for its stale limit is silent, as DESIGN's trace format says.
+func LivePoller() Option { return func(e *Engine) { e.live = true } }
+
 // New returns an engine for the topology.
-func New(topo Topology, th Thresholds) *Engine {
+func New(topo Topology, th Thresholds, opts ...Option) *Engine {
 	e := &Engine{th: th, devices: map[string]*devState{}, zones: map[string]*scopeState{},
 		racks: map[string]*scopeState{}, conds: map[string]*cond{}, alarms: map[string]*Alarm{}, held: map[string]bool{},
 		restored: map[string]time.Time{}}
+	for _, o := range opts {
+		o(e)
+	}
 	for _, z := range topo.Zones {
 		e.zones[z] = &scopeState{scope: ScopeZone, name: z, zone: z}
 	}
@@ -220,11 +233,15 @@ func (e *Engine) Tick(now time.Time) {
 		if last.IsZero() {
 			last = e.started
 		}
+		failing := d.lastErrAt.After(d.lastOK)
+		if e.live && !failing {
+			limit = max(limit, e.th.NoDataGrace)
+		}
 		if now.Sub(last) > limit {
 			// Say which it is: the device failed the polls, or no data came at all (a poller
 			// that is behind, or a trace with no rows). Both leave the rack unwatched.
 			text := fmt.Sprintf("no data from %s for %s", name, now.Sub(last).Round(time.Second))
-			if d.lastErrAt.After(d.lastOK) {
+			if failing {
 				text = fmt.Sprintf("%s has not answered for %s: %s", name, now.Sub(last).Round(time.Second), d.lastErr)
 			}
 			e.setCond(d, "", "comm_lost", Comms, StageWatch, now.Sub(last).Seconds(), "s", func() string { return text }, now)

@@ -618,3 +618,28 @@ func TestRestartKeepsAlarms(t *testing.T) {
 		}
 	}
 }
+
+func TestLivePollerLateIsNotSilence(t *testing.T) {
+	t.Parallel()
+	live := &rig{t: t, e: New(topo(), DefaultThresholds(), LivePoller()), now: t0}
+	for i := 0; i < 20; i++ { // rack-1 sends nothing for 20 s: the poller is behind, not the BMS silent
+		live.rack("rack-2", -1, 0)
+		live.one("gas", "offgas", "offgas_ppm", 0.4, sample.Good)
+		live.one("panel", "smoke", "smoke", 0, sample.Good)
+		live.tick()
+		live.advance(time.Second)
+	}
+	if live.zone() != StageNormal {
+		t.Fatalf("a late poller read as a silent BMS: zone %v", live.zone())
+	}
+	for i := 0; i < 20; i++ { // past the grace it is silence after all
+		live.rack("rack-2", -1, 0)
+		live.one("gas", "offgas", "offgas_ppm", 0.4, sample.Good)
+		live.one("panel", "smoke", "smoke", 0, sample.Good)
+		live.tick()
+		live.advance(time.Second)
+	}
+	if live.zone() != StageWatch {
+		t.Fatalf("no data for 40 s: zone %v, want watch", live.zone())
+	}
+}

@@ -29,6 +29,10 @@ type Thresholds struct {
 	H2FireLFLFrac       float64 `yaml:"h2_fire_lfl_frac"`
 	H2LFLPPM            float64 `yaml:"h2_lfl_ppm"`
 	StaleAfterIntervals int     `yaml:"stale_after_intervals"`
+	// NoDataGrace: with a live poller (which reports every failed attempt), a device that simply
+	// has no new batch is waiting on a late poller, not silent; this long is tolerated before it is
+	// taken as silent all the same.
+	NoDataGrace time.Duration `yaml:"no_data_grace"`
 
 	// Sensor plausibility: a temperature step larger than MaxStepC between two readings is
 	// suspect, and the point's thresholds wait SettleFor of steady readings before they count;
@@ -66,6 +70,7 @@ func DefaultThresholds() Thresholds {
 		H2FireLFLFrac:       0.25,
 		H2LFLPPM:            40000, // 4 % vol
 		StaleAfterIntervals: 3,
+		NoDataGrace:         30 * time.Second,
 		MaxStepC:            10,
 		SettleFor:           20 * time.Second,
 		FlapJumps:           4,
@@ -126,6 +131,9 @@ func (t Thresholds) Problems() []Problem {
 	}
 	if t.FlapJumps < 2 {
 		ps = append(ps, Problem{"flap_jumps", "must be >= 2", t.FlapJumps})
+	}
+	if t.NoDataGrace < 0 {
+		ps = append(ps, Problem{"no_data_grace", "must be >= 0", t.NoDataGrace.String()})
 	}
 	if t.StaleAfterIntervals < 1 {
 		ps = append(ps, Problem{"stale_after_intervals", "must be >= 1", t.StaleAfterIntervals})

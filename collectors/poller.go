@@ -65,6 +65,7 @@ func (p *Poller) Run(ctx context.Context) error {
 	for i := range next {
 		next[i] = start
 	}
+	var lastWarn time.Time
 	for {
 		i := 0
 		for j := range next {
@@ -76,6 +77,10 @@ func (p *Poller) Run(ctx context.Context) error {
 			if err := clock.Sleep(ctx, p.Clock, wait); err != nil {
 				return nil
 			}
+		} else if behind := -wait; behind > p.Devices[i].Interval && p.Clock.Now().Sub(lastWarn) > time.Minute {
+			// The link is slower than the schedule asks: the data goes stale for everyone on it.
+			p.Log.Warn("poller behind schedule", zap.String("connection", p.Conn), zap.Duration("behind", behind))
+			lastWarn = p.Clock.Now()
 		}
 		if ctx.Err() != nil {
 			return nil

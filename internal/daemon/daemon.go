@@ -81,7 +81,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	alarmFile := filepath.Join(cfg.StateDir, "alarms.json")
-	pipe := NewPipeline(cfg, PipelineOptions{BootID: bootID, Key: o.SigningKey, SeqStart: seqStart,
+	pipe := NewPipeline(cfg, PipelineOptions{BootID: bootID, Key: o.SigningKey, SeqStart: seqStart, Live: true,
 		PersistSeq:    func(n uint64) error { return writeSeq(seqFile, n) },
 		PersistAlarms: func(s alarms.Snapshot) error { return writeJSON(alarmFile, s) }})
 	if snap, ok, err := readSnapshot(alarmFile); err != nil {

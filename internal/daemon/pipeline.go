@@ -38,6 +38,8 @@ type PipelineOptions struct {
 	// PersistAlarms is called with the alarm state whenever an alarm changed, before the messages
 	// that announce the change leave; nil for none.
 	PersistAlarms func(alarms.Snapshot) error
+	// Live says a poller feeds the pipeline (see alarms.LivePoller); replay leaves it false.
+	Live bool
 }
 
 // Topology is the engine's view of the configured site.
@@ -68,8 +70,12 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 	if persist == nil {
 		persist = func(uint64) error { return nil }
 	}
+	var eopts []alarms.Option
+	if o.Live {
+		eopts = append(eopts, alarms.LivePoller())
+	}
 	return &Pipeline{
-		eng: alarms.New(Topology(cfg), cfg.Detection),
+		eng: alarms.New(Topology(cfg), cfg.Detection, eopts...),
 		plan: cutover.NewPlanner(cutover.Options{Site: cfg.Site, Instance: cfg.Instance, BootID: o.BootID,
 			Heartbeat: cfg.Cutover.Heartbeat, Validity: cfg.Cutover.Validity, FireToPowerCut: cfg.Cutover.FireToPowerCut,
 			DryRun: cfg.Cutover.Mode == "dry-run", SeqStart: o.SeqStart}, zones),
