@@ -22,6 +22,23 @@ type DeviceInfo struct {
 type Topology struct {
 	Devices []DeviceInfo
 	Zones   []string
+	Rules   []Rule
+}
+
+// Rule is a site's own rule on one point: a value above or below a limit, or a rise of at least
+// RatePerMin (per minute, over the rise window), held for For, raising Stage. Exactly one of Above,
+// Below, RatePerMin is set (the config validates it).
+type Rule struct {
+	Name, Device, Point string
+	Above, Below        *float64
+	RatePerMin          *float64
+	For                 time.Duration
+	Stage               Stage
+}
+
+type ruleState struct {
+	r     Rule
+	since time.Time
 }
 
 // Engine is the detection state machine. It is not safe for concurrent use: one owner steps it.
@@ -36,6 +53,7 @@ type Engine struct {
 	// restored holds active alarms loaded from a snapshot, until fresh data confirms or clears them.
 	restored map[string]time.Time
 	live     bool
+	rules    map[string][]*ruleState // by device.point
 	seq      uint64
 	started  time.Time
 	ready    Ready
@@ -118,7 +136,11 @@ func LivePoller() Option { return func(e *Engine) { e.live = true } }
 func New(topo Topology, th Thresholds, opts ...Option) *Engine {
 	e := &Engine{th: th, devices: map[string]*devState{}, zones: map[string]*scopeState{},
 		racks: map[string]*scopeState{}, conds: map[string]*cond{}, alarms: map[string]*Alarm{}, held: map[string]bool{},
-		restored: map[string]time.Time{}}
+		restored: map[string]time.Time{}, rules: map[string][]*ruleState{}}
+	for _, r := range topo.Rules {
+		k := r.Device + "." + r.Point
+		e.rules[k] = append(e.rules[k], &ruleState{r: r})
+	}
 	for _, o := range opts {
 		o(e)
 	}
@@ -185,7 +207,11 @@ func (e *Engine) Step(b sample.Batch) {
 		d.lastErrAt, d.lastErr = b.At, b.Err.Error()
 	}
 	for _, s := range b.Samples {
-		if s.Role == "" || s.Quality == sample.CommLost {
+		if s.Quality == sample.CommLost {
+			continue
+		}
+		rules := e.rules[s.Device+"."+s.Point]
+		if s.Role == "" && rules == nil {
 			continue
 		}
 		ps := d.points[s.Point]
@@ -211,6 +237,7 @@ func (e *Engine) Step(b sample.Batch) {
 			e.clearDetectors(d, s.Point, s.At)
 			continue
 		}
+		e.applyRules(d, s, ps, rules)
 		e.detect(d, s, ps)
 	}
 	e.stuck(d, b.At)
@@ -265,6 +292,38 @@ func (d *devState) isRack() bool {
 		}
 	}
 	return false
+}
+
+// applyRules evaluates the site's own rules on a good sample.
+func (e *Engine) applyRules(d *devState, s sample.Sample, ps *pointState, rules []*ruleState) {
+	for _, rs := range rules {
+		r := rs.r
+		var on bool
+		var v float64
+		var what string
+		switch {
+		case r.Above != nil:
+			on, v, what = s.Value > *r.Above, s.Value, fmt.Sprintf("above %g", *r.Above)
+		case r.Below != nil:
+			on, v, what = s.Value < *r.Below, s.Value, fmt.Sprintf("below %g", *r.Below)
+		case r.RatePerMin != nil:
+			slope, n := ps.fit.slopePerMin()
+			on, v, what = n >= 5 && slope >= *r.RatePerMin, slope, fmt.Sprintf("rising at least %g per minute", *r.RatePerMin)
+		}
+		if !on {
+			rs.since = time.Time{}
+		} else if rs.since.IsZero() {
+			rs.since = s.At
+		}
+		st := StageNormal
+		if on && s.At.Sub(rs.since) >= r.For {
+			st = r.Stage
+		}
+		unit := d.info.Units[s.Point]
+		e.setCond(d, s.Point, "rule:"+r.Name, RuleModality, st, v, unit, func() string {
+			return fmt.Sprintf("rule %s: %s.%s %s (%.3g %s) for %s", r.Name, d.info.Name, s.Point, what, v, unit, s.At.Sub(rs.since).Round(time.Second))
+		}, s.At)
+	}
 }
 
 // plausibility tracks steps and changes of an analogue reading and raises a flapping sensor.

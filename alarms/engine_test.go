@@ -643,3 +643,51 @@ func TestLivePollerLateIsNotSilence(t *testing.T) {
 		t.Fatalf("no data for 40 s: zone %v, want watch", live.zone())
 	}
 }
+
+func TestSiteRules(t *testing.T) {
+	t.Parallel()
+	limit, rate := 150.0, 2.0
+	tp := topo()
+	tp.Rules = []Rule{
+		{Name: "hot-string", Device: "rack-1", Point: "string_power", Above: &limit, For: 30 * time.Second, Stage: StageWarning},
+		{Name: "fast-soc", Device: "rack-2", Point: "soc", RatePerMin: &rate, Stage: StageWatch},
+	}
+	r := &rig{t: t, e: New(tp, DefaultThresholds()), now: t0}
+	power := func(v float64) {
+		r.one("rack-1", "string_power", "", v, sample.Good) // a point with no role: rules still see it
+	}
+	for i := 0; i < 20; i++ {
+		r.quiet()
+		power(160)
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageNormal {
+		t.Fatalf("rule fired before its 30 s: zone %v", r.zone())
+	}
+	for i := 0; i < 15; i++ {
+		r.quiet()
+		power(160)
+		r.tick()
+		r.advance(time.Second)
+	}
+	if a := r.alarm("rack-1.string_power.rule:hot-string"); a.State != Unacked || a.Stage != StageWarning {
+		t.Fatalf("rule alarm: %+v", a)
+	}
+	if r.zone() != StageWarning {
+		t.Fatalf("zone %v, want warning from the rule", r.zone())
+	}
+	power(100)
+	if a := r.alarm("rack-1.string_power.rule:hot-string"); a.Active {
+		t.Fatalf("rule did not clear: %+v", a)
+	}
+	soc := 50.0
+	for i := 0; i < 10; i++ {
+		r.one("rack-2", "soc", "", soc, sample.Good)
+		soc += 0.1 // 6 %/min
+		r.advance(time.Second)
+	}
+	if a := r.alarm("rack-2.soc.rule:fast-soc"); !a.Active {
+		t.Fatalf("rate rule: %+v", a)
+	}
+}

@@ -45,10 +45,11 @@ const (
 	Comms
 	SensorHealth
 	BMS
+	RuleModality // a site's own rule
 )
 
 var modalityNames = map[Modality]string{Temperature: "temperature", Voltage: "voltage", Gas: "gas",
-	Smoke: "smoke", Fire: "fire", Comms: "comms", SensorHealth: "sensor", BMS: "bms"}
+	Smoke: "smoke", Fire: "fire", Comms: "comms", SensorHealth: "sensor", BMS: "bms", RuleModality: "rule"}
 
 func (m Modality) String() string {
 	if n, ok := modalityNames[m]; ok {

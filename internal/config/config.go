@@ -64,14 +64,16 @@ type Domain struct {
 	Targets []string `yaml:"targets"`
 }
 
-// Rule is a generic threshold or rate rule on any point (evaluated from the detection issue on).
+// Rule is a generic rule on any point, role or not: a value above or below a limit, or a rate of
+// rise per minute (least squares over detection.rise_window), held for For, raising Stage.
 type Rule struct {
-	Name  string        `yaml:"name"`
-	Point string        `yaml:"point"` // device.point
-	Above *float64      `yaml:"above"`
-	Below *float64      `yaml:"below"`
-	For   time.Duration `yaml:"for"`
-	Stage int           `yaml:"stage"`
+	Name       string        `yaml:"name"`
+	Point      string        `yaml:"point"` // device.point
+	Above      *float64      `yaml:"above"`
+	Below      *float64      `yaml:"below"`
+	RatePerMin *float64      `yaml:"rate_per_min"`
+	For        time.Duration `yaml:"for"`
+	Stage      int           `yaml:"stage"`
 }
 
 // MQTT is the broker link.

@@ -157,3 +157,35 @@ func TestParseEndpoint(t *testing.T) {
 		}
 	}
 }
+
+func TestRulesValidated(t *testing.T) {
+	t.Parallel()
+	y := base + `
+devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z}]
+rules:
+  - {name: hot-string, point: r1.string_power, above: 150, for: 30s, stage: 2}
+  - {name: bad-point, point: r1.nope, above: 1, stage: 1}
+  - {name: no-device, point: r9.soc, below: 10, stage: 1}
+  - {name: two-limits, point: r1.soc, above: 1, below: 2, stage: 1}
+  - {name: zero-stage, point: r1.soc, rate_per_min: 1, stage: 0}
+  - {name: hot-string, point: r1.soc, below: 5, stage: 1}
+`
+	_, err := Parse([]byte(y), "site.yaml")
+	if err == nil {
+		t.Fatal("bad rules accepted")
+	}
+	for _, want := range []string{
+		`rules[1].point: device r1 has no point "nope" in its profile`,
+		`rules[2].point: names device "r9"`,
+		`rules[3]: must set exactly one of above, below, rate_per_min`,
+		`rules[4].stage: must be 1..4, got 0`,
+		`rules[5].name: is used by another rule`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "rules[0]") {
+		t.Errorf("the good rule was refused: %v", err)
+	}
+}

@@ -139,6 +139,26 @@ func (cfg *Config) addProfileFile(data []byte, file string, c *collector) {
 	}
 }
 
+// devicePoints is the set of point names of a configured device (nil if there is no such device
+// or its profile is unknown).
+func (cfg *Config) devicePoints(device string) map[string]bool {
+	for _, d := range cfg.Devices {
+		if d.Name != device {
+			continue
+		}
+		res := cfg.resolved[d.Profile]
+		if res == nil {
+			return nil
+		}
+		out := map[string]bool{}
+		for _, p := range res.Points {
+			out[p.Name] = true
+		}
+		return out
+	}
+	return nil
+}
+
 // ProfileNames lists the profiles the config can use, sorted.
 func (cfg *Config) ProfileNames() []string {
 	var out []string
@@ -262,6 +282,40 @@ func (cfg *Config) validate(c *collector) {
 	}
 	if len(cfg.Devices) == 0 {
 		c.add("devices", "must list at least one device", nil)
+	}
+
+	rules := map[string]bool{}
+	for i, r := range cfg.Rules {
+		p := fmt.Sprintf("rules[%d]", i)
+		if !nameRe.MatchString(r.Name) {
+			c.add(p+".name", "must match [a-z0-9][a-z0-9_-]*", r.Name)
+		} else if rules[r.Name] {
+			c.add(p+".name", "is used by another rule", r.Name)
+		}
+		rules[r.Name] = true
+		dev, pt, ok := strings.Cut(r.Point, ".")
+		if !ok {
+			c.add(p+".point", "must be device.point", r.Point)
+		} else if res := cfg.devicePoints(dev); res == nil {
+			c.addf(p+".point", r.Point, "names device %q, which is not under devices", dev)
+		} else if !res[pt] {
+			c.addf(p+".point", r.Point, "device %s has no point %q in its profile", dev, pt)
+		}
+		n := 0
+		for _, set := range []bool{r.Above != nil, r.Below != nil, r.RatePerMin != nil} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			c.add(p, "must set exactly one of above, below, rate_per_min", nil)
+		}
+		if r.Stage < 1 || r.Stage > 4 {
+			c.add(p+".stage", "must be 1..4", r.Stage)
+		}
+		if r.For < 0 {
+			c.add(p+".for", "must not be negative", r.For.String())
+		}
 	}
 
 	for _, pr := range cfg.Detection.Problems() {

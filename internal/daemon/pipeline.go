@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/ed25519"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/firebreak-dc/firebreak/alarms"
@@ -56,6 +57,11 @@ func Topology(cfg *config.Config) alarms.Topology {
 			}
 		}
 		topo.Devices = append(topo.Devices, alarms.DeviceInfo{Name: d.Name, Zone: d.Zone, Interval: d.Interval, Units: units})
+	}
+	for _, r := range cfg.Rules {
+		dev, pt, _ := strings.Cut(r.Point, ".")
+		topo.Rules = append(topo.Rules, alarms.Rule{Name: r.Name, Device: dev, Point: pt, Above: r.Above, Below: r.Below,
+			RatePerMin: r.RatePerMin, For: r.For, Stage: alarms.Stage(r.Stage)})
 	}
 	return topo
 }
