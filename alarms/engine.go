@@ -547,12 +547,19 @@ func (e *Engine) peers(d *devState, now time.Time) {
 		return
 	}
 	med := median(vals)
+	dev := make([]float64, len(vals))
+	for i, v := range vals {
+		dev[i] = math.Abs(v - med)
+	}
+	sigma := math.Max(1.4826*median(dev), e.th.PeerSigmaFloorC)
 	for i, n := range names {
 		ps := d.points[n]
 		delta := vals[i] - med
+		z := delta / sigma
 		ps.peerDelta, ps.peerKnown = delta, true
 		lvl := StageNormal
 		switch {
+		case z < e.th.PeerZMin:
 		case delta >= e.th.PeerDeltaWarnC:
 			lvl = StageWarning
 		case delta >= e.th.PeerDeltaWatchC:
@@ -570,7 +577,7 @@ func (e *Engine) peers(d *devState, now time.Time) {
 		}
 		ps.peerLevel = lvl
 		e.setCond(d, n, "peer_delta", Temperature, lvl, delta, "°C", func() string {
-			return fmt.Sprintf("%s.%s %.1f °C above the rack median %.1f °C", d.info.Name, n, delta, med)
+			return fmt.Sprintf("%s.%s %.1f °C above the rack median %.1f °C (z %.1f)", d.info.Name, n, delta, med, z)
 		}, now)
 	}
 }

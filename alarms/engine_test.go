@@ -691,3 +691,23 @@ func TestSiteRules(t *testing.T) {
 		t.Fatalf("rate rule: %+v", a)
 	}
 }
+
+func TestWidelySpreadRackDoesNotSingleOutItsWarmest(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 60; i++ {
+		var ss []sample.Sample
+		// A rack with a strong top-to-bottom gradient (airflow): 22 … 36 °C. The top module is 7 °C
+		// above the median, but no more unusual than the rest of the spread.
+		for m := 0; m < 8; m++ {
+			ss = append(ss, sample.Sample{Device: "rack-1", Point: fmt.Sprintf("module_temp_%d", m+1), Role: "module_temperature", Value: 22 + 2*float64(m), Quality: sample.Good, At: r.now})
+		}
+		r.quiet()
+		r.step(sample.Batch{Device: "rack-1", At: r.now, Samples: ss})
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageNormal {
+		t.Fatalf("a rack's airflow gradient was taken for a hot module: zone %v, %+v", r.zone(), r.e.Alarms())
+	}
+}

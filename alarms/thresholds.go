@@ -8,12 +8,16 @@ import (
 // Thresholds are the detector settings; DefaultThresholds gives the DESIGN defaults and a site
 // overrides any of them under `detection:`.
 type Thresholds struct {
-	CellTempWatchC    float64 `yaml:"cell_temp_watch_c"`
-	CellTempWarnC     float64 `yaml:"cell_temp_warn_c"`
-	CellTempCritC     float64 `yaml:"cell_temp_crit_c"` // and rising: confirmed by the rate detector
-	TempDeadbandC     float64 `yaml:"temp_deadband_c"`
-	PeerDeltaWatchC   float64 `yaml:"peer_delta_watch_c"`
-	PeerDeltaWarnC    float64 `yaml:"peer_delta_warn_c"`
+	CellTempWatchC  float64 `yaml:"cell_temp_watch_c"`
+	CellTempWarnC   float64 `yaml:"cell_temp_warn_c"`
+	CellTempCritC   float64 `yaml:"cell_temp_crit_c"` // and rising: confirmed by the rate detector
+	TempDeadbandC   float64 `yaml:"temp_deadband_c"`
+	PeerDeltaWatchC float64 `yaml:"peer_delta_watch_c"`
+	PeerDeltaWarnC  float64 `yaml:"peer_delta_warn_c"`
+	// PeerZMin: a peer deviation counts only if it is also this many robust standard deviations
+	// (1.4826 × MAD, at least PeerSigmaFloorC) from the rack's median.
+	PeerZMin          float64 `yaml:"peer_z_min"`
+	PeerSigmaFloorC   float64 `yaml:"peer_sigma_floor_c"`
 	CellVDeltaWatchMV float64 `yaml:"cell_v_delta_watch_mv"`
 
 	RiseWatchCPerMin float64       `yaml:"rise_watch_c_per_min"`
@@ -57,6 +61,8 @@ func DefaultThresholds() Thresholds {
 		TempDeadbandC:       2,
 		PeerDeltaWatchC:     5,
 		PeerDeltaWarnC:      10,
+		PeerZMin:            3.5,
+		PeerSigmaFloorC:     0.3,
 		CellVDeltaWatchMV:   30,
 		RiseWatchCPerMin:    1,
 		RiseWatchFor:        2 * time.Minute,
@@ -100,6 +106,8 @@ func (t Thresholds) Problems() []Problem {
 	if !(t.PeerDeltaWarnC > t.PeerDeltaWatchC) {
 		ps = append(ps, Problem{"peer_delta_warn_c", fmt.Sprintf("must be > peer_delta_watch_c (%g)", t.PeerDeltaWatchC), t.PeerDeltaWarnC})
 	}
+	pos("peer_z_min", t.PeerZMin)
+	pos("peer_sigma_floor_c", t.PeerSigmaFloorC)
 	pos("cell_v_delta_watch_mv", t.CellVDeltaWatchMV)
 	pos("rise_watch_c_per_min", t.RiseWatchCPerMin)
 	pos("runaway_c_per_s", t.RunawayCPerS)
