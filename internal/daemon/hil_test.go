@@ -120,6 +120,9 @@ func runHIL(t *testing.T, broker, scenario string) {
 			cfg.Devices[i].Interval = sc.HIL.Interval
 		}
 	}
+	if sc.HIL.NoDataGrace > 0 {
+		cfg.Detection.NoDataGrace = sc.HIL.NoDataGrace
+	}
 	hilSpeed := sc.HIL.Speed
 	clk := clock.NewScaled(time.Now().UTC(), hilSpeed)
 	s, err := sim.New(cfg, sc, clk)

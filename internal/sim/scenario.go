@@ -39,6 +39,9 @@ type Scenario struct {
 type HIL struct {
 	Speed    float64       `yaml:"speed"`    // default 50
 	Interval time.Duration `yaml:"interval"` // overrides every device's poll interval; default as configured
+	// NoDataGrace overrides detection.no_data_grace: at high speed a late poller's few hundred
+	// milliseconds are minutes of scenario time. Failed polls (a silent device) are not affected.
+	NoDataGrace time.Duration `yaml:"no_data_grace"`
 }
 
 // Event is one thing the scenario does to the room, or to its instruments, at a time.
