@@ -939,6 +939,25 @@ func assess(conds, zoneGas []*cond) (Stage, []Evidence, string) {
 			reason = fmt.Sprintf("two independent warnings: %s; %s", pair[0].text, pair[1].text)
 		}
 	}
+	// A rack already at warning that stops answering: its last word was bad news and it has gone
+	// quiet, which is what a BMS cooking in its own rack does.
+	if best < StageCritical {
+		for _, lost := range conds {
+			if lost.detector != "comm_lost" {
+				continue
+			}
+			for _, c := range conds {
+				if c.device == lost.device && c.stage >= StageWarning && c.modality != SensorHealth {
+					best, support = StageCritical, []*cond{lost, c}
+					reason = fmt.Sprintf("%s after %s", lost.text, c.text)
+					break
+				}
+			}
+			if best == StageCritical {
+				break
+			}
+		}
+	}
 	if best < StageCritical && len(zoneGas) > 0 {
 		for _, c := range conds {
 			if c.detector == "comm_lost" {

@@ -711,3 +711,26 @@ func TestWidelySpreadRackDoesNotSingleOutItsWarmest(t *testing.T) {
 		t.Fatalf("a rack's airflow gradient was taken for a hot module: zone %v, %+v", r.zone(), r.e.Alarms())
 	}
 }
+
+func TestWarningThenSilenceIsCritical(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 30; i++ {
+		r.quiet()
+		r.rack("rack-1", 2, 56) // warning
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageWarning {
+		t.Fatalf("before the silence: %v", r.zone())
+	}
+	for i := 0; i < 10; i++ { // the BMS stops answering
+		r.quiet()
+		r.step(sample.Batch{Device: "rack-1", At: r.now, Err: errors.New("modbus exception 11")})
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageCritical {
+		t.Fatalf("a warning rack gone silent: zone %v, want critical", r.zone())
+	}
+}

@@ -4,7 +4,7 @@ package configs
 
 import "embed"
 
-// FS holds profiles/, scenarios/, sites/ and chemistry/ (the simulator's cell presets).
+// FS holds profiles/, scenarios/, sites/, and the simulator's presets: chemistry/ (cells) and rooms/.
 //
-//go:embed profiles/*.yaml scenarios/*.yaml sites/*.yaml chemistry/*.yaml
+//go:embed profiles/*.yaml scenarios/*.yaml sites/*.yaml chemistry/*.yaml rooms/*.yaml
 var FS embed.FS

@@ -17,31 +17,11 @@ const (
 	kelvin         = 273.15
 )
 
-// Thermal and room constants of the demo room. Conductances are per cell.
+// Constants of nature; everything about the cells, the pack and the room is in the presets
+// (configs/chemistry, configs/rooms).
 const (
-	gCellCell     = 0.5  // W/K, cell to its neighbour in a module
-	gModuleModule = 0.05 // W/K, cell to the same cell of the module above or below
-	gCellAir      = 0.15 // W/K, cell to rack air (forced convection)
-	radAreaM2     = 0.01 // a packed cell's surface that sees the rack rather than its neighbours
-	emissivity    = 0.8
-	stefan        = 5.670e-8 // W/(m² K⁴)
-	roomVolumeM3  = 200.0    // battery room
-	airChangesPH  = 2.0      // ventilation, air changes per hour
-	hvacWPerK     = 4000     // how hard the HVAC pulls the air back to its setpoint
-	roomGainW     = 12000    // UPS losses and lighting: the heat the HVAC carries away
-	envelopeWPerK = 400      // walls and doors to the rest of the building
-	roomCapJPerK  = 1e6      // air, walls and equipment: what the room's temperature has to heat
-	arcSmokePerS  = 0.005    // obscuration an arc fire adds per second
-	flameDetectS  = 15       // a flame or heat detector sees an open fire this fast
-	molarVolumeL  = 24.45    // litres per mole of gas at 25 °C
-	electrolyteMW = 90.0     // g/mol, dimethyl carbonate
-	ratedUPSkW    = 200.0
-	smokeAlarmObs = 0.5 // obscuration units at which a smoke detector alarms
-	smokeConfirmS = 10  // a detector's own confirmation delay
-	panelConfirmS = 30  // fire panel: coincidence of detectors
-	predischargeS = 30  // suppression pre-discharge delay after the fire alarm
-	ntcOpenC      = 250 // above this an NTC is burnt open and reads its sentinel
-	bmsTripC      = 65  // BMS opens the contactor above this NTC reading
+	stefan       = 5.670e-8 // W/(m² K⁴)
+	molarVolumeL = 24.45    // litres per mole of gas at 25 °C
 )
 
 // ntcCells are the two cells (0-based) each NTC of a module is bonded between.
@@ -91,6 +71,7 @@ type Truth struct {
 // Room is the whole simulated power room, stepped in fixed increments of scenario time.
 type Room struct {
 	chem  *Chemistry
+	rm    *RoomSpec
 	sc    *Scenario
 	rng   *rand.Rand
 	t     time.Duration
@@ -116,9 +97,9 @@ type Room struct {
 }
 
 // NewRoom builds the room for a scenario with the given rack names.
-func NewRoom(sc *Scenario, chem *Chemistry, racks []string) *Room {
+func NewRoom(sc *Scenario, chem *Chemistry, rm *RoomSpec, racks []string) *Room {
 	r := &Room{
-		chem: chem, sc: sc, rng: rand.New(rand.NewPCG(sc.Seed, 0x5eed)),
+		chem: chem, rm: rm, sc: sc, rng: rand.New(rand.NewPCG(sc.Seed, 0x5eed)),
 		byNm: map[string]*Rack{}, fired: make([]bool, len(sc.Events)),
 		airC: sc.AmbientC, upsLoadPct: sc.UPSLoadPct, seen: map[string]bool{}, hvacOn: true,
 	}
@@ -128,7 +109,8 @@ func NewRoom(sc *Scenario, chem *Chemistry, racks []string) *Room {
 		for m := range rk.cells {
 			for c := range rk.cells[m] {
 				rx := chem.Reactions
-				rk.cells[m][c] = cell{T: sc.AmbientC, soc: 0.95, cSEI: rx.SEI.C0, cNeg: rx.Anode.C0, zSEI: 0.033,
+				soc := 0.95 + chem.Pack.SoCSpread*(2*r.rng.Float64()-1)
+				rk.cells[m][c] = cell{T: sc.AmbientC, soc: soc, cSEI: rx.SEI.C0, cNeg: rx.Anode.C0, zSEI: 0.033,
 					alpha: rx.Cathode.C0, cE: rx.Electrolyte.C0, storedJ: storedJ}
 			}
 		}
@@ -237,10 +219,11 @@ func (r *Room) stepRack(rk *Rack, s float64) float64 {
 				vString += rk.cells[m][c].V
 			}
 		}
-		rk.currentA = r.upsLoadPct / 100 * ratedUPSkW * 1000 / float64(len(r.racks)) / math.Max(vString, 1)
+		rk.currentA = r.upsLoadPct / 100 * r.rm.UPSRatedKW * 1000 / float64(len(r.racks)) / math.Max(vString, 1)
 	} else {
 		rk.currentA = 0
 	}
+	r.balance(rk, s)
 	var dT [modulesPerRack][cellsPerModule]float64
 	var airW float64
 	left := s
@@ -274,6 +257,28 @@ func (r *Room) stepRack(rk *Rack, s float64) float64 {
 	return airW
 }
 
+// balance is the BMS's passive balancing at rest: a cell more than balance_mv above its module's
+// lowest bleeds balance_a through the BMS's resistor (whose heat is on the BMS board, not in the cell).
+func (r *Room) balance(rk *Rack, s float64) {
+	if rk.currentA != 0 || r.chem.Pack.BalanceA <= 0 {
+		return
+	}
+	for m := range rk.cells {
+		lo := math.Inf(1)
+		for c := range rk.cells[m] {
+			if x := &rk.cells[m][c]; !x.collapsed {
+				lo = math.Min(lo, x.V)
+			}
+		}
+		for c := range rk.cells[m] {
+			x := &rk.cells[m][c]
+			if !x.collapsed && x.V-lo > r.chem.Pack.BalanceMV/1000 {
+				x.soc = math.Max(0, x.soc-r.chem.Pack.BalanceA*s/3600/r.chem.CapacityAh)
+			}
+		}
+	}
+}
+
 // cellHeat is the net heat into one cell (W) and the part of it that goes to the air.
 func (r *Room) cellHeat(rk *Rack, m, c int) (float64, float64) {
 	x := &rk.cells[m][c]
@@ -288,20 +293,20 @@ func (r *Room) cellHeat(rk *Rack, m, c int) (float64, float64) {
 	}
 	nb := func(o *cell, g float64) { q += g * (o.T - x.T) }
 	if c > 0 {
-		nb(&rk.cells[m][c-1], gCellCell)
+		nb(&rk.cells[m][c-1], r.chem.Pack.GCellCell)
 	}
 	if c < cellsPerModule-1 {
-		nb(&rk.cells[m][c+1], gCellCell)
+		nb(&rk.cells[m][c+1], r.chem.Pack.GCellCell)
 	}
 	if m > 0 {
-		nb(&rk.cells[m-1][c], gModuleModule)
+		nb(&rk.cells[m-1][c], r.chem.Pack.GModuleModule)
 	}
 	if m < modulesPerRack-1 {
-		nb(&rk.cells[m+1][c], gModuleModule)
+		nb(&rk.cells[m+1][c], r.chem.Pack.GModuleModule)
 	}
 	// Convection, and radiation, which is what holds a burning cell to several hundred degrees.
 	tk, ta := x.T+kelvin, r.airC+kelvin
-	toAir := gCellAir*(x.T-r.airC) + emissivity*stefan*radAreaM2*(tk*tk*tk*tk-ta*ta*ta*ta)
+	toAir := r.chem.Pack.GCellAir*(x.T-r.airC) + r.chem.Pack.Emissivity*stefan*r.chem.Pack.RadAreaM2*(tk*tk*tk*tk-ta*ta*ta*ta)
 	return q - toAir, toAir
 }
 
@@ -362,7 +367,7 @@ func (r *Room) advanceCell(rk *Rack, x *cell, dTdt, h float64) {
 
 // stepRoom moves gas, smoke, air temperature, the fire panel and the UPS on by s seconds.
 func (r *Room) stepRoom(s, airGainW float64) {
-	airMol := roomVolumeM3 * 1000 / molarVolumeL
+	airMol := r.rm.VolumeM3 * 1000 / molarVolumeL
 	ppm := func(mol float64) float64 { return mol / airMol * 1e6 }
 	hot := 0.0
 	for _, rk := range r.racks {
@@ -371,7 +376,7 @@ func (r *Room) stepRoom(s, airGainW float64) {
 				x := &rk.cells[m][c]
 				if x.ventLeftS > 0 {
 					d := math.Min(s, x.ventLeftS)
-					r.offgasPPM += ppm(r.chem.VentMassG / electrolyteMW / r.chem.VentDurationS * d)
+					r.offgasPPM += ppm(r.chem.VentMassG / r.chem.ElectrolyteGPerMol / r.chem.VentDurationS * d)
 					x.ventLeftS -= d
 				}
 				if x.gasLeftS > 0 {
@@ -388,42 +393,42 @@ func (r *Room) stepRoom(s, airGainW float64) {
 			}
 		}
 	}
-	decay := math.Exp(-airChangesPH / 3600 * s)
+	decay := math.Exp(-r.rm.AirChangesPerH / 3600 * s)
 	r.offgasPPM *= decay
 	r.h2PPM *= decay
 	r.coPPM *= decay
 	r.smokeObs = r.smokeObs*decay + hot*0.05*s
 	if r.arcOn {
-		r.smokeObs += arcSmokePerS * s
+		r.smokeObs += r.rm.FirePanel.ArcSmokePerS * s
 	}
 
 	setpoint := r.sc.AmbientC + 0.5*math.Sin(2*math.Pi*r.t.Seconds()/1200)
 	hvacW := 0.0
 	if r.hvacOn {
-		hvacW = math.Max(0, roomGainW+hvacWPerK*(r.airC-setpoint))
+		hvacW = math.Max(0, r.rm.GainW+r.rm.HVACWPerK*(r.airC-setpoint))
 	}
-	r.airC += (roomGainW + airGainW - hvacW - envelopeWPerK*(r.airC-r.sc.AmbientC)) / roomCapJPerK * s
+	r.airC += (r.rm.GainW + airGainW - hvacW - r.rm.EnvelopeWPerK*(r.airC-r.sc.AmbientC)) / r.rm.CapacityJPerK * s
 
-	if r.smokeObs >= smokeAlarmObs {
+	if r.smokeObs >= r.rm.FirePanel.SmokeAlarmObscuration {
 		r.smokeAboveS += s
 	} else {
 		r.smokeAboveS = 0
 	}
-	if !r.smoke && r.smokeAboveS >= smokeConfirmS {
+	if !r.smoke && r.smokeAboveS >= r.rm.FirePanel.SmokeConfirmS {
 		r.smoke, r.smokeAt = true, r.t
 		r.record("smoke", "", "")
 	}
-	if !r.heat && (r.airC >= 57 || (r.arcOn && (r.t-r.arcAt).Seconds() >= flameDetectS)) {
+	if !r.heat && (r.airC >= r.rm.FirePanel.HeatAlarmC || (r.arcOn && (r.t-r.arcAt).Seconds() >= r.rm.FirePanel.FlameDetectS)) {
 		r.heat = true
 		r.record("heat", "", "")
 	}
 	// The panel goes to fire alarm on a heat or flame detector at once, on smoke after the
 	// coincidence delay of a second detector.
-	if !r.fireAlarm && (r.heat || (r.smoke && (r.t-r.smokeAt).Seconds() >= panelConfirmS)) {
+	if !r.fireAlarm && (r.heat || (r.smoke && (r.t-r.smokeAt).Seconds() >= r.rm.FirePanel.PanelConfirmS)) {
 		r.fireAlarm, r.fireAlarmAt = true, r.t
 		r.record("fire_alarm", "", "")
 	}
-	if !r.suppression && r.fireAlarm && (r.t-r.fireAlarmAt).Seconds() >= predischargeS {
+	if !r.suppression && r.fireAlarm && (r.t-r.fireAlarmAt).Seconds() >= r.rm.FirePanel.PredischargeS {
 		r.suppression = true
 		r.record("suppression_released", "", "")
 	}
@@ -438,7 +443,7 @@ func (r *Room) sense() {
 				v := (a+b)/2 + r.rng.NormFloat64()*0.05
 				i := m*ntcsPerModule + k
 				rk.ntc[i] = v
-				rk.ntcOpen[i] = rk.ntcOpen[i] || v > ntcOpenC
+				rk.ntcOpen[i] = rk.ntcOpen[i] || v > r.chem.Pack.NTCOpenC
 			}
 			for c := range rk.cells[m] {
 				x := &rk.cells[m][c]
@@ -450,7 +455,7 @@ func (r *Room) sense() {
 				}
 			}
 		}
-		if rk.maxNTC() > bmsTripC {
+		if rk.maxNTC() > r.chem.Pack.BMSTripC {
 			rk.contactorOpen = true
 		}
 	}

@@ -15,7 +15,11 @@ func runScenario(t *testing.T, name string) *Room {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRoom(sc, ch, []string{"rack-01", "rack-02", "rack-03", "rack-04"})
+	rm, err := LoadRoom(sc.Room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRoom(sc, ch, rm, []string{"rack-01", "rack-02", "rack-03", "rack-04"})
 	for r.Elapsed() < sc.Duration {
 		r.Step(time.Second)
 	}
@@ -41,7 +45,11 @@ func TestInternalShortTimeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch, _ := LoadChemistry(sc.Chemistry)
-	r := NewRoom(sc, ch, []string{"rack-01", "rack-02", "rack-03", "rack-04"})
+	rm, err := LoadRoom(sc.Room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRoom(sc, ch, rm, []string{"rack-01", "rack-02", "rack-03", "rack-04"})
 	ev := sc.Events[0]
 	short := &r.byNm[ev.Device].cells[ev.Module-1][ev.Cell-1]
 	var at50 time.Duration
@@ -118,7 +126,11 @@ func TestLFPBurnsLaterAndCooler(t *testing.T) {
 		sc.Chemistry = chem
 		sc.Duration = 100 * time.Minute
 		ch, _ := LoadChemistry(chem)
-		r := NewRoom(sc, ch, []string{"rack-01", "rack-02", "rack-03", "rack-04"})
+		rm, err := LoadRoom(sc.Room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := NewRoom(sc, ch, rm, []string{"rack-01", "rack-02", "rack-03", "rack-04"})
 		for r.Elapsed() < sc.Duration {
 			r.Step(time.Second)
 			peak[chem] = max(peak[chem], r.HottestCell())

@@ -24,6 +24,7 @@ type Scenario struct {
 	Duration    time.Duration `yaml:"duration"`
 	Seed        uint64        `yaml:"seed"`
 	Chemistry   string        `yaml:"chemistry"`
+	Room        string        `yaml:"room"` // a room preset in configs/rooms (default battery-room)
 	AmbientC    float64       `yaml:"ambient_c"`
 	UPSLoadPct  float64       `yaml:"ups_load_pct"`
 	// LoadSwingPct makes the load follow the working day: ± this share of ups_load_pct, peaking
@@ -148,6 +149,9 @@ func (s *Scenario) validate() error {
 	if s.Chemistry == "" {
 		s.Chemistry = "nmc"
 	}
+	if s.Room == "" {
+		s.Room = "battery-room"
+	}
 	if s.AmbientC == 0 {
 		s.AmbientC = 24
 	}
@@ -251,6 +255,8 @@ type Chemistry struct {
 	RunawayH2Frac      float64      `yaml:"runaway_h2_frac"`
 	RunawayCOFrac      float64      `yaml:"runaway_co_frac"`
 	HardShortTauS      float64      `yaml:"hard_short_tau_s"`
+	ElectrolyteGPerMol float64      `yaml:"electrolyte_g_per_mol"`
+	Pack               Pack         `yaml:"pack"`
 	ElectricalHeatFrac float64      `yaml:"electrical_heat_frac"`
 	OCV                [][2]float64 `yaml:"ocv"`
 	Reactions          struct {
@@ -259,6 +265,57 @@ type Chemistry struct {
 		Cathode     Reaction `yaml:"cathode"`
 		Electrolyte Reaction `yaml:"electrolyte"`
 	} `yaml:"reactions"`
+}
+
+// Pack is how cells sit in a module and a rack, and what the BMS does about them.
+type Pack struct {
+	GCellCell     float64 `yaml:"g_cell_cell_w_per_k"`
+	GModuleModule float64 `yaml:"g_module_module_w_per_k"`
+	GCellAir      float64 `yaml:"g_cell_air_w_per_k"`
+	RadAreaM2     float64 `yaml:"radiating_area_m2"`
+	Emissivity    float64 `yaml:"emissivity"`
+	NTCOpenC      float64 `yaml:"ntc_open_c"`
+	BMSTripC      float64 `yaml:"bms_trip_c"`
+	BalanceMV     float64 `yaml:"balance_mv"`
+	BalanceA      float64 `yaml:"balance_a"`
+	SoCSpread     float64 `yaml:"soc_spread"`
+}
+
+// RoomSpec is a room preset (configs/rooms/*.yaml).
+type RoomSpec struct {
+	Name           string  `yaml:"name"`
+	VolumeM3       float64 `yaml:"volume_m3"`
+	AirChangesPerH float64 `yaml:"air_changes_per_h"`
+	HVACWPerK      float64 `yaml:"hvac_w_per_k"`
+	GainW          float64 `yaml:"gain_w"`
+	EnvelopeWPerK  float64 `yaml:"envelope_w_per_k"`
+	CapacityJPerK  float64 `yaml:"capacity_j_per_k"`
+	UPSRatedKW     float64 `yaml:"ups_rated_kw"`
+	FirePanel      struct {
+		SmokeAlarmObscuration float64 `yaml:"smoke_alarm_obscuration"`
+		SmokeConfirmS         float64 `yaml:"smoke_confirm_s"`
+		PanelConfirmS         float64 `yaml:"panel_confirm_s"`
+		PredischargeS         float64 `yaml:"predischarge_s"`
+		FlameDetectS          float64 `yaml:"flame_detect_s"`
+		HeatAlarmC            float64 `yaml:"heat_alarm_c"`
+		ArcSmokePerS          float64 `yaml:"arc_smoke_per_s"`
+	} `yaml:"fire_panel"`
+}
+
+// LoadRoom reads a built-in room preset by name.
+func LoadRoom(name string) (*RoomSpec, error) {
+	data, err := fs.ReadFile(configs.FS, "rooms/"+name+".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("room %q: no such preset in configs/rooms", name)
+	}
+	var r RoomSpec
+	if err := decodeStrict(data, &r); err != nil {
+		return nil, fmt.Errorf("configs/rooms/%s.yaml: %w", name, err)
+	}
+	if r.VolumeM3 <= 0 || r.CapacityJPerK <= 0 || r.UPSRatedKW <= 0 {
+		return nil, fmt.Errorf("configs/rooms/%s.yaml: volume_m3, capacity_j_per_k and ups_rated_kw must be > 0", name)
+	}
+	return &r, nil
 }
 
 // Reaction is one Arrhenius decomposition reaction.
@@ -279,6 +336,9 @@ func LoadChemistry(name string) (*Chemistry, error) {
 	var c Chemistry
 	if err := decodeStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("configs/chemistry/%s.yaml: %w", name, err)
+	}
+	if c.CellMassKg <= 0 || c.CellCpJPerKgK <= 0 || c.HardShortTauS <= 0 || c.ElectrolyteGPerMol <= 0 || len(c.OCV) < 2 {
+		return nil, fmt.Errorf("configs/chemistry/%s.yaml: cell_mass_kg, cell_cp_j_per_kg_k, hard_short_tau_s and electrolyte_g_per_mol must be > 0 and ocv needs two points", name)
 	}
 	return &c, nil
 }

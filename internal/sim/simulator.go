@@ -68,6 +68,10 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 	if err != nil {
 		return nil, err
 	}
+	rm, err := LoadRoom(sc.Room)
+	if err != nil {
+		return nil, err
+	}
 	s := &Simulator{clk: clk, start: clk.Now(), sc: sc, byConn: map[string]map[uint8]*simDevice{}, done: make(chan struct{})}
 	var racks []string
 	for _, d := range cfg.Devices {
@@ -149,7 +153,7 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 			}
 		}
 	}
-	s.room = NewRoom(sc, chem, racks)
+	s.room = NewRoom(sc, chem, rm, racks)
 	s.refresh()
 	return s, nil
 }
@@ -412,7 +416,7 @@ func (r *Room) upsRuntimeS() float64 {
 	for _, rk := range r.racks {
 		energyJ += rk.meanSoC() * r.chem.CapacityAh * 3600 * 3.7 * modulesPerRack * cellsPerModule
 	}
-	return energyJ / (r.upsLoadPct / 100 * ratedUPSkW * 1000)
+	return energyJ / (r.upsLoadPct / 100 * r.rm.UPSRatedKW * 1000)
 }
 
 // Server is one Modbus TCP listener of the simulator.
