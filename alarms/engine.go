@@ -869,6 +869,9 @@ func (e *Engine) restage(now time.Time) {
 	byScope := map[*scopeState][]*cond{}
 	for _, id := range sortedKeys(e.conds) {
 		c := e.conds[id]
+		// Independence is judged now, with this batch's peer statistics, not when the condition
+		// was raised: a sample seen before its rack's median cannot know if it stands out.
+		c.source = e.sourceOf(e.devices[c.device], c.point, c.detector)
 		if a := e.alarms[id]; a != nil && a.State == OutOfService {
 			continue // under maintenance: its evidence does not count
 		}
@@ -1101,7 +1104,10 @@ func sustainedRise(h []obs, now time.Time, span time.Duration, rate float64) (fl
 	}
 	for k := 1; k < len(seg); k++ {
 		dt := seg[k].t.Sub(seg[k-1].t).Seconds()
-		if dt <= 0 || (seg[k].v-seg[k-1].v)/dt < rate {
+		if dt <= 0 {
+			continue // a repeated timestamp (a retried poll) says nothing about the rate
+		}
+		if (seg[k].v-seg[k-1].v)/dt < rate {
 			return 0, false
 		}
 	}

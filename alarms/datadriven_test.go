@@ -1,0 +1,314 @@
+package alarms
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firebreak-dc/firebreak/internal/sample"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of alarms/testdata/*.txt from what the engine does")
+
+// TestScripts runs the data-driven scripts in testdata/: inputs and the engine's expected output
+// side by side, as in etcd's raft. A case is one or more command lines, a line "----", the
+// expected output, and a blank line. Commands:
+//
+//	topology zone=Z devices=NAME,NAME,... [interval=1s]   (a fresh engine; needed first)
+//	feed DEVICE POINT:ROLE=VALUE[!QUALITY] ...              one batch at the present time; a point
+//	                                                        may be a range: module_temp_1..8
+//	fail DEVICE                                             a failed poll
+//	tick | advance DURATION
+//	loop N STEP                                             the rest of the case N times, advancing
+//	                                                        STEP and ticking after each
+//	ack|unshelve|remove|restore ID   shelve ID DURATION
+//	stage                                                   zone and rack stages
+//
+// Output: every alarm event ("event ID CAUSE FROM->TO stage=S active=B") and risk change ("risk
+// SCOPE NAME FROM->TO: REASON") the case produced, and what stage and operator errors print.
+// Regenerate with: go test ./alarms -run TestScripts -rewrite (then review the diff).
+func TestScripts(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.txt")
+	if len(files) == 0 {
+		t.Fatal("no scripts in testdata/")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) { runScript(t, f) })
+	}
+}
+
+type scriptCase struct {
+	preamble []string // comments and blank lines before the case
+	input    []string
+	expected string
+	line     int
+}
+
+func parseScript(t *testing.T, path string) []scriptCase {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []scriptCase
+	var pre, exp []string
+	var cur *scriptCase
+	inExpected := false
+	finish := func() {
+		cur.expected = strings.Join(exp, "\n")
+		cases = append(cases, *cur)
+		cur, inExpected, exp = nil, false, nil
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		switch {
+		case cur == nil && (strings.HasPrefix(line, "#") || strings.TrimSpace(line) == ""):
+			pre = append(pre, line)
+		case cur == nil:
+			cur = &scriptCase{preamble: pre, input: []string{line}, line: n}
+			pre = nil
+		case !inExpected && line == "----":
+			inExpected = true
+		case !inExpected:
+			cur.input = append(cur.input, line)
+		case strings.TrimSpace(line) == "":
+			finish()
+			pre = []string{""}
+		default:
+			exp = append(exp, line)
+		}
+	}
+	if cur != nil {
+		if !inExpected {
+			t.Fatalf("%s:%d: case without ----", path, cur.line)
+		}
+		finish()
+	}
+	return cases
+}
+
+func runScript(t *testing.T, path string) {
+	cases := parseScript(t, path)
+	s := &script{t: t, now: time.Date(2022, 10, 15, 15, 0, 0, 0, time.UTC)}
+	var out strings.Builder
+	for _, c := range cases {
+		got := s.run(path, c)
+		if *rewrite {
+			for _, p := range c.preamble {
+				out.WriteString(p + "\n")
+			}
+			out.WriteString(strings.Join(c.input, "\n") + "\n----\n")
+			if got != "" {
+				out.WriteString(got + "\n")
+			}
+			continue
+		}
+		if got != c.expected {
+			t.Errorf("%s:%d: %s\n--- got:\n%s\n--- want:\n%s", path, c.line, c.input[0], got, c.expected)
+		}
+	}
+	if *rewrite {
+		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type script struct {
+	t   *testing.T
+	e   *Engine
+	now time.Time
+	out []string
+}
+
+func (s *script) run(path string, c scriptCase) string {
+	s.out = nil
+	in := c.input
+	for i := 0; i < len(in); i++ {
+		f := strings.Fields(in[i])
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if f[0] == "loop" {
+			if len(f) != 3 {
+				s.t.Fatalf("%s:%d: loop N STEP", path, c.line+i)
+			}
+			n, _ := strconv.Atoi(f[1])
+			step, err := time.ParseDuration(f[2])
+			if err != nil || n < 1 {
+				s.t.Fatalf("%s:%d: loop N STEP: %v", path, c.line+i, err)
+			}
+			body := in[i+1:]
+			for k := 0; k < n; k++ {
+				for _, b := range body {
+					s.do(path, c.line+i, strings.Fields(b))
+				}
+				s.now = s.now.Add(step)
+				s.e.Tick(s.now)
+				s.collect()
+			}
+			break
+		}
+		s.do(path, c.line+i, f)
+	}
+	return strings.Join(s.out, "\n")
+}
+
+func (s *script) do(path string, line int, f []string) {
+	if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+		return
+	}
+	fail := func(format string, a ...any) { s.t.Fatalf("%s:%d: %s", path, line, fmt.Sprintf(format, a...)) }
+	if s.e == nil && f[0] != "topology" {
+		fail("topology first")
+	}
+	switch f[0] {
+	case "topology":
+		kv := kvs(f[1:])
+		iv, err := time.ParseDuration(orDefault(kv["interval"], "1s"))
+		if err != nil {
+			fail("interval: %v", err)
+		}
+		tp := Topology{Zones: []string{kv["zone"]}}
+		for _, d := range strings.Split(kv["devices"], ",") {
+			tp.Devices = append(tp.Devices, DeviceInfo{Name: d, Zone: kv["zone"], Interval: iv})
+		}
+		s.e = New(tp, DefaultThresholds())
+	case "feed":
+		if len(f) < 3 {
+			fail("feed DEVICE POINT:ROLE=VALUE ...")
+		}
+		b := sample.Batch{Device: f[1], At: s.now}
+		for _, spec := range f[2:] {
+			b.Samples = append(b.Samples, s.samples(fail, f[1], spec)...)
+		}
+		s.e.Step(b)
+	case "fail":
+		s.e.Step(sample.Batch{Device: f[1], At: s.now, Err: errors.New("i/o timeout")})
+	case "tick":
+		s.e.Tick(s.now)
+	case "advance":
+		d, err := time.ParseDuration(f[1])
+		if err != nil {
+			fail("advance: %v", err)
+		}
+		s.now = s.now.Add(d)
+	case "ack", "unshelve", "remove", "restore":
+		var err error
+		switch f[0] {
+		case "ack":
+			err = s.e.Ack(f[1], s.now)
+		case "unshelve":
+			err = s.e.Unshelve(f[1], s.now)
+		case "remove":
+			err = s.e.RemoveFromService(f[1], s.now)
+		case "restore":
+			err = s.e.ReturnToService(f[1], s.now)
+		}
+		if err != nil {
+			s.out = append(s.out, "error: "+err.Error())
+		}
+	case "shelve":
+		d, perr := time.ParseDuration(f[2])
+		if perr != nil {
+			fail("shelve ID DURATION: %v", perr)
+		}
+		if err := s.e.Shelve(f[1], s.now.Add(d), s.now); err != nil {
+			s.out = append(s.out, "error: "+err.Error())
+		}
+	case "stage":
+		var racks []string
+		for n, r := range s.e.racks {
+			racks = append(racks, fmt.Sprintf("%s=%d", n, r.stage))
+		}
+		sort.Strings(racks)
+		var zones []string
+		for n, z := range s.e.zones {
+			zones = append(zones, fmt.Sprintf("%s=%d", n, z.stage))
+		}
+		sort.Strings(zones)
+		s.out = append(s.out, fmt.Sprintf("stage zone %s racks %s", strings.Join(zones, " "), strings.Join(racks, " ")))
+	default:
+		fail("unknown command %q", f[0])
+	}
+	s.collect()
+}
+
+func (s *script) samples(fail func(string, ...any), dev, spec string) []sample.Sample {
+	name, rest, ok := strings.Cut(spec, ":")
+	role, val, ok2 := strings.Cut(rest, "=")
+	if !ok || !ok2 {
+		fail("point spec %q: want POINT:ROLE=VALUE", spec)
+	}
+	q := sample.Good
+	if v, qs, bad := strings.Cut(val, "!"); bad {
+		val = v
+		switch qs {
+		case "invalid":
+			q = sample.Invalid
+		case "out_of_range":
+			q = sample.OutOfRange
+		default:
+			fail("quality %q", qs)
+		}
+	}
+	v, err := strconv.ParseFloat(val, 64)
+	if err != nil {
+		fail("value %q: %v", val, err)
+	}
+	names := []string{name}
+	if i := strings.LastIndex(name, "_"); i > 0 && strings.Contains(name[i+1:], "..") {
+		lo, hi, _ := strings.Cut(name[i+1:], "..")
+		a, errA := strconv.Atoi(lo)
+		z, errZ := strconv.Atoi(hi)
+		if errA != nil || errZ != nil || a > z {
+			fail("point range %q: want NAME_LO..HI", name)
+		}
+		names = nil
+		for k := a; k <= z; k++ {
+			names = append(names, fmt.Sprintf("%s_%d", name[:i], k))
+		}
+	}
+	var out []sample.Sample
+	for _, n := range names {
+		out = append(out, sample.Sample{Device: dev, Point: n, Role: role, Value: v, Quality: q, At: s.now})
+	}
+	return out
+}
+
+func (s *script) collect() {
+	rd := s.e.Ready()
+	for _, ev := range rd.Events {
+		s.out = append(s.out, fmt.Sprintf("event %s %s %s->%s stage=%d active=%v", ev.Alarm.ID, ev.Cause, ev.From, ev.Alarm.State, ev.Alarm.Stage, ev.Alarm.Active))
+	}
+	for _, rc := range rd.Risk {
+		s.out = append(s.out, fmt.Sprintf("risk %s %s %d->%d: %s", rc.Scope, rc.Name, rc.From, rc.To, rc.Reason))
+	}
+	s.e.Advance()
+}
+
+func kvs(f []string) map[string]string {
+	m := map[string]string{}
+	for _, x := range f {
+		k, v, _ := strings.Cut(x, "=")
+		m[k] = v
+	}
+	return m
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
