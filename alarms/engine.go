@@ -62,6 +62,9 @@ type Engine struct {
 type devState struct {
 	info      DeviceInfo
 	points    map[string]*pointState
+	ids       map[[2]string]string // (point, detector) → alarm id, built once
+	nconds    int                  // active conditions on this device: none is the common case
+	byRole    map[string][]string  // sorted point names per role, rebuilt when a point appears
 	lastOK    time.Time
 	lastErrAt time.Time
 	lastErr   string
@@ -151,7 +154,7 @@ func New(topo Topology, th Thresholds, opts ...Option) *Engine {
 		if d.Units == nil {
 			d.Units = map[string]string{}
 		}
-		e.devices[d.Name] = &devState{info: d, points: map[string]*pointState{}}
+		e.devices[d.Name] = &devState{info: d, points: map[string]*pointState{}, ids: map[[2]string]string{}, byRole: map[string][]string{}}
 	}
 	return e
 }
@@ -218,6 +221,7 @@ func (e *Engine) Step(b sample.Batch) {
 		if ps == nil {
 			ps = &pointState{role: s.Role}
 			d.points[s.Point] = ps
+			d.byRole = map[string][]string{}
 		}
 		e.sensorHealth(d, s, ps)
 		if s.Quality != sample.Good {
@@ -366,20 +370,19 @@ var stuckMove = map[string]float64{"module_temperature": 1.0, "cell_voltage": 0.
 // by stuckMove: a frozen ADC or a cached value, not a steady cell.
 func (e *Engine) stuck(d *devState, now time.Time) {
 	for _, role := range []string{"module_temperature", "cell_voltage"} {
-		var names []string
-		var vals []float64
-		for n, p := range d.points {
-			if p.role != role || !p.hasPrev {
-				continue
+		all := d.names(role)
+		names := make([]string, 0, len(all))
+		vals := make([]float64, 0, len(all))
+		for _, n := range all {
+			if p := d.points[n]; p.hasPrev {
+				names = append(names, n)
+				vals = append(vals, p.last)
 			}
-			names = append(names, n)
-			vals = append(vals, p.last)
 		}
 		if len(vals) < 3 {
 			continue
 		}
 		med := median(vals)
-		sort.Strings(names)
 		for _, n := range names {
 			p := d.points[n]
 			if p.lastChangeAt.Equal(now) {
@@ -613,47 +616,77 @@ func (e *Engine) voltages(d *devState, now time.Time) {
 	}
 }
 
-func (d *devState) goodByRole(role string) ([]string, []float64) {
-	var names []string
+// id is the alarm id of a detector on a point (or on the device, for point "").
+func (d *devState) id(point, det string) string {
+	k := [2]string{point, det}
+	if id, ok := d.ids[k]; ok {
+		return id
+	}
+	id := d.info.Name
+	if point != "" {
+		id += "." + point
+	}
+	id += "." + det
+	d.ids[k] = id
+	return id
+}
+
+// names is the sorted point names of a role.
+func (d *devState) names(role string) []string {
+	if ns, ok := d.byRole[role]; ok {
+		return ns
+	}
+	var ns []string
 	for n, p := range d.points {
-		if p.role == role && p.good && !p.excluded() {
-			names = append(names, n)
+		if p.role == role {
+			ns = append(ns, n)
 		}
 	}
-	sort.Strings(names)
-	vals := make([]float64, len(names))
-	for i, n := range names {
-		vals[i] = d.points[n].last
+	sort.Strings(ns)
+	d.byRole[role] = ns
+	return ns
+}
+
+func (d *devState) goodByRole(role string) ([]string, []float64) {
+	all := d.names(role)
+	names := make([]string, 0, len(all))
+	vals := make([]float64, 0, len(all))
+	for _, n := range all {
+		if p := d.points[n]; p.good && !p.excluded() {
+			names = append(names, n)
+			vals = append(vals, p.last)
+		}
 	}
 	return names, vals
 }
 
 // setCond raises, updates or clears one condition and drives its alarm's lifecycle.
 func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v float64, unit string, textFn func() string, now time.Time) {
-	id := d.info.Name
-	if point != "" {
-		id += "." + point
+	if st == StageNormal && d.nconds == 0 {
+		return // nothing active on the device: nothing to clear (the hot path of a quiet room)
 	}
-	id += "." + det
+	id := d.id(point, det)
 	c := e.conds[id]
 	if st == StageNormal {
 		if c != nil {
 			delete(e.conds, id)
+			d.nconds--
 			_ = e.transition(id, "clear", now, c, v)
 		}
 		return
 	}
 	text := textFn()
-	source := e.sourceOf(d, point, det)
 	if c == nil {
-		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: m, source: source}
+		// Its independence key (source) is set when the stage is assessed.
+		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: m}
 		e.conds[id] = c
+		d.nconds++
 		c.stage, c.value, c.unit, c.text = st, v, unit, text
 		_ = e.transition(id, "activate", now, c, v)
 		return
 	}
 	escalate := st > c.stage
-	c.stage, c.value, c.unit, c.text, c.source = st, v, unit, text, source
+	c.stage, c.value, c.unit, c.text = st, v, unit, text
 	if escalate {
 		_ = e.transition(id, "escalate", now, c, v)
 	} else if a := e.alarms[id]; a != nil {

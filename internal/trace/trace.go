@@ -28,6 +28,7 @@ type Reader struct {
 	points  map[string]map[string]config.Point
 	pending *sample.Batch
 	last    time.Time
+	lastRaw string // the last time field as written: a device's rows share one
 	err     error
 }
 
@@ -107,9 +108,13 @@ func (t *Reader) Next() (sample.Batch, error) {
 }
 
 func (t *Reader) parse(rec []string) (sample.Sample, error) {
-	at, err := ParseTime(rec[0])
-	if err != nil {
-		return sample.Sample{}, t.errorf("time %q: %v", rec[0], err)
+	at := t.last
+	if rec[0] != t.lastRaw {
+		var err error
+		if at, err = ParseTime(rec[0]); err != nil {
+			return sample.Sample{}, t.errorf("time %q: %v", rec[0], err)
+		}
+		t.lastRaw = rec[0]
 	}
 	if at.Before(t.last) {
 		return sample.Sample{}, t.errorf("time %s is before the previous row's %s: rows must be in time order", rec[0], t.last.Format(time.RFC3339Nano))
