@@ -115,11 +115,21 @@ func finish(pt config.Point, raw uint64, v float64) Decoded {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return Decoded{Quality: sample.Invalid}
 	}
-	v = v*pt.Scale + pt.Offset
+	v = roundSig(v*pt.Scale+pt.Offset, 12)
 	if pt.HasRange && (v < pt.Range[0] || v > pt.Range[1]) {
 		return Decoded{Value: v, Quality: sample.OutOfRange}
 	}
 	return Decoded{Value: v, Quality: sample.Good}
+}
+
+// roundSig rounds v to n significant digits: raw × 0.1 is 524.8000000000001 in binary floating
+// point, and a value should read, log and record as the 524.8 the device meant.
+func roundSig(v float64, n int) float64 {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return v
+	}
+	p := math.Pow(10, float64(n-1)-math.Floor(math.Log10(math.Abs(v))))
+	return math.Round(v*p) / p
 }
 
 // EncodeRegisters is the inverse of DecodeRegisters for the simulator: it writes the value v (in

@@ -79,41 +79,11 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	}
-	var nextTick time.Time
-	n := 0
-	for {
-		if n%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		b, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
+	if err := daemon.Replay(ctx, tr, pipe, emit); err != nil {
+		if errors.Is(err, trace.ErrBadTrace) {
 			return usagef("%v", err)
 		}
-		n++
-		if nextTick.IsZero() {
-			nextTick = b.At.Add(time.Second)
-		}
-		// The live daemon ticks once a second whatever arrives: so does replay, in trace time.
-		for !nextTick.After(b.At) {
-			msgs, err := pipe.Tick(nextTick)
-			if err != nil {
-				return err
-			}
-			if err := emit(nextTick, msgs); err != nil {
-				return err
-			}
-			nextTick = nextTick.Add(time.Second)
-		}
-		msgs, err := pipe.Step(b)
-		if err != nil {
-			return err
-		}
-		if err := emit(b.At, msgs); err != nil {
-			return err
-		}
+		return err
 	}
 	return nil
 }

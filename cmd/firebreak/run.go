@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -55,6 +57,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
 	path := fs.String("config", "", "site config (YAML)")
 	debug := fs.Bool("debug", false, "debug logging")
+	record := fs.String("record", "", "also write every successful poll to this trace file (DESIGN's replay format)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -89,7 +92,18 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			cfg.MQTT.Brokers = []string{"tcp://" + b.Addr}
 		}
 	}
-	return daemon.Run(ctx, daemon.Options{Config: cfg, Clock: clock.Real{}, Log: log, Version: version, SigningKey: key})
+	opts := daemon.Options{Config: cfg, Clock: clock.Real{}, Log: log, Version: version, SigningKey: key}
+	if *record != "" {
+		f, err := os.Create(*record)
+		if err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+		defer f.Close()
+		bw := bufio.NewWriterSize(f, 1<<16)
+		defer bw.Flush()
+		opts.Record = bw
+	}
+	return daemon.Run(ctx, opts)
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {

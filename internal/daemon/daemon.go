@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +29,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/influx"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
 	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/trace"
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
@@ -40,6 +42,8 @@ type Options struct {
 	SigningKey ed25519.PrivateKey
 	// ShutdownGrace bounds how long critical messages may still be flushed after ctx ends.
 	ShutdownGrace time.Duration
+	// Record, if set, receives every successful poll in DESIGN's trace format, for replay.
+	Record io.Writer
 }
 
 // Queue sizes: critical messages (alarms, risk, drain) are never dropped, so their queue is deep
@@ -138,6 +142,12 @@ func Run(ctx context.Context, o Options) error {
 	})
 	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log,
 		critical: critical, telemetry: telemetry, sink: sink, online: map[string]bool{}}
+	if o.Record != nil {
+		if loop.record, err = trace.NewWriter(o.Record); err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+		defer loop.record.Close()
+	}
 	if sink != nil {
 		g.Go(func() error { return sink.Run(ctx) })
 	}
@@ -227,20 +237,51 @@ type engineLoop struct {
 	critical  chan<- wire.Message
 	telemetry chan<- wire.Message
 	sink      *influx.Sink
+	record    *trace.Writer
 	online    map[string]bool
 	dropped   int
 }
 
 func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error {
-	tick := l.clk.NewTimer(time.Second)
-	defer func() { tick.Stop() }()
+	// Ticks fall on whole seconds and carry their scheduled time. Tick T is performed just before
+	// the first batch stamped at or after T, as replay does; only if no batch comes for a second
+	// does the timer perform it. So a poll stamped just before T but delivered just after is still
+	// seen before T's tick, and a trace of this run replays to the same messages.
+	const fallback = time.Second
+	next := l.clk.Now().Truncate(time.Second).Add(time.Second)
+	timer := l.clk.NewTimer(next.Add(fallback).Sub(l.clk.Now()))
+	defer func() { timer.Stop() }()
+	tickUntil := func(t time.Time) error {
+		for !next.After(t) {
+			msgs, err := l.pipe.Tick(next)
+			l.send(msgs)
+			if err != nil {
+				return err
+			}
+			next = next.Add(time.Second)
+		}
+		return nil
+	}
+	rearm := func() {
+		timer.Stop()
+		timer = l.clk.NewTimer(next.Add(fallback).Sub(l.clk.Now()))
+	}
 	for {
 		select {
 		case b, ok := <-batches:
 			if !ok {
 				return nil
 			}
+			if err := tickUntil(b.At); err != nil {
+				return err
+			}
 			l.availability(b)
+			if l.record != nil && b.Err == nil {
+				if err := l.record.Write(b); err != nil {
+					l.log.Error("recording the polled trace failed; recording stops", zap.Error(err))
+					l.record = nil
+				}
+			}
 			msgs, err := l.pipe.Step(b)
 			l.send(msgs)
 			if err != nil {
@@ -254,13 +295,12 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error
 			default:
 				l.dropped++
 			}
-		case now := <-tick.C():
-			msgs, err := l.pipe.Tick(now)
-			l.send(msgs)
-			if err != nil {
+			rearm()
+		case <-timer.C():
+			if err := tickUntil(l.clk.Now().Add(-fallback)); err != nil {
 				return err
 			}
-			tick = l.clk.NewTimer(time.Second)
+			rearm()
 		}
 	}
 }

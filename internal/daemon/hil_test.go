@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,8 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/daemon"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
+	"github.com/firebreak-dc/firebreak/internal/trace"
+	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
 // hilRooms is how many scenarios run at once. Each scenario runs at its file's hil.speed (50× by
@@ -68,11 +72,16 @@ type controlPlane struct {
 	maxStage int
 	reasons  []string
 	lastSeq  uint64
+	byTopic  map[string][]json.RawMessage // every alarm, event, risk and drain message, in order
 }
 
 func (cp *controlPlane) handle(topic string, payload []byte) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
+	if cp.byTopic == nil {
+		cp.byTopic = map[string][]json.RawMessage{}
+	}
+	cp.byTopic[topic] = append(cp.byTopic[topic], append(json.RawMessage(nil), payload...))
 	switch {
 	case strings.Contains(topic, "/drain/"):
 		s, err := cutover.Verify(payload, cp.pub, cp.clk.Now())
@@ -147,7 +156,7 @@ func runHIL(t *testing.T, broker, scenario string) {
 	}
 	defer sub.Disconnect(100)
 	prefix := cfg.MQTT.TopicPrefix + "/" + cfg.Site
-	tok := sub.SubscribeMultiple(map[string]byte{prefix + "/drain/+": 1, prefix + "/risk/+": 1},
+	tok := sub.SubscribeMultiple(map[string]byte{prefix + "/drain/+": 1, prefix + "/risk/+": 1, prefix + "/events": 1, prefix + "/alarm/+": 1},
 		func(_ paho.Client, m paho.Message) { cp.handle(m.Topic(), m.Payload()) })
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
@@ -157,8 +166,22 @@ func runHIL(t *testing.T, broker, scenario string) {
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.Run(gctx) })
+	// The fire scenarios also record what the daemon polled, to show that replay says the same.
+	tracePath := ""
+	var traceFile *os.File
+	if sc.Expect.Drain {
+		tracePath = filepath.Join(t.TempDir(), "polled.csv")
+		if traceFile, err = os.Create(tracePath); err != nil {
+			t.Fatal(err)
+		}
+		defer traceFile.Close()
+	}
 	g.Go(func() error {
-		return daemon.Run(gctx, daemon.Options{Config: cfg, Clock: clk, Log: zap.NewNop(), Version: "test", SigningKey: key, ShutdownGrace: 2 * time.Second})
+		o := daemon.Options{Config: cfg, Clock: clk, Log: zap.NewNop(), Version: "test", SigningKey: key, ShutdownGrace: 2 * time.Second}
+		if traceFile != nil {
+			o.Record = traceFile
+		}
+		return daemon.Run(gctx, o)
 	})
 	realLimit := time.Duration(float64(sc.Duration)/hilSpeed) + time.Minute
 	select {
@@ -177,6 +200,9 @@ func runHIL(t *testing.T, broker, scenario string) {
 
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
+	if tracePath != "" {
+		sameAsReplay(t, cfg, tracePath, key, cp.byTopic)
+	}
 	if len(cp.refused) > 0 {
 		t.Errorf("the control plane refused signals: %v", cp.refused)
 	}
@@ -237,4 +263,79 @@ func runHIL(t *testing.T, broker, scenario string) {
 			t.Errorf("drain lead time %s, scenario expects at least %s", lead.Round(time.Second), sc.Expect.MinDrainLead)
 		}
 	}
+}
+
+// sameAsReplay replays the trace the live daemon recorded and compares, topic by topic, every
+// alarm, event, risk and drain message up to the trace's end: the same messages in the same order,
+// but for what names the run (boot_id, the envelope seq, event_id and the signature over them).
+func sameAsReplay(t *testing.T, cfg *config.Config, tracePath string, key ed25519.PrivateKey, live map[string][]json.RawMessage) {
+	t.Helper()
+	f, err := os.Open(tracePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr, err := trace.NewReader(f, tracePath, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe := daemon.NewPipeline(cfg, daemon.PipelineOptions{BootID: "replay", Key: key, Live: true})
+	replayed := map[string][]json.RawMessage{}
+	var end time.Time
+	err = daemon.Replay(context.Background(), tr, pipe, func(ts time.Time, msgs []wire.Message) error {
+		end = ts
+		for _, m := range msgs {
+			replayed[m.Topic] = append(replayed[m.Topic], m.Payload)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	norm := func(raw json.RawMessage) (string, time.Time) {
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("payload %s: %v", raw, err)
+		}
+		ts, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(m["ts"]))
+		for _, k := range []string{"boot_id", "seq", "sig", "event_id"} {
+			delete(m, k)
+		}
+		b, _ := json.Marshal(m)
+		return string(b), ts
+	}
+	compared := 0
+	for topic, lv := range live {
+		var want []string
+		for _, raw := range lv {
+			if s, ts := norm(raw); !ts.After(end) {
+				want = append(want, s)
+			}
+		}
+		var got []string
+		for _, raw := range replayed[topic] {
+			s, _ := norm(raw)
+			got = append(got, s)
+		}
+		for i := 0; i < len(want) || i < len(got); i++ {
+			switch {
+			case i >= len(got):
+				t.Fatalf("%s: live published %d messages, replay %d; first missing:\n%s", topic, len(want), len(got), want[i])
+			case i >= len(want):
+				t.Fatalf("%s: replay printed %d messages, live %d; first extra:\n%s", topic, len(got), len(want), got[i])
+			case got[i] != want[i]:
+				t.Fatalf("%s message %d differs:\nlive   %s\nreplay %s", topic, i, want[i], got[i])
+			}
+			compared++
+		}
+	}
+	for topic := range replayed {
+		if _, ok := live[topic]; !ok {
+			t.Fatalf("replay printed on %s, which the live daemon never published", topic)
+		}
+	}
+	if compared == 0 {
+		t.Fatal("nothing to compare")
+	}
+	t.Logf("HIL replay of the daemon's own trace printed the same %d messages", compared)
 }

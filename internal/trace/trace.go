@@ -179,7 +179,7 @@ func (w *Writer) Write(b sample.Batch) error {
 	for _, s := range b.Samples {
 		v := ""
 		if (s.Quality == sample.Good || s.Quality == sample.OutOfRange) && s.Text == "" {
-			v = strconv.FormatFloat(s.Value, 'g', 12, 64) // drops scale's float noise (524.8000000000001)
+			v = strconv.FormatFloat(s.Value, 'g', -1, 64) // exact: replay must see the very value
 		}
 		if err := w.w.Write([]string{s.At.UTC().Format(time.RFC3339Nano), s.Device, s.Point, v}); err != nil {
 			return err
