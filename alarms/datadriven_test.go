@@ -23,8 +23,11 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of alarms
 // expected output, and a blank line. Commands:
 //
 //	topology zone=Z devices=NAME,NAME,... [interval=1s]   (a fresh engine; needed first)
+//	rule NAME DEVICE.POINT above|below|rate VALUE FOR STAGE (before the first feed)
 //	feed DEVICE POINT:ROLE=VALUE[!QUALITY] ...              one batch at the present time; a point
-//	                                                        may be a range: module_temp_1..8
+//	                                                        may be a range: module_temp_1..8; a
+//	                                                        value may ramp: 25+0.025/s from the
+//	                                                        case's start
 //	fail DEVICE                                             a failed poll
 //	tick | advance DURATION
 //	loop N STEP                                             the rest of the case N times, advancing
@@ -127,12 +130,16 @@ func runScript(t *testing.T, path string) {
 type script struct {
 	t   *testing.T
 	e   *Engine
+	tp  Topology
 	now time.Time
-	out []string
+	// caseStart is when the running case began: a ramp BASE+RATE/s is BASE at it.
+	caseStart time.Time
+	out       []string
 }
 
 func (s *script) run(path string, c scriptCase) string {
 	s.out = nil
+	s.caseStart = s.now
 	in := c.input
 	for i := 0; i < len(in); i++ {
 		f := strings.Fields(in[i])
@@ -183,7 +190,33 @@ func (s *script) do(path string, line int, f []string) {
 		for _, d := range strings.Split(kv["devices"], ",") {
 			tp.Devices = append(tp.Devices, DeviceInfo{Name: d, Zone: kv["zone"], Interval: iv})
 		}
+		s.tp = tp
 		s.e = New(tp, DefaultThresholds())
+	case "rule":
+		// rule NAME DEVICE.POINT above|below|rate VALUE FOR STAGE (before the first feed)
+		if len(f) != 7 {
+			fail("rule NAME DEVICE.POINT above|below|rate VALUE FOR STAGE")
+		}
+		dev, pt, _ := strings.Cut(f[2], ".")
+		v, err1 := strconv.ParseFloat(f[4], 64)
+		dur, err2 := time.ParseDuration(f[5])
+		st, err3 := strconv.Atoi(f[6])
+		if err1 != nil || err2 != nil || err3 != nil {
+			fail("rule: bad value, duration or stage")
+		}
+		r := Rule{Name: f[1], Device: dev, Point: pt, For: dur, Stage: Stage(st)}
+		switch f[3] {
+		case "above":
+			r.Above = &v
+		case "below":
+			r.Below = &v
+		case "rate":
+			r.RatePerMin = &v
+		default:
+			fail("rule kind %q", f[3])
+		}
+		s.tp.Rules = append(s.tp.Rules, r)
+		s.e = New(s.tp, DefaultThresholds())
 	case "feed":
 		if len(f) < 3 {
 			fail("feed DEVICE POINT:ROLE=VALUE ...")
@@ -262,9 +295,19 @@ func (s *script) samples(fail func(string, ...any), dev, spec string) []sample.S
 			fail("quality %q", qs)
 		}
 	}
-	v, err := strconv.ParseFloat(val, 64)
-	if err != nil {
-		fail("value %q: %v", val, err)
+	var v float64
+	if base, rate, ok := strings.Cut(val, "+"); ok && strings.HasSuffix(rate, "/s") {
+		b, err1 := strconv.ParseFloat(base, 64)
+		r, err2 := strconv.ParseFloat(strings.TrimSuffix(rate, "/s"), 64)
+		if err1 != nil || err2 != nil {
+			fail("ramp %q: want BASE+RATE/s", val)
+		}
+		v = b + r*s.now.Sub(s.caseStart).Seconds()
+	} else {
+		var err error
+		if v, err = strconv.ParseFloat(val, 64); err != nil {
+			fail("value %q: %v", val, err)
+		}
 	}
 	names := []string{name}
 	if i := strings.LastIndex(name, "_"); i > 0 && strings.Contains(name[i+1:], "..") {

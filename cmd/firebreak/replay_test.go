@@ -71,6 +71,10 @@ type replayLine struct {
 		Stage  int    `json:"stage"`
 		Action string `json:"action"`
 		Sig    string `json:"sig"`
+		Alarm  struct {
+			ID     string `json:"id"`
+			Device string `json:"device"`
+		} `json:"alarm"`
 	} `json:"payload"`
 }
 
@@ -117,6 +121,26 @@ func TestReplayInternalShortLeadTimes(t *testing.T) {
 	}
 	if drains == 0 {
 		t.Error("no drain signal in the replay")
+	}
+	// A flood is bounded: one rack burning from first drift to runaway raises a bounded set of
+	// alarms (its hot NTCs' detectors, the voltage collapse, the BMS's own word), not one per
+	// sample or per cell.
+	alarmsOf := map[string]map[string]bool{}
+	for _, l := range lines {
+		if strings.HasSuffix(l.Topic, "/events") {
+			if alarmsOf[l.Payload.Alarm.Device] == nil {
+				alarmsOf[l.Payload.Alarm.Device] = map[string]bool{}
+			}
+			alarmsOf[l.Payload.Alarm.Device][l.Payload.Alarm.ID] = true
+		}
+	}
+	total := 0
+	for _, ids := range alarmsOf {
+		total += len(ids)
+	}
+	t.Logf("replay internal-short: %d alarms for the burning rack, %d in the room", len(alarmsOf["rack-03"]), total)
+	if len(alarmsOf["rack-03"]) > 16 || total > 25 {
+		t.Errorf("alarm flood: %d alarms for rack-03, %d in all", len(alarmsOf["rack-03"]), total)
 	}
 }
 
