@@ -304,31 +304,47 @@ func (e *Engine) applyRules(d *devState, s sample.Sample, ps *pointState, rules 
 		r := rs.r
 		var on bool
 		var v float64
-		var what string
 		switch {
 		case r.Above != nil:
-			on, v, what = s.Value > *r.Above, s.Value, fmt.Sprintf("above %g", *r.Above)
+			on, v = s.Value > *r.Above, s.Value
 		case r.Below != nil:
-			on, v, what = s.Value < *r.Below, s.Value, fmt.Sprintf("below %g", *r.Below)
+			on, v = s.Value < *r.Below, s.Value
 		case r.RatePerMin != nil:
 			slope, n := ps.fit.slopePerMin()
-			on, v, what = n >= 5 && slope >= *r.RatePerMin, slope, fmt.Sprintf("rising at least %g per minute", *r.RatePerMin)
-		}
-		if !on {
-			rs.since = time.Time{}
-		} else if rs.since.IsZero() {
-			rs.since = s.At
+			on, v = n >= 5 && slope >= *r.RatePerMin, slope
 		}
 		st := StageNormal
-		if on && s.At.Sub(rs.since) >= r.For {
+		if heldFor(on, &rs.since, s.At, r.For) {
 			st = r.Stage
+		}
+		what := func() string {
+			switch {
+			case r.Above != nil:
+				return fmt.Sprintf("above %g", *r.Above)
+			case r.Below != nil:
+				return fmt.Sprintf("below %g", *r.Below)
+			}
+			return fmt.Sprintf("rising at least %g per minute", *r.RatePerMin)
 		}
 		unit := d.info.Units[s.Point]
 		e.setCond(d, s.Point, "rule:"+r.Name, RuleModality, st, v, unit, func() string {
-			return fmt.Sprintf("rule %s: %s.%s %s (%s) for %s", r.Name, d.info.Name, s.Point, what,
+			return fmt.Sprintf("rule %s: %s.%s %s (%s) for %s", r.Name, d.info.Name, s.Point, what(),
 				strings.TrimSpace(fmt.Sprintf("%.3g %s", v, unit)), s.At.Sub(rs.since).Round(time.Second))
 		}, s.At)
 	}
+}
+
+// heldFor tracks since when a condition has held (zero while it does not) and says whether it
+// has held for at least d by now.
+func heldFor(on bool, since *time.Time, now time.Time, d time.Duration) bool {
+	if !on {
+		*since = time.Time{}
+		return false
+	}
+	if since.IsZero() {
+		*since = now
+	}
+	return now.Sub(*since) >= d
 }
 
 // plausibility tracks steps and changes of an analogue reading and raises a flapping sensor.
@@ -515,13 +531,8 @@ func (e *Engine) temperature(d *devState, s sample.Sample, ps *pointState, unit 
 
 	// Sustained rate of rise, outside discharge.
 	rising := n >= 5 && slope >= th.RiseWatchCPerMin && math.Abs(d.currentA) < dischargeCurrentA
-	if !rising {
-		ps.riseSince = time.Time{}
-	} else if ps.riseSince.IsZero() {
-		ps.riseSince = s.At
-	}
 	rl := StageNormal
-	if rising && s.At.Sub(ps.riseSince) >= th.RiseWatchFor {
+	if heldFor(rising, &ps.riseSince, s.At, th.RiseWatchFor) {
 		rl = StageWatch
 	}
 	e.setCond(d, s.Point, "rise", Temperature, rl, slope, "°C/min", func() string { return fmt.Sprintf("%s.%s rising %.1f °C/min", d.info.Name, s.Point, slope) }, s.At)

@@ -174,6 +174,17 @@ var (
 	topicBadRe = regexp.MustCompile(`[#+\x00]`)
 )
 
+// uniqueName checks that name is a valid name not seen before among what (connections, zones, …).
+func (c *collector) uniqueName(path, what, name string, seen map[string]bool) {
+	switch {
+	case !nameRe.MatchString(name):
+		c.add(path, "must match [a-z0-9][a-z0-9_-]*", name)
+	case seen[name]:
+		c.add(path, "is used by another "+what, name)
+	}
+	seen[name] = true
+}
+
 func (cfg *Config) validate(c *collector) {
 	if !siteRe.MatchString(cfg.Site) {
 		c.add("site", "must match [a-z0-9-]+", cfg.Site)
@@ -188,12 +199,7 @@ func (cfg *Config) validate(c *collector) {
 	conns := map[string]bool{}
 	for i, cn := range cfg.Connections {
 		p := fmt.Sprintf("connections[%d]", i)
-		if !nameRe.MatchString(cn.Name) {
-			c.add(p+".name", "must match [a-z0-9][a-z0-9_-]*", cn.Name)
-		} else if conns[cn.Name] {
-			c.add(p+".name", "is used by another connection", cn.Name)
-		}
-		conns[cn.Name] = true
+		c.uniqueName(p+".name", "connection", cn.Name, conns)
 		if _, err := ParseEndpoint(cn.URL); err != nil {
 			c.add(p+".url", err.Error(), cn.URL)
 		}
@@ -215,24 +221,14 @@ func (cfg *Config) validate(c *collector) {
 	domains := map[string]bool{}
 	for i, d := range cfg.Domains {
 		p := fmt.Sprintf("domains[%d]", i)
-		if !nameRe.MatchString(d.Name) {
-			c.add(p+".name", "must match [a-z0-9][a-z0-9_-]*", d.Name)
-		} else if domains[d.Name] {
-			c.add(p+".name", "is used by another domain", d.Name)
-		}
-		domains[d.Name] = true
+		c.uniqueName(p+".name", "domain", d.Name, domains)
 		if len(d.Targets) == 0 {
 			c.add(p+".targets", "must name at least one target the control plane knows", nil)
 		}
 	}
 	for i, z := range cfg.Zones {
 		p := fmt.Sprintf("zones[%d]", i)
-		if !nameRe.MatchString(z.Name) {
-			c.add(p+".name", "must match [a-z0-9][a-z0-9_-]*", z.Name)
-		} else if zones[z.Name] {
-			c.add(p+".name", "is used by another zone", z.Name)
-		}
-		zones[z.Name] = true
+		c.uniqueName(p+".name", "zone", z.Name, zones)
 		if len(z.CutScope) == 0 {
 			c.add(p+".cut_scope", "must name the power domains that go dark if this zone is cut", nil)
 		}
@@ -254,12 +250,7 @@ func (cfg *Config) validate(c *collector) {
 	units := map[busUnit]string{}
 	for i, d := range cfg.Devices {
 		p := fmt.Sprintf("devices[%d]", i)
-		if !nameRe.MatchString(d.Name) {
-			c.add(p+".name", "must match [a-z0-9][a-z0-9_-]*", d.Name)
-		} else if devs[d.Name] {
-			c.add(p+".name", "is used by another device", d.Name)
-		}
-		devs[d.Name] = true
+		c.uniqueName(p+".name", "device", d.Name, devs)
 		if !conns[d.Connection] {
 			c.add(p+".connection", "is not a connection listed under connections", d.Connection)
 		}
@@ -287,12 +278,7 @@ func (cfg *Config) validate(c *collector) {
 	rules := map[string]bool{}
 	for i, r := range cfg.Rules {
 		p := fmt.Sprintf("rules[%d]", i)
-		if !nameRe.MatchString(r.Name) {
-			c.add(p+".name", "must match [a-z0-9][a-z0-9_-]*", r.Name)
-		} else if rules[r.Name] {
-			c.add(p+".name", "is used by another rule", r.Name)
-		}
-		rules[r.Name] = true
+		c.uniqueName(p+".name", "rule", r.Name, rules)
 		dev, pt, ok := strings.Cut(r.Point, ".")
 		if !ok {
 			c.add(p+".point", "must be device.point", r.Point)

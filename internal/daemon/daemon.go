@@ -330,16 +330,21 @@ func (l *engineLoop) availability(b sample.Batch) {
 
 // publish sends critical messages first; telemetry only when no critical one waits.
 func publish(ctx context.Context, mq *mqttx.Client, critical, telemetry <-chan wire.Message, log *zap.Logger) error {
+	sendCritical := func(m wire.Message) error {
+		if err := mq.Publish(ctx, m); err != nil {
+			log.Error("critical message not delivered", zap.String("topic", m.Topic), zap.Error(err))
+			return fmt.Errorf("publish: %w", err)
+		}
+		return nil
+	}
 	for critical != nil || telemetry != nil {
+		// A critical message that is waiting goes before any telemetry.
 		select {
 		case m, ok := <-critical:
 			if !ok {
 				critical = nil
-				continue
-			}
-			if err := mq.Publish(ctx, m); err != nil {
-				log.Error("critical message not delivered", zap.String("topic", m.Topic), zap.Error(err))
-				return fmt.Errorf("publish: %w", err)
+			} else if err := sendCritical(m); err != nil {
+				return err
 			}
 			continue
 		default:
@@ -348,18 +353,13 @@ func publish(ctx context.Context, mq *mqttx.Client, critical, telemetry <-chan w
 		case m, ok := <-critical:
 			if !ok {
 				critical = nil
-				continue
-			}
-			if err := mq.Publish(ctx, m); err != nil {
-				log.Error("critical message not delivered", zap.String("topic", m.Topic), zap.Error(err))
-				return fmt.Errorf("publish: %w", err)
+			} else if err := sendCritical(m); err != nil {
+				return err
 			}
 		case m, ok := <-telemetry:
 			if !ok {
 				telemetry = nil
-				continue
-			}
-			if err := mq.Publish(ctx, m); err != nil && ctx.Err() == nil {
+			} else if err := mq.Publish(ctx, m); err != nil && ctx.Err() == nil {
 				log.Debug("telemetry not published", zap.String("topic", m.Topic), zap.Error(err))
 			}
 		}
