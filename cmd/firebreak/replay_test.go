@@ -144,13 +144,74 @@ func TestReplayInternalShortLeadTimes(t *testing.T) {
 	}
 }
 
-func TestReplayNormalIsQuiet(t *testing.T) {
+// TestReplayEveryScenario checks the outcome each scenario file writes down on its recorded trace
+// (normal-day's 24 hours run through the pipeline in internal/daemon's TestNormalDay instead).
+func TestReplayEveryScenario(t *testing.T) {
 	t.Parallel()
-	lines, _ := recordAndReplay(t, "normal")
-	for _, l := range lines {
-		if strings.Contains(l.Topic, "/drain/") || (strings.Contains(l.Topic, "/risk/") && l.Payload.Stage > 0) {
-			t.Fatalf("normal day produced %s stage %d", l.Topic, l.Payload.Stage)
+	for _, name := range sim.BuiltinScenarios() {
+		if name == "normal-day" {
+			continue
 		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sc, err := sim.LoadScenario(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, truth := recordAndReplay(t, name)
+			var runaway, firstPanel time.Time
+			for _, e := range truth {
+				switch e.Kind {
+				case "runaway":
+					runaway = e.At
+				case "smoke", "heat", "suppression_released", "fire_alarm":
+					if firstPanel.IsZero() {
+						firstPanel = e.At
+					}
+				}
+			}
+			maxStage := 0
+			var drainAt time.Time
+			detectors := map[string]bool{}
+			for _, l := range lines {
+				switch {
+				case strings.Contains(l.Topic, "/risk/") && l.Payload.Scope == "zone":
+					maxStage = max(maxStage, l.Payload.Stage)
+				case strings.Contains(l.Topic, "/drain/"):
+					if drainAt.IsZero() && (l.Payload.Action == "drain" || l.Payload.Action == "evacuate") {
+						drainAt = l.TS
+					}
+				case strings.HasSuffix(l.Topic, "/events"):
+					id := l.Payload.Alarm.ID
+					detectors[id[strings.LastIndex(id, ".")+1:]] = true
+				}
+			}
+			if maxStage != sc.Expect.MaxStage {
+				t.Errorf("highest stage %d, the scenario expects %d", maxStage, sc.Expect.MaxStage)
+			}
+			if !drainAt.IsZero() != sc.Expect.Drain {
+				t.Fatalf("drain %v, the scenario expects %v", !drainAt.IsZero(), sc.Expect.Drain)
+			}
+			if sc.Expect.MinDrainLead > 0 && runaway.Sub(drainAt) < sc.Expect.MinDrainLead {
+				t.Errorf("drain %s before runaway, the scenario expects at least %s", runaway.Sub(drainAt), sc.Expect.MinDrainLead)
+			}
+			if sc.Expect.MaxDrainDelay > 0 && drainAt.Sub(firstPanel) > sc.Expect.MaxDrainDelay {
+				t.Errorf("drain %s after the first fire-panel signal, the scenario allows %s", drainAt.Sub(firstPanel), sc.Expect.MaxDrainDelay)
+			}
+			if name == "sensor-faults" {
+				for _, d := range []string{"stuck", "sensor_fault", "flapping", "comm_lost"} {
+					if !detectors[d] {
+						t.Errorf("the %s fault was not raised as such (raised: %v)", d, detectors)
+					}
+				}
+			}
+			switch {
+			case sc.Expect.MaxDrainDelay > 0:
+				t.Logf("replay %s: drain %s after the first fire-panel signal", name, drainAt.Sub(firstPanel).Round(time.Second))
+			case !drainAt.IsZero():
+				t.Logf("replay %s: drain %s before runaway", name, runaway.Sub(drainAt).Round(time.Second))
+			}
+		})
 	}
 }
 
