@@ -115,7 +115,9 @@ func finish(pt config.Point, raw uint64, v float64) Decoded {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return Decoded{Quality: sample.Invalid}
 	}
-	v = roundSig(v*pt.Scale+pt.Offset, 12)
+	if pt.Scale != 1 || pt.Offset != 0 {
+		v = roundSig(v*pt.Scale+pt.Offset, 12) // only scaling brings float noise; a raw float stays as sent
+	}
 	if pt.HasRange && (v < pt.Range[0] || v > pt.Range[1]) {
 		return Decoded{Value: v, Quality: sample.OutOfRange}
 	}
