@@ -54,6 +54,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer os.RemoveAll(stateDir)
 	cfg.StateDir = stateDir
 
+	// On a scaled clock a signal's validity shrinks with the speed, but MQTT delivery does not:
+	// give every signal at least 5 s of real time to reach the control plane.
+	cfg.Cutover.Validity = max(cfg.Cutover.Validity, time.Duration(*speed*5)*time.Second)
 	clk := clock.NewScaled(time.Now().UTC().Truncate(time.Second), *speed)
 	s, err := sim.New(cfg, sc, clk)
 	if err != nil {

@@ -81,11 +81,11 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 }
 
-// TestDemo runs the README's first command (faster) and checks what a person would read.
+// TestDemo runs the README's first command and checks what a person would read.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"demo", "-speed", "100"}, &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"demo", "-speed", "60"}, &out, &errOut); err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	s := out.String()

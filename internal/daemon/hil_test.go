@@ -133,6 +133,8 @@ func runHIL(t *testing.T, broker, scenario string) {
 		cfg.Detection.NoDataGrace = sc.HIL.NoDataGrace
 	}
 	hilSpeed := sc.HIL.Speed
+	// A signal's validity is scenario time, its delivery real time: at least 5 s of real time.
+	cfg.Cutover.Validity = max(cfg.Cutover.Validity, time.Duration(hilSpeed*5)*time.Second)
 	clk := clock.NewScaled(time.Now().UTC(), hilSpeed)
 	s, err := sim.New(cfg, sc, clk)
 	if err != nil {
