@@ -206,6 +206,7 @@ func (e *Engine) Step(b sample.Batch) {
 	if b.Err == nil {
 		d.lastOK = b.At
 		e.setCond(d, "", "comm_lost", Comms, StageNormal, 0, "", noText, b.At)
+		e.setCond(d, "", "no_data", Comms, StageNormal, 0, "", noText, b.At)
 	} else {
 		d.lastErrAt, d.lastErr = b.At, b.Err.Error()
 	}
@@ -269,13 +270,21 @@ func (e *Engine) Tick(now time.Time) {
 			limit = max(limit, e.th.NoDataGrace)
 		}
 		if now.Sub(last) > limit {
-			// Say which it is: the device failed the polls, or no data came at all (a poller
-			// that is behind, or a trace with no rows). Both leave the rack unwatched.
-			text := fmt.Sprintf("no data from %s for %s", name, now.Sub(last).Round(time.Second))
+			// Two alarms, because they mean different things: comm_lost, the device failed its
+			// polls (it is silent); no_data, nothing came at all (a late poller live; in a trace,
+			// DESIGN's silent device). Both leave the rack unwatched; only silence escalates.
+			age := now.Sub(last)
 			if failing {
-				text = fmt.Sprintf("%s has not answered for %s: %s", name, now.Sub(last).Round(time.Second), d.lastErr)
+				e.setCond(d, "", "no_data", Comms, StageNormal, 0, "", noText, now)
+				e.setCond(d, "", "comm_lost", Comms, StageWatch, age.Seconds(), "s", func() string {
+					return fmt.Sprintf("%s has not answered for %s: %s", name, age.Round(time.Second), d.lastErr)
+				}, now)
+			} else {
+				e.setCond(d, "", "comm_lost", Comms, StageNormal, 0, "", noText, now)
+				e.setCond(d, "", "no_data", Comms, StageWatch, age.Seconds(), "s", func() string {
+					return fmt.Sprintf("no data from %s for %s", name, age.Round(time.Second))
+				}, now)
 			}
-			e.setCond(d, "", "comm_lost", Comms, StageWatch, now.Sub(last).Seconds(), "s", func() string { return text }, now)
 		}
 	}
 	e.lifecycleTick(now)
@@ -947,7 +956,7 @@ func (e *Engine) restage(now time.Time) {
 }
 
 func (e *Engine) apply(s *scopeState, conds, gas []*cond, now time.Time) {
-	target, ev, reason := assess(conds, gas)
+	target, ev, reason := assess(conds, gas, e.live)
 	switch {
 	case target > s.stage:
 	case target == s.stage:
@@ -972,7 +981,9 @@ func (e *Engine) apply(s *scopeState, conds, gas []*cond, now time.Time) {
 // assess is DESIGN's staging rule over a scope's active conditions: the highest single signal,
 // where a lone stage-2 signal stays at 2 and two independent stage-2 signals make 3; a BMS gone
 // silent while the zone has gas is evidence, not "unknown".
-func assess(conds, zoneGas []*cond) (Stage, []Evidence, string) {
+func assess(conds, zoneGas []*cond, live bool) (Stage, []Evidence, string) {
+	// silent: the device failed its polls; or, in a trace (not live), left no rows.
+	silent := func(c *cond) bool { return c.detector == "comm_lost" || (!live && c.detector == "no_data") }
 	best := StageNormal
 	for _, c := range conds {
 		if c.stage > best {
@@ -991,7 +1002,7 @@ func assess(conds, zoneGas []*cond) (Stage, []Evidence, string) {
 	// quiet, which is what a BMS cooking in its own rack does.
 	if best < StageCritical {
 		for _, lost := range conds {
-			if lost.detector != "comm_lost" {
+			if !silent(lost) {
 				continue
 			}
 			for _, c := range conds {
@@ -1008,7 +1019,7 @@ func assess(conds, zoneGas []*cond) (Stage, []Evidence, string) {
 	}
 	if best < StageCritical && len(zoneGas) > 0 {
 		for _, c := range conds {
-			if c.detector == "comm_lost" {
+			if silent(c) {
 				best, support = StageCritical, []*cond{c, zoneGas[0]}
 				reason = fmt.Sprintf("%s while %s", c.text, zoneGas[0].text)
 				break

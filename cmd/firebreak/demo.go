@@ -92,7 +92,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "  room: %d devices on Modbus TCP %s; MQTT broker %s; drain topic firebreak/%s/drain/#\n\n",
 		len(cfg.Devices), strings.TrimPrefix(cfg.Connections[0].URL, "tcp://"), broker.Addr, cfg.Site)
 
-	watch, err := tl.subscribe(ctx, "tcp://"+broker.Addr, cfg.MQTT.TopicPrefix+"/"+cfg.Site+"/#")
+	watch, err := tl.subscribe(ctx, "tcp://"+broker.Addr, cfg.MQTT.TopicPrefix+"/"+cfg.Site)
 	if err != nil {
 		return err
 	}
@@ -181,13 +181,15 @@ func (t *timeline) truth(events []sim.GroundTruth) {
 	t.seenTruth = len(events)
 }
 
-func (t *timeline) subscribe(ctx context.Context, broker, filter string) (paho.Client, error) {
+func (t *timeline) subscribe(ctx context.Context, broker, prefix string) (paho.Client, error) {
 	o := paho.NewClientOptions().AddBroker(broker).SetClientID("demo-control-plane").SetOrderMatters(false)
 	c := paho.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		return nil, fmt.Errorf("demo watcher: connect: %v", tok.Error())
 	}
-	tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) { t.handle(m.Topic(), m.Payload()) })
+	// Only what the timeline prints: telemetry is most of the traffic and would only slow it.
+	filters := map[string]byte{prefix + "/risk/+": 1, prefix + "/events": 1, prefix + "/drain/+": 1}
+	tok := c.SubscribeMultiple(filters, func(_ paho.Client, m paho.Message) { t.handle(m.Topic(), m.Payload()) })
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		return nil, fmt.Errorf("demo watcher: subscribe: %v", tok.Error())
 	}
