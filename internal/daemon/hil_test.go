@@ -151,7 +151,7 @@ func runHIL(t *testing.T, broker, scenario string) {
 	pub, key, _ := ed25519.GenerateKey(nil)
 
 	cp := &controlPlane{pub: pub, clk: clk}
-	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("cp-" + scenario).SetOrderMatters(false)
+	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("cp-" + scenario).SetOrderMatters(true) // in order: the replay comparison needs the sequence as published
 	sub := paho.NewClient(opts)
 	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("control plane connect: %v", tok.Error())
