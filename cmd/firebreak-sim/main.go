@@ -76,13 +76,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil || port < 0 || port > 65535 {
 		return &usageError{fmt.Sprintf("-listen %q: bad port", *listen)}
 	}
-	cfg, err := config.Load(*site)
+	cfg, sc, err := load(*site, *scenario)
 	if err != nil {
 		return err
-	}
-	sc, err := sim.LoadScenario(*scenario)
-	if err != nil {
-		return &usageError{err.Error()}
 	}
 	clk := clock.NewScaled(time.Now().UTC(), *speed)
 	s, err := sim.New(cfg, sc, clk)
@@ -124,4 +120,17 @@ func printTruth(w io.Writer, s *sim.Simulator, seen *int) {
 		fmt.Fprintf(w, "T+%s %s %s %s\n", e.At.Sub(s.Start()).Round(time.Second), e.Kind, e.Device, e.Detail)
 	}
 	*seen = len(tr)
+}
+
+// load reads the site config and the scenario; a scenario that cannot be had is bad usage.
+func load(site, scenario string) (*config.Config, *sim.Scenario, error) {
+	cfg, err := config.Load(site)
+	if err != nil {
+		return nil, nil, err
+	}
+	sc, err := sim.LoadScenario(scenario)
+	if err != nil {
+		return nil, nil, &usageError{err.Error()}
+	}
+	return cfg, sc, nil
 }

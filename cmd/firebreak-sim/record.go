@@ -26,13 +26,9 @@ func record(args []string, stdout, stderr io.Writer) error {
 	if *site == "" || *scenario == "" || *out == "" {
 		return &usageError{"record needs -site, -scenario and -out"}
 	}
-	cfg, err := config.Load(*site)
+	cfg, sc, err := load(*site, *scenario)
 	if err != nil {
 		return err
-	}
-	sc, err := sim.LoadScenario(*scenario)
-	if err != nil {
-		return &usageError{err.Error()}
 	}
 	truth, err := Record(cfg, sc, *out)
 	if err != nil {

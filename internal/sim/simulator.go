@@ -491,7 +491,9 @@ func (h *handler) device(unit uint8) (*simDevice, error) {
 	return d, nil
 }
 
-func (h *handler) readBits(unit uint8, kind config.RegisterKind, addr, qty uint16) ([]bool, error) {
+// readImage copies qty entries at addr from one of a unit's images (bits or registers), or says
+// why it cannot: the unit is silent, or the range is past its map.
+func readImage[T any](h *handler, unit uint8, addr, qty uint16, image func(*simDevice) []T) ([]T, error) {
 	d, err := h.device(unit)
 	if err != nil {
 		return nil, err
@@ -501,28 +503,19 @@ func (h *handler) readBits(unit uint8, kind config.RegisterKind, addr, qty uint1
 	if d.silent {
 		return nil, modbus.ErrGWTargetFailedToRespond
 	}
-	img := d.bits[kind]
+	img := image(d)
 	if int(addr)+int(qty) > len(img) {
 		return nil, modbus.ErrIllegalDataAddress
 	}
-	return append([]bool(nil), img[addr:int(addr)+int(qty)]...), nil
+	return append([]T(nil), img[addr:int(addr)+int(qty)]...), nil
+}
+
+func (h *handler) readBits(unit uint8, kind config.RegisterKind, addr, qty uint16) ([]bool, error) {
+	return readImage(h, unit, addr, qty, func(d *simDevice) []bool { return d.bits[kind] })
 }
 
 func (h *handler) readRegs(unit uint8, kind config.RegisterKind, addr, qty uint16) ([]uint16, error) {
-	d, err := h.device(unit)
-	if err != nil {
-		return nil, err
-	}
-	h.s.mu.RLock()
-	defer h.s.mu.RUnlock()
-	if d.silent {
-		return nil, modbus.ErrGWTargetFailedToRespond
-	}
-	img := d.regs[kind]
-	if int(addr)+int(qty) > len(img) {
-		return nil, modbus.ErrIllegalDataAddress
-	}
-	return append([]uint16(nil), img[addr:int(addr)+int(qty)]...), nil
+	return readImage(h, unit, addr, qty, func(d *simDevice) []uint16 { return d.regs[kind] })
 }
 
 func (h *handler) HandleCoils(req *modbus.CoilsRequest) ([]bool, error) {
