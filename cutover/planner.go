@@ -1,6 +1,7 @@
 package cutover
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -25,6 +26,8 @@ type Options struct {
 	// SeqStart is the last seq issued before this boot (persisted by the caller), so seq stays
 	// monotonic across restarts.
 	SeqStart uint64
+	// CancelHold is how long a zone must have been at stage 0 before an operator may cancel.
+	CancelHold time.Duration
 }
 
 type zoneState struct {
@@ -35,6 +38,7 @@ type zoneState struct {
 	episodeAt time.Time
 	fireAt    time.Time
 	lastSent  time.Time
+	zeroSince time.Time // when the zone last fell to stage 0; zero while above it
 	reason    string
 	evidence  []EvidenceItem
 }
@@ -67,6 +71,11 @@ func (p *Planner) StepRisk(rc alarms.RiskChange) {
 		return
 	}
 	zs.stage = rc.To
+	if rc.To == alarms.StageNormal {
+		zs.zeroSince = rc.At
+	} else {
+		zs.zeroSince = time.Time{}
+	}
 	if rc.To >= alarms.StageFire && zs.fireAt.IsZero() {
 		zs.fireAt = rc.At
 	}
@@ -74,17 +83,75 @@ func (p *Planner) StepRisk(rc alarms.RiskChange) {
 	if want.rank() <= zs.action.rank() {
 		return // falling or steady: a drain is never withdrawn automatically, only cancelled by an operator
 	}
-	if zs.action == "" {
-		zs.episodeAt = rc.At
-		zs.episode = fmt.Sprintf("%s.%s.%d", p.o.Site, zs.z.Name, rc.At.UnixMilli())
-	}
-	zs.action = want
-	zs.reason = rc.Reason
-	zs.evidence = zs.evidence[:0]
+	var ev []EvidenceItem
 	for _, e := range rc.Evidence {
-		zs.evidence = append(zs.evidence, EvidenceItem{Alarm: e.Alarm, Value: e.Value, Unit: e.Unit})
+		ev = append(ev, EvidenceItem{Alarm: e.Alarm, Value: e.Value, Unit: e.Unit})
 	}
-	p.emit(zs, rc.At)
+	p.raise(zs, want, rc.Reason, ev, rc.At)
+}
+
+func (p *Planner) raise(zs *zoneState, a Action, reason string, ev []EvidenceItem, at time.Time) {
+	if zs.action == "" {
+		zs.episodeAt = at
+		zs.episode = fmt.Sprintf("%s.%s.%d", p.o.Site, zs.z.Name, at.UnixMilli())
+	}
+	zs.action = a
+	zs.reason = reason
+	zs.evidence = append(zs.evidence[:0], ev...)
+	p.emit(zs, at)
+}
+
+// Why the planner refuses an operator's drain or cancel.
+var (
+	ErrUnknownZone = errors.New("unknown zone")
+	ErrNoEscalate  = errors.New("no escalation")
+	ErrNotActive   = errors.New("no drain is active")
+	ErrNotHeld     = errors.New("stage 0 has not held long enough")
+)
+
+// Manual raises a zone's action by an operator's decision. It only escalates: asking for what
+// is already active, or less, is ErrNoEscalate.
+func (p *Planner) Manual(zone string, a Action, operator, reason string, now time.Time) error {
+	zs := p.zones[zone]
+	if zs == nil {
+		return fmt.Errorf("%w %q", ErrUnknownZone, zone)
+	}
+	if a.rank() == 0 || a.rank() <= zs.action.rank() {
+		return fmt.Errorf("%w: zone %s is already at %q, asked for %q", ErrNoEscalate, zone, zs.action, a)
+	}
+	why := "manual " + string(a) + " by " + operator
+	if reason != "" {
+		why += ": " + reason
+	}
+	p.raise(zs, a, why, nil, now)
+	return nil
+}
+
+// Cancel sends the all-clear for a zone whose stage has been 0 for CancelHold, and ends its
+// episode. It is only ever an operator's decision.
+func (p *Planner) Cancel(zone, operator, reason string, now time.Time) error {
+	zs := p.zones[zone]
+	if zs == nil {
+		return fmt.Errorf("%w %q", ErrUnknownZone, zone)
+	}
+	if zs.action == "" {
+		return fmt.Errorf("%w in zone %s", ErrNotActive, zone)
+	}
+	if zs.stage != alarms.StageNormal || zs.zeroSince.IsZero() {
+		return fmt.Errorf("%w: zone %s is at stage %d", ErrNotHeld, zone, zs.stage)
+	}
+	if held := now.Sub(zs.zeroSince); held < p.o.CancelHold {
+		return fmt.Errorf("%w: zone %s has been at stage 0 for %s of cutover.cancel_hold %s", ErrNotHeld, zone,
+			held.Round(time.Second), p.o.CancelHold)
+	}
+	why := "cancelled by " + operator
+	if reason != "" {
+		why += ": " + reason
+	}
+	zs.action, zs.reason, zs.evidence = Cancel, why, nil
+	p.emit(zs, now)
+	zs.action, zs.episode, zs.fireAt = "", "", time.Time{}
+	return nil
 }
 
 // Tick re-sends every active signal whose heartbeat is due.

@@ -25,6 +25,7 @@ type Config struct {
 	MQTT        MQTT              `yaml:"mqtt"`
 	Influx      Influx            `yaml:"influx"`
 	Cutover     Cutover           `yaml:"cutover"`
+	Commands    Commands          `yaml:"commands"`
 
 	// File is where the config was read from ("" when built in code); relative paths resolve
 	// against its directory.
@@ -78,10 +79,42 @@ type Rule struct {
 
 // MQTT is the broker link.
 type MQTT struct {
-	Brokers     []string     `yaml:"brokers"`
-	TopicPrefix string       `yaml:"topic_prefix"`
-	ClientID    string       `yaml:"client_id"`
-	Embedded    EmbeddedMQTT `yaml:"embedded"`
+	Brokers     []string `yaml:"brokers"` // several: failover, in order
+	TopicPrefix string   `yaml:"topic_prefix"`
+	ClientID    string   `yaml:"client_id"`
+	Username    string   `yaml:"username"`
+	// PasswordFile holds the password (FIREBREAK_MQTT_PASSWORD otherwise); never the config.
+	PasswordFile string        `yaml:"password_file"`
+	TLS          TLS           `yaml:"tls"`
+	Embedded     EmbeddedMQTT  `yaml:"embedded"`
+	OutboxMax    int           `yaml:"outbox_max"` // messages kept for the broker while it is away
+	HomeAssist   HomeAssistant `yaml:"home_assistant"`
+}
+
+// TLS names PEM files: the CA that signed the broker's certificate and an optional client pair.
+type TLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// HomeAssistant turns on MQTT discovery under Prefix.
+type HomeAssistant struct {
+	Enabled bool   `yaml:"enabled"`
+	Prefix  string `yaml:"prefix"`
+}
+
+// Commands configures signed operator commands on P/cmd/<instance>/….
+type Commands struct {
+	// MaxAge is how far a command's ts may be from now (either way) before it is refused as stale.
+	MaxAge    time.Duration `yaml:"max_age"`
+	Operators []Operator    `yaml:"operators"`
+}
+
+// Operator is someone allowed to command this daemon, and the Ed25519 public key they sign with.
+type Operator struct {
+	Name      string `yaml:"name"`
+	PublicKey string `yaml:"public_key"` // base64 of the 32-byte key
 }
 
 // EmbeddedMQTT runs an in-process broker when Listen is set.
@@ -106,6 +139,8 @@ type Cutover struct {
 	Validity       time.Duration `yaml:"validity"`
 	// FireToPowerCut is the budget from stage 4 to the brigade cutting power (Pangyo: ~1 h).
 	FireToPowerCut time.Duration `yaml:"fire_to_power_cut"`
+	// CancelHold is how long a zone must have been at stage 0 before an operator may cancel.
+	CancelHold time.Duration `yaml:"cancel_hold"`
 }
 
 // Default is the config before the file is read.
@@ -116,8 +151,11 @@ func Default() Config {
 		MQTT: MQTT{
 			Brokers:     []string{"tcp://127.0.0.1:1883"},
 			TopicPrefix: "firebreak",
+			OutboxMax:   100000,
+			HomeAssist:  HomeAssistant{Prefix: "homeassistant"},
 		},
-		Influx: Influx{Bucket: "firebreak/autogen"},
+		Commands: Commands{MaxAge: time.Minute},
+		Influx:   Influx{Bucket: "firebreak/autogen"},
 		Cutover: Cutover{
 			Mode:           "live",
 			Consumers:      []string{"control-plane"},
@@ -125,6 +163,7 @@ func Default() Config {
 			Heartbeat:      10 * time.Second,
 			Validity:       60 * time.Second,
 			FireToPowerCut: time.Hour,
+			CancelHold:     10 * time.Minute,
 		},
 	}
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -320,6 +322,27 @@ func (cfg *Config) validate(c *collector) {
 		c.add("mqtt.topic_prefix", "must be a non-empty topic without wildcards or leading/trailing /", cfg.MQTT.TopicPrefix)
 	}
 
+	if cfg.MQTT.OutboxMax < 100 {
+		c.add("mqtt.outbox_max", "must be at least 100 messages", cfg.MQTT.OutboxMax)
+	}
+	if (cfg.MQTT.TLS.CertFile == "") != (cfg.MQTT.TLS.KeyFile == "") {
+		c.add("mqtt.tls", "cert_file and key_file go together", nil)
+	}
+	if cfg.MQTT.HomeAssist.Enabled && (cfg.MQTT.HomeAssist.Prefix == "" || topicBadRe.MatchString(cfg.MQTT.HomeAssist.Prefix)) {
+		c.add("mqtt.home_assistant.prefix", "must be a topic without wildcards", cfg.MQTT.HomeAssist.Prefix)
+	}
+	if cfg.Commands.MaxAge <= 0 {
+		c.add("commands.max_age", "must be a positive duration", cfg.Commands.MaxAge.String())
+	}
+	ops := map[string]bool{}
+	for i, op := range cfg.Commands.Operators {
+		p := fmt.Sprintf("commands.operators[%d]", i)
+		c.uniqueName(p+".name", "operator", op.Name, ops)
+		if k, err := base64.StdEncoding.DecodeString(op.PublicKey); err != nil || len(k) != ed25519.PublicKeySize {
+			c.add(p+".public_key", "must be the base64 of a 32-byte Ed25519 public key", op.PublicKey)
+		}
+	}
+
 	if cfg.Influx.URL != "" && !strings.HasPrefix(cfg.Influx.URL, "http://") && !strings.HasPrefix(cfg.Influx.URL, "https://") {
 		c.add("influx.url", "must be an http:// or https:// URL, or empty to disable", cfg.Influx.URL)
 	}
@@ -339,7 +362,7 @@ func (cfg *Config) validate(c *collector) {
 	for _, d := range []struct {
 		f string
 		v time.Duration
-	}{{"ack_timeout", cu.AckTimeout}, {"heartbeat", cu.Heartbeat}, {"validity", cu.Validity}, {"fire_to_power_cut", cu.FireToPowerCut}} {
+	}{{"ack_timeout", cu.AckTimeout}, {"heartbeat", cu.Heartbeat}, {"validity", cu.Validity}, {"fire_to_power_cut", cu.FireToPowerCut}, {"cancel_hold", cu.CancelHold}} {
 		if d.v <= 0 {
 			c.add("cutover."+d.f, "must be a positive duration", d.v.String())
 		}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/influx"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
+	"github.com/firebreak-dc/firebreak/internal/outbox"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/trace"
 	"github.com/firebreak-dc/firebreak/internal/wire"
@@ -45,14 +47,6 @@ type Options struct {
 	// Record, if set, receives every successful poll in DESIGN's trace format, for replay.
 	Record io.Writer
 }
-
-// Queue sizes: critical messages (alarms, risk, drain) are never dropped, so their queue is deep
-// and its sender blocks; telemetry is dropped, and counted, when the broker cannot keep up.
-const (
-	criticalQueue  = 4096
-	telemetryQueue = 1024
-	batchQueue     = 256
-)
 
 // NewBootID returns a random id for one run of the daemon.
 func NewBootID() string {
@@ -105,12 +99,40 @@ func Run(ctx context.Context, o Options) error {
 	}
 	enc := pipe.Encoder()
 
+	ob, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), cfg.MQTT.OutboxMax)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	if n := ob.Len(); n > 0 {
+		log.Info("outbox holds messages from before the restart; they go out first", zap.Int("messages", n))
+	}
+	operators, err := operatorKeys(cfg)
+	if err != nil {
+		return err
+	}
+	password, err := readSecret(cfg, cfg.MQTT.PasswordFile, "FIREBREAK_MQTT_PASSWORD")
+	if err != nil {
+		return fmt.Errorf("mqtt.password_file: %w", err)
+	}
 	clientID := cfg.MQTT.ClientID
 	if clientID == "" {
 		clientID = "firebreak-" + cfg.Site + "-" + cfg.Instance
 	}
-	mq, err := mqttx.Dial(ctx, mqttx.Options{Brokers: cfg.MQTT.Brokers, ClientID: clientID,
-		WillTopic: enc.StatusTopic(), WillPayload: enc.Offline(o.Version, o.Clock.Now())}, log.With(zap.String("component", "mqtt")))
+	// The handler only hands the command over: the engine loop owns everything it touches.
+	commands := make(chan rawCommand, commandQueue)
+	mqLog := log.With(zap.String("component", "mqtt"))
+	mq, err := mqttx.Dial(mqttx.Options{Brokers: cfg.MQTT.Brokers, ClientID: clientID,
+		Username: cfg.MQTT.Username, Password: password,
+		CAFile: resolve(cfg, cfg.MQTT.TLS.CAFile), CertFile: resolve(cfg, cfg.MQTT.TLS.CertFile), KeyFile: resolve(cfg, cfg.MQTT.TLS.KeyFile),
+		WillTopic: enc.StatusTopic(), WillPayload: enc.Offline(o.Version, o.Clock.Now()),
+		Subscriptions: []mqttx.Subscription{{Topic: enc.CommandTopic(), QoS: 1, Handle: func(topic string, payload []byte) {
+			select {
+			case commands <- rawCommand{topic: topic, payload: payload}:
+			default:
+				mqLog.Warn("operator command dropped: too many waiting", zap.String("topic", topic))
+			}
+		}}}}, mqLog)
 	if err != nil {
 		return err
 	}
@@ -118,14 +140,22 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	critical := make(chan wire.Message, criticalQueue)
 	telemetry := make(chan wire.Message, telemetryQueue)
-	critical <- enc.Status("online", o.Version, o.Clock.Now())
+	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log, ob: ob, operators: operators,
+		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, telemetry: telemetry, sink: sink, online: map[string]bool{}}
+	startup := []wire.Message{enc.Status("online", o.Version, o.Clock.Now())}
+	if cfg.MQTT.HomeAssist.Enabled {
+		startup = append(startup, wire.Discovery(cfg.MQTT.HomeAssist.Prefix, enc, cfg.Devices, cfg.Points)...)
+	}
+	if err := loop.put(startup); err != nil {
+		return err
+	}
 	log.Info("firebreak running", zap.String("site", cfg.Site), zap.String("instance", cfg.Instance),
 		zap.String("boot_id", bootID), zap.Int("devices", len(cfg.Devices)), zap.Uint64("drain_seq", seqStart))
 
 	// Pollers stop with ctx; the engine loop stops when they have all stopped and it has
-	// drained their batches; the publisher stops when the engine has closed its queues.
+	// drained their batches; the publishers stop when the engine is done and the outbox is empty,
+	// or when the shutdown grace runs out (what is left then stays in the outbox).
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	batches := make(chan sample.Batch, batchQueue)
@@ -140,8 +170,6 @@ func Run(ctx context.Context, o Options) error {
 		close(batches)
 		return err
 	})
-	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log,
-		critical: critical, telemetry: telemetry, sink: sink, online: map[string]bool{}}
 	if o.Record != nil {
 		if loop.record, err = trace.NewWriter(o.Record); err != nil {
 			return fmt.Errorf("record: %w", err)
@@ -151,16 +179,22 @@ func Run(ctx context.Context, o Options) error {
 	if sink != nil {
 		g.Go(func() error { return sink.Run(ctx) })
 	}
+	engineDone := make(chan struct{})
 	g.Go(func() error {
-		defer close(critical)
+		defer close(engineDone)
 		defer close(telemetry)
-		err := loop.run(ctx, batches)
+		err := loop.run(ctx, batches, commands)
 		if err != nil {
 			stop() // the pollers must not wait on an engine that is gone
 			for range batches {
 			}
 		}
 		return err
+	})
+	var telemetryDropped int
+	g.Go(func() error {
+		telemetryDropped = publishTelemetry(mq, telemetry)
+		return nil
 	})
 	g.Go(func() error {
 		// Publishing outlives ctx by the grace period so that the last alarms and drains go out.
@@ -176,29 +210,64 @@ func Run(ctx context.Context, o Options) error {
 			case <-pubCtx.Done():
 			}
 		}()
-		err := publish(pubCtx, mq, critical, telemetry, log)
-		if err != nil {
-			// Keep draining so the engine never blocks on a queue nobody reads; what is left
-			// is counted and logged, not silently dropped.
-			lost := 0
-			for range critical {
-				lost++
-			}
-			for range telemetry {
-			}
-			if lost > 0 {
-				log.Error("critical messages not delivered at shutdown", zap.Int("messages", lost))
-			}
+		pub := &criticalPublisher{mq: mq, ob: ob, log: mqLog}
+		if err := pub.run(pubCtx, engineDone); err != nil {
+			log.Error("shutdown", zap.Error(err))
 		}
-		return err
+		return nil
 	})
 	err = g.Wait()
 	final := enc.Status("offline", o.Version, o.Clock.Now())
 	mq.Close(&final)
-	if loop.dropped > 0 {
-		log.Warn("telemetry dropped while the broker was slow", zap.Int("messages", loop.dropped))
+	if n := loop.dropped + telemetryDropped; n > 0 {
+		log.Warn("telemetry dropped while the broker was slow or away", zap.Int("messages", n))
 	}
 	return err
+}
+
+// Queue sizes: critical messages go through the outbox, never a channel that could drop them.
+const (
+	telemetryQueue = 1024
+	batchQueue     = 256
+	commandQueue   = 64
+)
+
+type rawCommand struct {
+	topic   string
+	payload []byte
+}
+
+// operatorKeys decodes commands.operators (validated by config).
+func operatorKeys(cfg *config.Config) (map[string]ed25519.PublicKey, error) {
+	out := map[string]ed25519.PublicKey{}
+	for _, op := range cfg.Commands.Operators {
+		k, err := base64.StdEncoding.DecodeString(op.PublicKey)
+		if err != nil || len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("commands.operators %s: bad public key", op.Name)
+		}
+		out[op.Name] = ed25519.PublicKey(k)
+	}
+	return out, nil
+}
+
+// resolve makes a config-relative path absolute ("" stays "").
+func resolve(cfg *config.Config, path string) string {
+	if path == "" || filepath.IsAbs(path) || cfg.File == "" {
+		return path
+	}
+	return filepath.Join(filepath.Dir(cfg.File), path)
+}
+
+// readSecret reads a secret from a file (trimmed), else from the environment variable.
+func readSecret(cfg *config.Config, file, env string) (string, error) {
+	if file == "" {
+		return os.Getenv(env), nil
+	}
+	b, err := os.ReadFile(resolve(cfg, file))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // build plans every device and makes one poller per connection.
@@ -234,7 +303,10 @@ type engineLoop struct {
 	enc       *wire.Encoder
 	clk       clock.Clock
 	log       *zap.Logger
-	critical  chan<- wire.Message
+	ob        *outbox.Outbox
+	operators map[string]ed25519.PublicKey
+	cmdMaxAge time.Duration
+	instance  string
 	telemetry chan<- wire.Message
 	sink      *influx.Sink
 	record    *trace.Writer
@@ -242,7 +314,7 @@ type engineLoop struct {
 	dropped   int
 }
 
-func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error {
+func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, commands <-chan rawCommand) error {
 	// Ticks fall on whole seconds and carry their scheduled time. Tick T is performed just before
 	// the first batch stamped at or after T, as replay does; only if no batch comes for a second
 	// does the timer perform it. So a poll stamped just before T but delivered just after is still
@@ -254,7 +326,9 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error
 	tickUntil := func(t time.Time) error {
 		for !next.After(t) {
 			msgs, err := l.pipe.Tick(next)
-			l.send(msgs)
+			if perr := l.put(msgs); perr != nil {
+				return perr
+			}
 			if err != nil {
 				return err
 			}
@@ -275,7 +349,9 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error
 			if err := tickUntil(b.At); err != nil {
 				return err
 			}
-			l.availability(b)
+			if err := l.availability(b); err != nil {
+				return err
+			}
 			if l.record != nil && b.Err == nil {
 				if err := l.record.Write(b); err != nil {
 					l.log.Error("recording the polled trace failed; recording stops", zap.Error(err))
@@ -283,7 +359,9 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error
 				}
 			}
 			msgs, err := l.pipe.Step(b)
-			l.send(msgs)
+			if perr := l.put(msgs); perr != nil {
+				return perr
+			}
 			if err != nil {
 				return err
 			}
@@ -296,6 +374,10 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error
 				l.dropped++
 			}
 			rearm()
+		case c := <-commands:
+			if err := l.command(c); err != nil {
+				return err
+			}
 		case <-timer.C():
 			if err := tickUntil(l.clk.Now().Add(-fallback)); err != nil {
 				return err
@@ -305,17 +387,23 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch) error
 	}
 }
 
-func (l *engineLoop) send(msgs []wire.Message) {
-	for _, m := range msgs {
-		l.critical <- m
+// put writes messages to the outbox: durably, before anything is published.
+func (l *engineLoop) put(msgs []wire.Message) error {
+	dropped, err := l.ob.Put(msgs)
+	if err != nil {
+		return err
 	}
+	if dropped > 0 {
+		l.log.Error("outbox full: oldest undelivered messages dropped (mqtt.outbox_max)", zap.Int("messages", dropped))
+	}
+	return nil
 }
 
-func (l *engineLoop) availability(b sample.Batch) {
+func (l *engineLoop) availability(b sample.Batch) error {
 	was, known := l.online[b.Device]
 	now := b.Err == nil
 	if known && was == now {
-		return
+		return nil
 	}
 	l.online[b.Device] = now
 	msg := ""
@@ -325,46 +413,7 @@ func (l *engineLoop) availability(b sample.Batch) {
 	} else if known {
 		l.log.Info("device back online", zap.String("device", b.Device))
 	}
-	l.critical <- l.enc.Availability(b.Device, now, b.At, msg, b.At)
-}
-
-// publish sends critical messages first; telemetry only when no critical one waits.
-func publish(ctx context.Context, mq *mqttx.Client, critical, telemetry <-chan wire.Message, log *zap.Logger) error {
-	sendCritical := func(m wire.Message) error {
-		if err := mq.Publish(ctx, m); err != nil {
-			log.Error("critical message not delivered", zap.String("topic", m.Topic), zap.Error(err))
-			return fmt.Errorf("publish: %w", err)
-		}
-		return nil
-	}
-	for critical != nil || telemetry != nil {
-		// A critical message that is waiting goes before any telemetry.
-		select {
-		case m, ok := <-critical:
-			if !ok {
-				critical = nil
-			} else if err := sendCritical(m); err != nil {
-				return err
-			}
-			continue
-		default:
-		}
-		select {
-		case m, ok := <-critical:
-			if !ok {
-				critical = nil
-			} else if err := sendCritical(m); err != nil {
-				return err
-			}
-		case m, ok := <-telemetry:
-			if !ok {
-				telemetry = nil
-			} else if err := mq.Publish(ctx, m); err != nil && ctx.Err() == nil {
-				log.Debug("telemetry not published", zap.String("topic", m.Topic), zap.Error(err))
-			}
-		}
-	}
-	return nil
+	return l.put([]wire.Message{l.enc.Availability(b.Device, now, b.At, msg, b.At)})
 }
 
 // newSink makes the Influx sink, or nil when influx.url is empty. The token comes from

@@ -24,6 +24,7 @@ type Pipeline struct {
 	persistSeq func(uint64) error
 	persistAlm func(alarms.Snapshot) error
 	racks      map[string]map[string]alarms.Stage
+	zones      map[string]alarms.Stage
 	// OnRisk, if set, sees every risk change (the daemon logs them).
 	OnRisk func(alarms.RiskChange)
 	// OnDrain, if set, sees every signal after it is signed.
@@ -84,12 +85,13 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 		eng: alarms.New(Topology(cfg), cfg.Detection, eopts...),
 		plan: cutover.NewPlanner(cutover.Options{Site: cfg.Site, Instance: cfg.Instance, BootID: o.BootID,
 			Heartbeat: cfg.Cutover.Heartbeat, Validity: cfg.Cutover.Validity, FireToPowerCut: cfg.Cutover.FireToPowerCut,
-			DryRun: cfg.Cutover.Mode == "dry-run", SeqStart: o.SeqStart}, zones),
+			DryRun: cfg.Cutover.Mode == "dry-run", SeqStart: o.SeqStart, CancelHold: cfg.Cutover.CancelHold}, zones),
 		enc:        wire.NewEncoder(cfg.MQTT.TopicPrefix, cfg.Site, cfg.Instance, o.BootID),
 		key:        o.Key,
 		persistSeq: persist,
 		persistAlm: o.PersistAlarms,
 		racks:      map[string]map[string]alarms.Stage{},
+		zones:      map[string]alarms.Stage{},
 	}
 }
 
@@ -113,6 +115,38 @@ func (p *Pipeline) Tick(now time.Time) ([]wire.Message, error) {
 	return p.flush()
 }
 
+// Command performs a verified operator command. A refusal (an unknown alarm, a transition the
+// alarm's state does not allow, a cancel before stage 0 has held) is an error that changed nothing.
+func (p *Pipeline) Command(c cutover.Command, now time.Time) ([]wire.Message, error) {
+	var err error
+	switch c.Command {
+	case "ack":
+		err = p.eng.Ack(c.Alarm, now)
+	case "shelve":
+		err = p.eng.Shelve(c.Alarm, now.Add(c.ShelveFor()), now)
+	case "unshelve":
+		err = p.eng.Unshelve(c.Alarm, now)
+	case "out_of_service":
+		err = p.eng.RemoveFromService(c.Alarm, now)
+	case "return_to_service":
+		err = p.eng.ReturnToService(c.Alarm, now)
+	case "drain":
+		a := c.Action
+		if a == "" {
+			a = cutover.Drain
+		}
+		err = p.plan.Manual(c.Zone, a, c.Operator, c.Reason, now)
+	case "cancel":
+		err = p.plan.Cancel(c.Zone, c.Operator, c.Reason, now)
+	default:
+		err = fmt.Errorf("unknown command %q", c.Command)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p.flush()
+}
+
 // flush performs the engine's and the planner's Ready, in order: alarm events, risk, drains.
 func (p *Pipeline) flush() ([]wire.Message, error) {
 	var out []wire.Message
@@ -133,8 +167,11 @@ func (p *Pipeline) flush() ([]wire.Message, error) {
 				}
 				p.racks[rc.Zone][rc.Name] = rc.To
 			}
+			if rc.Scope == alarms.ScopeZone {
+				p.zones[rc.Zone] = rc.To
+			}
 			p.plan.StepRisk(rc)
-			out = append(out, p.enc.Risk(rc, p.racks[rc.Zone]))
+			out = append(out, p.enc.Risk(rc, p.zones[rc.Zone], p.racks[rc.Zone]))
 			if p.OnRisk != nil {
 				p.OnRisk(rc)
 			}

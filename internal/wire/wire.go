@@ -22,6 +22,9 @@ type Message struct {
 	Payload json.RawMessage `json:"payload"`
 	// Critical messages (alarms, risk, drain) are never dropped; telemetry may be under load.
 	Critical bool `json:"-"`
+	// State marks a retained current state (node status, alarm state, risk, availability): a
+	// newer message on the same topic makes it obsolete. Drain signals and events are not.
+	State bool `json:"-"`
 }
 
 // Encoder numbers and stamps messages for one daemon boot.
@@ -49,6 +52,12 @@ func (e *Encoder) env(ts time.Time) envelope {
 	return envelope{TS: ts.UTC(), Instance: e.Instance, BootID: e.BootID, Seq: e.seq}
 }
 
+func (e *Encoder) state(topic string, v any) Message {
+	m := e.msg(topic, 1, true, true, v)
+	m.State = true
+	return m
+}
+
 func (e *Encoder) msg(topic string, qos byte, retain, critical bool, v any) Message {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -61,7 +70,7 @@ func (e *Encoder) msg(topic string, qos byte, retain, critical bool, v any) Mess
 
 // Status is P/node/<instance>/status (retained; the last will says offline).
 func (e *Encoder) Status(state, version string, at time.Time) Message {
-	return e.msg(e.StatusTopic(), 1, true, true, struct {
+	return e.state(e.StatusTopic(), struct {
 		envelope
 		State   string `json:"state"`
 		Version string `json:"version"`
@@ -84,7 +93,7 @@ func (e *Encoder) Offline(version string, at time.Time) []byte {
 
 // AlarmEvent is the retained alarm state on P/alarm/<id> and the transition on P/events.
 func (e *Encoder) AlarmEvent(ev alarms.AlarmEvent) []Message {
-	state := e.msg(e.Prefix+"/alarm/"+ev.Alarm.ID, 1, true, true, struct {
+	state := e.state(e.Prefix+"/alarm/"+ev.Alarm.ID, struct {
 		envelope
 		alarms.Alarm
 	}{e.env(ev.At), ev.Alarm})
@@ -98,24 +107,26 @@ func (e *Encoder) AlarmEvent(ev alarms.AlarmEvent) []Message {
 }
 
 // Risk is P/risk/<zone> (retained); rack changes go out on the same topic as part of the zone's
-// picture, so a dashboard needs one subscription per zone.
-func (e *Encoder) Risk(rc alarms.RiskChange, racks map[string]alarms.Stage) Message {
+// picture, so a dashboard needs one subscription per zone. zone_stage is the zone's stage after
+// the change whatever its scope, so the retained message always tells the zone's stage.
+func (e *Encoder) Risk(rc alarms.RiskChange, zoneStage alarms.Stage, racks map[string]alarms.Stage) Message {
 	rs := map[string]int{}
 	for k, v := range racks {
 		rs[k] = int(v)
 	}
-	return e.msg(e.Prefix+"/risk/"+rc.Zone, 1, true, true, struct {
+	return e.state(e.Prefix+"/risk/"+rc.Zone, struct {
 		envelope
 		Scope    string            `json:"scope"`
 		Name     string            `json:"name"`
 		Stage    int               `json:"stage"`
 		StageNm  string            `json:"stage_name"`
 		From     int               `json:"from"`
+		ZoneStg  int               `json:"zone_stage"`
 		Since    time.Time         `json:"since"`
 		Reason   string            `json:"reason"`
 		Evidence []alarms.Evidence `json:"evidence"`
 		Racks    map[string]int    `json:"racks"`
-	}{e.env(rc.At), rc.Scope.String(), rc.Name, int(rc.To), rc.To.String(), int(rc.From), rc.Since.UTC(), rc.Reason, nonNil(rc.Evidence), rs})
+	}{e.env(rc.At), rc.Scope.String(), rc.Name, int(rc.To), rc.To.String(), int(rc.From), int(zoneStage), rc.Since.UTC(), rc.Reason, nonNil(rc.Evidence), rs})
 }
 
 func nonNil(e []alarms.Evidence) []alarms.Evidence {
@@ -139,7 +150,7 @@ func (e *Encoder) Availability(device string, online bool, since time.Time, last
 	if online {
 		st = "online"
 	}
-	return e.msg(e.Prefix+"/dev/"+device+"/availability", 1, true, true, struct {
+	return e.state(e.Prefix+"/dev/"+device+"/availability", struct {
 		envelope
 		State     string    `json:"state"`
 		Since     time.Time `json:"since"`
@@ -169,3 +180,26 @@ func (e *Encoder) Telemetry(b sample.Batch) Message {
 		Quality map[string]string `json:"quality"`
 	}{e.env(b.At), values, quality})
 }
+
+// CommandResult is P/cmd/result/<instance>: what became of an operator command. Err is empty
+// when it was carried out; otherwise it is the reason it was refused, and nothing changed.
+type CommandResult struct {
+	Command  string `json:"command"`
+	Operator string `json:"operator,omitempty"`
+	Nonce    string `json:"nonce,omitempty"`
+	Alarm    string `json:"alarm,omitempty"`
+	Zone     string `json:"zone,omitempty"`
+	OK       bool   `json:"ok"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Result encodes a command result (QoS 1, not retained, never dropped).
+func (e *Encoder) Result(r CommandResult, at time.Time) Message {
+	return e.msg(e.Prefix+"/cmd/result/"+e.Instance, 1, false, true, struct {
+		envelope
+		CommandResult
+	}{e.env(at), r})
+}
+
+// CommandTopic is the filter a daemon subscribes to for its commands (one level per verb).
+func (e *Encoder) CommandTopic() string { return e.Prefix + "/cmd/" + e.Instance + "/+" }

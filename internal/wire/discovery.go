@@ -1,0 +1,120 @@
+package wire
+
+import (
+	"strings"
+
+	"github.com/firebreak-dc/firebreak/internal/config"
+)
+
+// haClass maps a role to Home Assistant's component and device class.
+var haClass = map[string]struct{ component, class, unit string }{
+	"cell_temperature":        {"sensor", "temperature", "°C"},
+	"module_temperature":      {"sensor", "temperature", "°C"},
+	"ambient_temperature":     {"sensor", "temperature", "°C"},
+	"ups_battery_temperature": {"sensor", "temperature", "°C"},
+	"cell_voltage":            {"sensor", "voltage", "V"},
+	"string_voltage":          {"sensor", "voltage", "V"},
+	"string_current":          {"sensor", "current", "A"},
+	"soc":                     {"sensor", "battery", "%"},
+	"co_ppm":                  {"sensor", "carbon_monoxide", "ppm"},
+	"offgas_ppm":              {"sensor", "volatile_organic_compounds_parts", "ppm"},
+	"h2_ppm":                  {"sensor", "", "ppm"},
+	"ups_runtime_s":           {"sensor", "duration", "s"},
+	"ups_load_pct":            {"sensor", "", "%"},
+	"smoke":                   {"binary_sensor", "smoke", ""},
+	"heat":                    {"binary_sensor", "heat", ""},
+	"fire_alarm":              {"binary_sensor", "safety", ""},
+	"suppression_released":    {"binary_sensor", "safety", ""},
+	"bms_alarm":               {"binary_sensor", "problem", ""},
+	"contactor_open":          {"binary_sensor", "opening", ""},
+	"ups_on_battery":          {"binary_sensor", "", ""},
+}
+
+// gasDetector is the alarm a gas role raises: its retained state drives a "gas" binary sensor.
+var gasDetector = map[string]string{"offgas_ppm": "offgas", "co_ppm": "co_high", "h2_ppm": "h2_lfl"}
+
+type haDevice struct {
+	Identifiers  []string `json:"identifiers"`
+	Name         string   `json:"name"`
+	Manufacturer string   `json:"manufacturer"`
+	Model        string   `json:"model,omitempty"`
+}
+
+type haConfig struct {
+	Name              string   `json:"name"`
+	UniqueID          string   `json:"unique_id"`
+	StateTopic        string   `json:"state_topic"`
+	ValueTemplate     string   `json:"value_template"`
+	DeviceClass       string   `json:"device_class,omitempty"`
+	UnitOfMeasurement string   `json:"unit_of_measurement,omitempty"`
+	StateClass        string   `json:"state_class,omitempty"`
+	PayloadOn         string   `json:"payload_on,omitempty"`
+	PayloadOff        string   `json:"payload_off,omitempty"`
+	AvailabilityTopic string   `json:"availability_topic,omitempty"`
+	AvailabilityTmpl  string   `json:"availability_template,omitempty"`
+	Device            haDevice `json:"device"`
+}
+
+// Discovery returns Home Assistant MQTT discovery configs (retained) under prefix: a sensor or
+// binary sensor for every point with a role, a "gas" binary sensor per gas point (on while its
+// alarm is active), and a "problem" binary sensor per zone (on at risk stage 1 or more). States
+// come from the topics the daemon publishes anyway; availability from the device's.
+func Discovery(prefix string, e *Encoder, devices []config.Device, points func(config.Device) *config.Resolved) []Message {
+	node := strings.ReplaceAll(e.Prefix, "/", "_") + "_" + e.Instance
+	var out []Message
+	add := func(component, objectID string, c haConfig) {
+		m := e.msg(prefix+"/"+component+"/"+node+"/"+objectID+"/config", 1, true, true, c)
+		m.State = true
+		out = append(out, m)
+	}
+	zones := map[string]bool{}
+	for _, d := range devices {
+		dev := haDevice{Identifiers: []string{node + "_" + d.Name}, Name: d.Name, Manufacturer: "Firebreak", Model: d.Profile}
+		avail := e.Prefix + "/dev/" + d.Name + "/availability"
+		r := points(d)
+		if r == nil {
+			continue
+		}
+		for _, p := range r.Points {
+			cls, ok := haClass[p.Role]
+			if !ok {
+				continue
+			}
+			id := strings.ReplaceAll(d.Name+"_"+p.Name, "-", "_")
+			c := haConfig{Name: p.Name, UniqueID: node + "_" + id, StateTopic: e.Prefix + "/dev/" + d.Name + "/telemetry",
+				DeviceClass: cls.class, AvailabilityTopic: avail, AvailabilityTmpl: "{{ value_json.state }}", Device: dev}
+			if cls.component == "sensor" {
+				c.ValueTemplate = "{{ value_json['values']['" + p.Name + "'] }}"
+				c.UnitOfMeasurement = cls.unit
+				if p.Unit != "" && cls.class == "" {
+					c.UnitOfMeasurement = p.Unit
+				}
+				c.StateClass = "measurement"
+			} else {
+				c.ValueTemplate = "{{ 'ON' if value_json['values']['" + p.Name + "'] else 'OFF' }}"
+				c.PayloadOn, c.PayloadOff = "ON", "OFF"
+			}
+			add(cls.component, id, c)
+			if det, ok := gasDetector[p.Role]; ok {
+				add("binary_sensor", id+"_gas", haConfig{Name: p.Name + " gas alarm", UniqueID: node + "_" + id + "_gas",
+					StateTopic:    e.Prefix + "/alarm/" + d.Name + "." + p.Name + "." + det,
+					ValueTemplate: "{{ 'ON' if value_json.active else 'OFF' }}", PayloadOn: "ON", PayloadOff: "OFF",
+					DeviceClass: "gas", Device: dev})
+			}
+		}
+		zones[d.Zone] = true
+	}
+	for _, d := range devices {
+		if !zones[d.Zone] {
+			continue
+		}
+		delete(zones, d.Zone)
+		id := strings.ReplaceAll(d.Zone, "-", "_") + "_risk"
+		add("binary_sensor", id, haConfig{Name: d.Zone + " battery fire risk", UniqueID: node + "_" + id,
+			StateTopic:    e.Prefix + "/risk/" + d.Zone,
+			ValueTemplate: "{{ 'ON' if value_json.zone_stage >= 1 else 'OFF' }}",
+			PayloadOn:     "ON", PayloadOff: "OFF", DeviceClass: "problem",
+			Device: haDevice{Identifiers: []string{node + "_zone_" + d.Zone}, Name: d.Zone, Manufacturer: "Firebreak", Model: "zone"}})
+	}
+	return out
+}
