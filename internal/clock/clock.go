@@ -61,6 +61,17 @@ func NewScaled(epoch time.Time, speed float64) *Scaled {
 	return &Scaled{epoch: epoch, realStart: time.Now(), speed: speed}
 }
 
+// NewScaledFrom is the clock that read epoch at realStart: processes that agree on the three
+// (a hardware-in-loop test and a daemon it starts) share one scaled time.
+func NewScaledFrom(epoch, realStart time.Time, speed float64) *Scaled {
+	s := NewScaled(epoch, speed)
+	s.realStart = realStart
+	return s
+}
+
+// Origin is what NewScaledFrom needs to make this clock again in another process.
+func (s *Scaled) Origin() (epoch, realStart time.Time) { return s.epoch, s.realStart }
+
 // Speed is the scale factor.
 func (s *Scaled) Speed() float64 { return s.speed }
 

@@ -94,9 +94,6 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("risk", zap.String("scope", rc.Scope.String()), zap.String("name", rc.Name),
 			zap.Stringer("from", rc.From), zap.Stringer("to", rc.To), zap.String("reason", rc.Reason))
 	}
-	pipe.OnDrain = func(s cutover.Signal) {
-		log.Info("drain signal", zap.String("zone", s.Zone), zap.String("action", string(s.Action)), zap.Uint64("seq", s.Seq))
-	}
 	enc := pipe.Encoder()
 
 	ob, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), cfg.MQTT.OutboxMax)
@@ -395,6 +392,30 @@ func (l *engineLoop) put(msgs []wire.Message) error {
 	}
 	if dropped > 0 {
 		l.log.Error("outbox full: oldest undelivered messages dropped (mqtt.outbox_max)", zap.Int("messages", dropped))
+	}
+	// Logged once durable, so a log line is a promise that the message will reach the broker.
+	for _, m := range msgs {
+		switch {
+		case strings.HasSuffix(m.Topic, "/events"):
+			var ev struct {
+				EventID string    `json:"event_id"`
+				Cause   string    `json:"cause"`
+				At      time.Time `json:"at"`
+				Alarm   struct {
+					ID    string `json:"id"`
+					State string `json:"state"`
+					Stage int    `json:"stage"`
+				} `json:"alarm"`
+			}
+			_ = json.Unmarshal(m.Payload, &ev)
+			l.log.Info("alarm event", zap.String("event_id", ev.EventID), zap.String("alarm", ev.Alarm.ID), zap.String("cause", ev.Cause), zap.Time("at", ev.At),
+				zap.String("state", ev.Alarm.State), zap.Int("stage", ev.Alarm.Stage))
+		case strings.Contains(m.Topic, "/drain/"):
+			var s cutover.Signal
+			_ = json.Unmarshal(m.Payload, &s)
+			l.log.Info("drain signal", zap.String("zone", s.Zone), zap.String("action", string(s.Action)),
+				zap.String("id", s.ID), zap.Uint64("seq", s.Seq), zap.String("boot_id", s.BootID), zap.Time("at", s.IssuedAt))
+		}
 	}
 	return nil
 }

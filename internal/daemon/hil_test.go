@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
@@ -109,46 +108,9 @@ func (cp *controlPlane) handle(topic string, payload []byte) {
 }
 
 func runHIL(t *testing.T, broker, scenario string) {
-	data, err := configs.FS.ReadFile("sites/demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(data, "demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Site = "hil-" + scenario
-	cfg.StateDir = t.TempDir()
-	cfg.MQTT.Brokers = []string{broker}
-	sc, err := sim.LoadScenario(scenario)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sc.HIL.Interval > 0 {
-		for i := range cfg.Devices {
-			cfg.Devices[i].Interval = sc.HIL.Interval
-		}
-	}
-	if sc.HIL.NoDataGrace > 0 {
-		cfg.Detection.NoDataGrace = sc.HIL.NoDataGrace
-	}
+	r := newRoom(t, "hil-"+scenario, scenario, broker)
+	cfg, sc, clk, s, key, pub := r.cfg, r.sc, r.clk, r.sim, r.key, r.pub
 	hilSpeed := sc.HIL.Speed
-	// A signal's validity is scenario time, its delivery real time: at least 5 s of real time.
-	cfg.Cutover.Validity = max(cfg.Cutover.Validity, time.Duration(hilSpeed*5)*time.Second)
-	clk := clock.NewScaled(time.Now().UTC(), hilSpeed)
-	s, err := sim.New(cfg, sc, clk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, cn := range cfg.Connections {
-		srv, err := s.Serve(cn.Name, "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Close() })
-		cfg.Connections[i].URL = "tcp://" + srv.Addr
-	}
-	pub, key, _ := ed25519.GenerateKey(nil)
 
 	cp := &controlPlane{pub: pub, clk: clk}
 	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("cp-" + scenario).SetOrderMatters(true) // in order: the replay comparison needs the sequence as published
@@ -179,6 +141,7 @@ func runHIL(t *testing.T, broker, scenario string) {
 	var traceFile *os.File
 	if sc.Expect.Drain && !failingPolls {
 		tracePath = filepath.Join(t.TempDir(), "polled.csv")
+		var err error
 		if traceFile, err = os.Create(tracePath); err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +172,7 @@ func runHIL(t *testing.T, broker, scenario string) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	if tracePath != "" {
-		sameAsReplay(t, cfg, tracePath, key, cp.byTopic)
+		sameAsReplay(t, cfg, tracePath, key, cp.byTopic, time.Time{})
 	}
 	if len(cp.refused) > 0 {
 		t.Errorf("the control plane refused signals: %v", cp.refused)
@@ -276,7 +239,9 @@ func runHIL(t *testing.T, broker, scenario string) {
 // sameAsReplay replays the trace the live daemon recorded and compares, topic by topic, every
 // alarm, event, risk and drain message up to the trace's end: the same messages in the same order,
 // but for what names the run (boot_id, the envelope seq, event_id and the signature over them).
-func sameAsReplay(t *testing.T, cfg *config.Config, tracePath string, key ed25519.PrivateKey, live map[string][]json.RawMessage) {
+//
+// Messages stamped before from are left out on both sides (zero: compare everything).
+func sameAsReplay(t *testing.T, cfg *config.Config, tracePath string, key ed25519.PrivateKey, live map[string][]json.RawMessage, from time.Time) int {
 	t.Helper()
 	f, err := os.Open(tracePath)
 	if err != nil {
@@ -316,14 +281,15 @@ func sameAsReplay(t *testing.T, cfg *config.Config, tracePath string, key ed2551
 	for topic, lv := range live {
 		var want []string
 		for _, raw := range lv {
-			if s, ts := norm(raw); !ts.After(end) {
+			if s, ts := norm(raw); !ts.After(end) && !ts.Before(from) {
 				want = append(want, s)
 			}
 		}
 		var got []string
 		for _, raw := range replayed[topic] {
-			s, _ := norm(raw)
-			got = append(got, s)
+			if s, ts := norm(raw); !ts.Before(from) {
+				got = append(got, s)
+			}
 		}
 		for i := 0; i < len(want) || i < len(got); i++ {
 			switch {
@@ -346,4 +312,5 @@ func sameAsReplay(t *testing.T, cfg *config.Config, tracePath string, key ed2551
 		t.Fatal("nothing to compare")
 	}
 	t.Logf("HIL replay of the daemon's own trace printed the same %d messages", compared)
+	return compared
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,7 +41,23 @@ func FreePort(t testing.TB) int {
 }
 
 // Mosquitto starts a real broker on a free loopback port and returns its tcp:// URL.
-func Mosquitto(t testing.TB) string {
+func Mosquitto(t testing.TB) string { return StartMosquitto(t, false).URL }
+
+// Broker is a real Mosquitto a test can kill and start again on the same port.
+type Broker struct {
+	URL    string
+	t      testing.TB
+	bin    string
+	conf   string
+	logf   *os.File
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// StartMosquitto starts a real broker on a free loopback port. With persistent, it keeps
+// sessions, subscriptions and queued messages on disk (saved every second), so clients with a
+// persistent session find them again after Kill and Start.
+func StartMosquitto(t testing.TB, persistent bool) *Broker {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -53,43 +70,71 @@ func Mosquitto(t testing.TB) string {
 	}
 	Need(t, "mosquitto", err)
 	dir := t.TempDir()
-	var addr string
+	logf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Broker{t: t, bin: bin, conf: filepath.Join(dir, "mosquitto.conf"), logf: logf}
+	t.Cleanup(func() {
+		b.Kill()
+		logf.Close()
+	})
 	for attempt := 0; attempt < 5; attempt++ {
 		port := FreePort(t)
-		conf := filepath.Join(dir, "mosquitto.conf")
-		body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port)
-		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nlog_type error\nlog_type warning\n", port)
+		if os.Geteuid() == 0 {
+			body += "user root\n" // as root, mosquitto would switch to its own user, which cannot write our temp dir
+		}
+		if persistent {
+			body += fmt.Sprintf("persistence true\npersistence_location %s/\nautosave_interval 1\nmax_queued_messages 100000\n", dir)
+		} else {
+			body += "persistence false\n"
+		}
+		if err := os.WriteFile(b.conf, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		logf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
-		if err != nil {
-			t.Fatal(err)
+		b.URL = fmt.Sprintf("tcp://127.0.0.1:%d", port)
+		if b.start() {
+			return b
 		}
-		cmd := exec.Command(bin, "-c", conf)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start mosquitto: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		a := fmt.Sprintf("127.0.0.1:%d", port)
-		if waitListening(a, exited, 10*time.Second) {
-			addr = a
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-exited
-				logf.Close()
-			})
-			break
-		}
-		_ = cmd.Process.Kill()
-		logf.Close()
 	}
-	if addr == "" {
-		log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-		t.Fatalf("mosquitto did not start listening:\n%s", log)
+	log, _ := os.ReadFile(logf.Name())
+	t.Fatalf("mosquitto did not start listening:\n%s", log)
+	return nil
+}
+
+func (b *Broker) start() bool {
+	b.cmd = exec.Command(b.bin, "-c", b.conf)
+	b.cmd.Stdout, b.cmd.Stderr = b.logf, b.logf
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatalf("start mosquitto: %v", err)
 	}
-	return "tcp://" + addr
+	b.exited = make(chan error, 1)
+	go func() { b.exited <- b.cmd.Wait() }()
+	if waitListening(strings.TrimPrefix(b.URL, "tcp://"), b.exited, 10*time.Second) {
+		return true
+	}
+	b.Kill()
+	return false
+}
+
+// Kill stops the broker with SIGKILL, as a crash would.
+func (b *Broker) Kill() {
+	if b.cmd == nil {
+		return
+	}
+	_ = b.cmd.Process.Kill()
+	<-b.exited
+	b.cmd = nil
+}
+
+// Start starts the broker again, on the same port, after Kill.
+func (b *Broker) Start() {
+	b.t.Helper()
+	if !b.start() {
+		log, _ := os.ReadFile(b.logf.Name())
+		b.t.Fatalf("mosquitto did not start again on %s:\n%s", b.URL, log)
+	}
 }
 
 // waitListening polls until addr accepts a connection, the process exits, or the timeout passes.
