@@ -124,8 +124,11 @@ type EmbeddedMQTT struct {
 
 // Influx is the telemetry sink; an empty URL disables it.
 type Influx struct {
-	URL       string `yaml:"url"`
-	Bucket    string `yaml:"bucket"`
+	URL    string `yaml:"url"`
+	Bucket string `yaml:"bucket"` // 2.x: the bucket; 1.8: "database/retention_policy"
+	Org    string `yaml:"org"`    // 2.x only
+	// TokenFile holds the token (2.x) or "user:password" (1.8 with auth); FIREBREAK_INFLUX_TOKEN
+	// otherwise. Never the config itself.
 	TokenFile string `yaml:"token_file"`
 }
 

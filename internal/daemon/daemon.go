@@ -455,7 +455,7 @@ func newSink(cfg *config.Config, log *zap.Logger) (*influx.Sink, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	return influx.New(influx.Options{URL: cfg.Influx.URL, Token: token, Bucket: cfg.Influx.Bucket, Site: cfg.Site},
+	return influx.New(influx.Options{URL: cfg.Influx.URL, Token: token, Bucket: cfg.Influx.Bucket, Org: cfg.Influx.Org, Site: cfg.Site},
 		log.With(zap.String("component", "influx"))), nil
 }
 

@@ -64,22 +64,29 @@ func New(o Options, log *zap.Logger) *Sink {
 	if o.Queue <= 0 {
 		o.Queue = 1024
 	}
+	// Retries back off exponentially from 1 s to 2 min, for at most 5 min per batch; the retry
+	// buffer holds up to 500,000 points (about 5 minutes of a 500-device room at 200 points).
 	opts := influxdb2.DefaultOptions().SetBatchSize(5000).SetFlushInterval(1000).
-		SetMaxRetries(5).SetRetryBufferLimit(100000).SetHTTPRequestTimeout(10)
+		SetMaxRetries(10).SetRetryInterval(1000).SetExponentialBase(2).SetMaxRetryInterval(120_000).
+		SetMaxRetryTime(300_000).SetRetryBufferLimit(500_000).SetHTTPRequestTimeout(10)
 	return &Sink{o: o, client: influxdb2.NewClientWithOptions(o.URL, o.Token, opts), in: make(chan sample.Batch, o.Queue), log: log}
 }
 
-// Offer queues a batch, or drops and counts it when the queue is full: telemetry never holds up
-// detection.
+// Offer queues a batch, or drops it and counts its points when the queue is full: telemetry
+// never holds up detection.
 func (s *Sink) Offer(b sample.Batch) {
 	select {
 	case s.in <- b:
 	default:
-		s.dropped.Add(1)
+		s.dropped.Add(int64(len(b.Samples)))
 	}
 }
 
-// Dropped is how many batches the queue refused; Failed how many write errors the server gave.
+// Pending is how many batches wait in the queue.
+func (s *Sink) Pending() int { return len(s.in) }
+
+// Dropped is how many points the full queue refused; Failed how many write errors the server
+// gave (the client retries a failed batch before it reports it).
 func (s *Sink) Dropped() int64 { return s.dropped.Load() }
 func (s *Sink) Failed() int64  { return s.failed.Load() }
 
@@ -100,7 +107,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.client.Close() // closes the error channel, ending the drain goroutine
 		<-done
 		if n := s.Dropped(); n > 0 {
-			s.log.Warn("telemetry batches dropped before influx", zap.Int64("batches", n))
+			s.log.Warn("telemetry points dropped before influx (queue full)", zap.Int64("points", n))
 		}
 	}()
 	for {

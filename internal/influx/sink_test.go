@@ -91,6 +91,19 @@ func TestReadBackFromInfluxDB18(t *testing.T) {
 	if b.Err != nil {
 		t.Fatal(b.Err)
 	}
+	// What went over Modbus is what the simulator served: its own read of the same registers.
+	served, err := s.Read(dev.Name, b.At)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(served.Samples) != len(b.Samples) {
+		t.Fatalf("polled %d points, simulator serves %d", len(b.Samples), len(served.Samples))
+	}
+	for i := range b.Samples {
+		if served.Samples[i].Point != b.Samples[i].Point || served.Samples[i].Value != b.Samples[i].Value {
+			t.Fatalf("polled %s = %v, simulator served %s = %v", b.Samples[i].Point, b.Samples[i].Value, served.Samples[i].Point, served.Samples[i].Value)
+		}
+	}
 	b.Samples[0].Quality = sample.Invalid // as a sentinel reading would be
 
 	sink := influx.New(influx.Options{URL: url, Bucket: "firebreak/autogen", Site: "s1"}, zap.NewNop())

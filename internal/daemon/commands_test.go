@@ -1,0 +1,165 @@
+package daemon_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/testenv"
+)
+
+// TestOperatorCommands sends signed and unsigned commands to a running daemon over real
+// Mosquitto: every bad one is refused on P/cmd/result/<instance> with its reason and changes
+// nothing; the good ones are carried out.
+func TestOperatorCommands(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	r := newRoom(t, "cmds", "normal", broker)
+	alicePub, alice, _ := ed25519.GenerateKey(nil)
+	_, mallory, _ := ed25519.GenerateKey(nil)
+	r.cfg.Commands.Operators = []config.Operator{{Name: "alice", PublicKey: base64.StdEncoding.EncodeToString(alicePub)}}
+	r.cfg.Commands.MaxAge = 10 * time.Minute // scenario time: 12 s of real time at 50×
+	// An alarm to command: a rule that holds from the first sample.
+	zero := 0.0
+	r.cfg.Rules = append(r.cfg.Rules, config.Rule{Name: "always", Point: "rack-01.soc", Above: &zero, Stage: 1})
+	p, inst := r.prefix(), r.cfg.Instance
+	rec := record(t, broker, "operator", false, p+"/cmd/result/"+inst, p+"/events", p+"/drain/+")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.sim.Run(gctx) })
+	g.Go(func() error {
+		return daemon.Run(gctx, daemon.Options{Config: r.cfg, Clock: r.clk, Log: zap.NewNop(), Version: "test",
+			SigningKey: r.key, ShutdownGrace: 2 * time.Second})
+	})
+	const alarm = "rack-01.soc.rule:always"
+	events := func(cause string) int {
+		got, _ := rec.snapshot()
+		n := 0
+		for _, raw := range got[p+"/events"] {
+			var ev struct {
+				Cause string `json:"cause"`
+				Alarm struct{ ID string }
+			}
+			_ = json.Unmarshal(raw, &ev)
+			if ev.Alarm.ID == alarm && ev.Cause == cause {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 30*time.Second, "the rule's alarm", func() bool { return events("activate") == 1 })
+
+	send := func(verb string, payload []byte) map[string]any {
+		t.Helper()
+		before, _ := rec.snapshot()
+		n := len(before[p+"/cmd/result/"+inst])
+		if tok := rec.client.Publish(p+"/cmd/"+inst+"/"+verb, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish command: %v", tok.Error())
+		}
+		var res map[string]any
+		waitFor(t, 10*time.Second, "the command's result", func() bool {
+			got, _ := rec.snapshot()
+			if len(got[p+"/cmd/result/"+inst]) <= n {
+				return false
+			}
+			return json.Unmarshal(got[p+"/cmd/result/"+inst][n], &res) == nil
+		})
+		return res
+	}
+	nonce := 0
+	cmd := func(verb string, f func(*cutover.Command)) cutover.Command {
+		nonce++
+		c := cutover.Command{V: 1, Command: verb, Instance: inst, Alarm: alarm, Operator: "alice", TS: r.clk.Now(), Nonce: fmt.Sprint("n", nonce)}
+		if f != nil {
+			f(&c)
+		}
+		return c
+	}
+	sign := func(c cutover.Command, key ed25519.PrivateKey) []byte {
+		if err := cutover.SignCommand(&c, key); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(c)
+		return b
+	}
+	plain := func(c cutover.Command) []byte { b, _ := json.Marshal(c); return b }
+
+	for _, tc := range []struct {
+		name, verb string
+		payload    []byte
+		want       string
+	}{
+		{"unsigned", "ack", plain(cmd("ack", nil)), "bad signature"},
+		{"wrong key", "ack", sign(cmd("ack", nil), mallory), "bad signature"},
+		{"unknown operator", "ack", sign(cmd("ack", func(c *cutover.Command) { c.Operator = "mallory" }), mallory), "unknown operator"},
+		{"stale", "ack", sign(cmd("ack", func(c *cutover.Command) { c.TS = c.TS.Add(-time.Hour) }), alice), "stale command"},
+		{"malformed JSON", "ack", []byte(`{"v":1,"command":"ack",`), "malformed command"},
+		{"for the peer", "ack", sign(cmd("ack", func(c *cutover.Command) { c.Instance = "fb-other" }), alice), "another instance"},
+		{"unknown alarm", "ack", sign(cmd("ack", func(c *cutover.Command) { c.Alarm = "rack-99.nothing" }), alice), "unknown alarm"},
+		{"shelve without duration", "shelve", sign(cmd("shelve", nil), alice), "positive duration"},
+		{"cancel with nothing to cancel", "cancel", sign(cmd("cancel", func(c *cutover.Command) { c.Alarm, c.Zone = "", "b3-battery" }), alice), "no drain is active"},
+	} {
+		res := send(tc.verb, tc.payload)
+		if res["ok"] != false || !strings.Contains(fmt.Sprint(res["error"]), tc.want) {
+			t.Errorf("%s: result %v, want refused with %q", tc.name, res, tc.want)
+		}
+	}
+	if n := events("ack"); n != 0 {
+		t.Fatalf("refused commands acknowledged the alarm %d times", n)
+	}
+
+	good := sign(cmd("ack", nil), alice)
+	if res := send("ack", good); res["ok"] != true || res["operator"] != "alice" {
+		t.Fatalf("a good ack: %v", res)
+	}
+	waitFor(t, 10*time.Second, "the ack event", func() bool { return events("ack") == 1 })
+	if res := send("ack", good); res["ok"] != false || !strings.Contains(fmt.Sprint(res["error"]), "replayed nonce") {
+		t.Fatalf("the same ack again: %v", res)
+	}
+	if res := send("shelve", sign(cmd("shelve", func(c *cutover.Command) { c.Duration = "2h" }), alice)); res["ok"] != true {
+		t.Fatalf("shelve: %v", res)
+	}
+	waitFor(t, 10*time.Second, "the shelve event", func() bool { return events("shelve") == 1 })
+
+	// A manual drain goes out signed, with who asked and why; a cancel before stage 0 has held
+	// for cutover.cancel_hold is refused.
+	drain := cmd("drain", func(c *cutover.Command) { c.Alarm, c.Zone, c.Reason = "", "b3-battery", "drill" })
+	if res := send("drain", sign(drain, alice)); res["ok"] != true {
+		t.Fatalf("manual drain: %v", res)
+	}
+	var sig cutover.Signal
+	waitFor(t, 10*time.Second, "the manual drain signal", func() bool {
+		got, _ := rec.snapshot()
+		for _, raw := range got[p+"/drain/b3-battery"] {
+			s, err := cutover.Verify(raw, r.pub, time.Time{})
+			if err == nil && s.Action == cutover.Drain {
+				sig = s
+				return true
+			}
+		}
+		return false
+	})
+	if sig.Reason != "manual drain by alice: drill" || len(sig.Targets) == 0 {
+		t.Fatalf("manual drain signal: %+v", sig)
+	}
+	res := send("cancel", sign(cmd("cancel", func(c *cutover.Command) { c.Alarm, c.Zone = "", "b3-battery" }), alice))
+	if res["ok"] != false || !strings.Contains(fmt.Sprint(res["error"]), "stage 0 has not held long enough") {
+		t.Fatalf("early cancel: %v", res)
+	}
+	cancel()
+	if err := g.Wait(); err != nil {
+		t.Fatalf("daemon: %v", err)
+	}
+}
