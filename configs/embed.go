@@ -4,7 +4,8 @@ package configs
 
 import "embed"
 
-// FS holds profiles/, scenarios/, sites/, and the simulator's presets: chemistry/ (cells) and rooms/.
+// FS holds profiles/, scenarios/, sites/, grafana/ (dashboards), and the simulator's presets:
+// chemistry/ (cells) and rooms/.
 //
-//go:embed profiles/*.yaml scenarios/*.yaml sites/*.yaml chemistry/*.yaml rooms/*.yaml
+//go:embed profiles/*.yaml scenarios/*.yaml sites/*.yaml chemistry/*.yaml rooms/*.yaml grafana/*.json
 var FS embed.FS

@@ -89,6 +89,23 @@ cutover: {mode: maybe, heartbeat: 1m, validity: 30s}
 			`cutover.mode: must be live or dry-run, got "maybe"`,
 			`cutover.validity: must be longer than cutover.heartbeat`,
 		}},
+		{"mqtt and commands", base + `
+devices: [{name: r1, connection: gw, unit_id: 1, profile: fire-panel, zone: z}]
+mqtt: {outbox_max: 5, tls: {cert_file: client.pem}, home_assistant: {enabled: true, prefix: "ha/#"}}
+commands:
+  max_age: 0s
+  operators:
+    - {name: alice, public_key: "not base64!"}
+    - {name: alice, public_key: "AAAA"}
+`, []string{
+			`mqtt.outbox_max: must be at least 100 messages, got 5`,
+			`mqtt.tls: cert_file and key_file go together`,
+			`mqtt.home_assistant.prefix: must be a topic without wildcards, got "ha/#"`,
+			`commands.max_age: must be a positive duration, got "0s"`,
+			`commands.operators[0].public_key: must be the base64 of a 32-byte Ed25519 public key, got "not base64!"`,
+			`commands.operators[1].name: is used by another operator, got "alice"`,
+			`commands.operators[1].public_key: must be the base64`,
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

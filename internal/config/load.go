@@ -193,6 +193,8 @@ func (cfg *Config) validate(c *collector) {
 	}
 	if !siteRe.MatchString(cfg.Instance) {
 		c.add("instance", "must match [a-z0-9-]+", cfg.Instance)
+	} else if cfg.Instance == "result" {
+		c.add("instance", `must not be "result" (P/cmd/result/<instance> carries command results)`, cfg.Instance)
 	}
 	if cfg.StateDir == "" {
 		c.add("state_dir", "must be set", nil)

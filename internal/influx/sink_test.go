@@ -3,7 +3,9 @@ package influx_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,26 +68,8 @@ func TestReadBackFromInfluxDB18(t *testing.T) {
 	t.Parallel()
 	url := testenv.InfluxDB18(t, "firebreak")
 
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	cfg, err := config.Parse(data, "demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, _ := sim.LoadScenario("normal")
-	clk := clock.NewManual(t0)
-	s, err := sim.New(cfg, sc, clk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := s.Serve("gw-1", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ep, _ := config.ParseEndpoint("tcp://" + srv.Addr)
-	rd, _ := collectors.NewReader(ep, time.Second)
-	defer rd.Close()
-	p := &collectors.Poller{Reader: rd, Clock: clk, Log: zap.NewNop()}
+	s, rd, cfg := demoRoom(t)
+	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(t0), Log: zap.NewNop()}
 	dev, _ := collectors.NewDevice(cfg, cfg.Devices[0])
 	b := p.Poll(dev)
 	if b.Err != nil {
@@ -158,6 +142,96 @@ func TestReadBackFromInfluxDB18(t *testing.T) {
 		}
 		if v, ok := row[3].(float64); !ok || math.Abs(v-smp.Value) > 1e-9 {
 			t.Errorf("%s: read back %v, served %v", smp.Point, row[3], smp.Value)
+		}
+	}
+}
+
+// demoRoom serves the demo site's normal scenario over real Modbus TCP and returns a reader on it.
+func demoRoom(t *testing.T) (*sim.Simulator, collectors.Reader, *config.Config) {
+	t.Helper()
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	cfg, err := config.Parse(data, "demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := sim.LoadScenario("normal")
+	s, err := sim.New(cfg, sc, clock.NewManual(t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := s.Serve("gw-1", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ep, _ := config.ParseEndpoint("tcp://" + srv.Addr)
+	rd, err := collectors.NewReader(ep, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close() })
+	return s, rd, cfg
+}
+
+// TestGrafanaDashboardQueriesRun writes a poll of every demo device through the sink to a real
+// InfluxDB 1.8 and runs every query of the shipped Grafana dashboard against it, as Grafana would
+// (its macros filled in): each must parse and return data.
+func TestGrafanaDashboardQueriesRun(t *testing.T) {
+	t.Parallel()
+	url := testenv.InfluxDB18(t, "firebreak")
+	_, rd, cfg := demoRoom(t)
+	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(t0), Log: zap.NewNop()}
+	sink := influx.New(influx.Options{URL: url, Bucket: "firebreak/autogen", Site: "s1"}, zap.NewNop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(ctx) }()
+	for _, d := range cfg.Devices {
+		dev, err := collectors.NewDevice(cfg, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := p.Poll(dev)
+		if b.Err != nil {
+			t.Fatal(b.Err)
+		}
+		if d.Name == "rack-02" {
+			b.Samples[3].Quality = sample.Stale // one reading that is not good, for the quality panel
+		}
+		sink.Offer(b)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := configs.FS.ReadFile("grafana/firebreak-influxdb.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Query string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	if len(dash.Panels) == 0 {
+		t.Fatal("no panels")
+	}
+	timeFilter := fmt.Sprintf("time >= %dms AND time <= %dms", t0.Add(-time.Hour).UnixMilli(), t0.Add(time.Hour).UnixMilli())
+	for _, pn := range dash.Panels {
+		for _, tg := range pn.Targets {
+			q := strings.NewReplacer("$timeFilter", timeFilter, "$__interval", "10s", "$site", "s1").Replace(tg.Query)
+			body, err := testenv.Influx18Query(url, "firebreak", q)
+			if err != nil {
+				t.Errorf("%s: %v", pn.Title, err)
+				continue
+			}
+			if strings.Contains(string(body), `"error"`) || !strings.Contains(string(body), `"series"`) {
+				t.Errorf("%s: no data for\n%s\n%s", pn.Title, q, body)
+			}
 		}
 	}
 }
