@@ -13,6 +13,8 @@ go 1.26.0
 //   gopkg.in/yaml.v3                  config, profiles and scenarios (strict decoding of unknown keys).
 //   gowebpki/jcs                      RFC 8785 canonical JSON, the bytes a drain signal's signature covers.
 //   golang.org/x/sync                 errgroup: every goroutine has an owner that waits for it.
+//   go.etcd.io/bbolt                  the durable MQTT outbox in state_dir: fsync'd transactions,
+//                                     one file, no server, a single writer (the engine loop).
 require gopkg.in/yaml.v3 v3.0.1
 
 require (

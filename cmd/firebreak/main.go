@@ -1,4 +1,5 @@
-// Command firebreak is the edge daemon and its tools: run, check, replay, demo, version.
+// Command firebreak is the edge daemon and its tools: run, check, replay, demo, keygen, command,
+// version.
 // main only maps the outcome of run to an exit code: 0 ok, 1 runtime failure, 2 bad usage or
 // bad config.
 package main
@@ -50,6 +51,11 @@ const usage = `usage:
                                              backtest the detectors on a recorded trace
   firebreak demo   [-speed 60] [-scenario internal-short]
                                              simulator + embedded broker + daemon, one process
+  firebreak keygen  -out operator.key          new Ed25519 key; prints the public half for the config
+  firebreak command -key K -operator NAME -instance I -prefix P/SITE -command VERB [-alarm ID]
+                    [-zone Z] [-duration 2h] [-reason TEXT] [-broker tcp://host:1883]
+                                             sign an operator command; with -broker, send it and
+                                             print the daemon's result
   firebreak version`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,6 +71,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdReplay(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		return cmdKeygen(args[1:], stdout, stderr)
+	case "command":
+		return cmdCommand(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "firebreak", version)
 		return nil

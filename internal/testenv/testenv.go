@@ -58,6 +58,22 @@ type Broker struct {
 // sessions, subscriptions and queued messages on disk (saved every second), so clients with a
 // persistent session find them again after Kill and Start.
 func StartMosquitto(t testing.TB, persistent bool) *Broker {
+	return StartMosquittoWith(t, MosquittoOptions{Persistent: persistent})
+}
+
+// MosquittoOptions shape a test broker.
+type MosquittoOptions struct {
+	Persistent bool
+	// Listener is added to the listener line's block (e.g. TLS files, require_certificate);
+	// Scheme is the URL scheme clients use ("tcp" when empty, "ssl" for TLS).
+	Listener string
+	Scheme   string
+	// Global is added at the top level (e.g. password_file, allow_anonymous false).
+	Global string
+}
+
+// StartMosquittoWith is StartMosquitto with options.
+func StartMosquittoWith(t testing.TB, o MosquittoOptions) *Broker {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -81,11 +97,16 @@ func StartMosquitto(t testing.TB, persistent bool) *Broker {
 	})
 	for attempt := 0; attempt < 5; attempt++ {
 		port := FreePort(t)
-		body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nlog_type error\nlog_type warning\n", port)
+		anon := "allow_anonymous true\n"
+		if strings.Contains(o.Global, "allow_anonymous") {
+			anon = ""
+		}
+		body := fmt.Sprintf("per_listener_settings false\n%s%slog_dest stderr\nlog_type error\nlog_type warning\nlistener %d 127.0.0.1\n%s\n",
+			anon, o.Global, port, o.Listener)
 		if os.Geteuid() == 0 {
 			body += "user root\n" // as root, mosquitto would switch to its own user, which cannot write our temp dir
 		}
-		if persistent {
+		if o.Persistent {
 			body += fmt.Sprintf("persistence true\npersistence_location %s/\nautosave_interval 1\nmax_queued_messages 100000\n", dir)
 		} else {
 			body += "persistence false\n"
@@ -93,7 +114,11 @@ func StartMosquitto(t testing.TB, persistent bool) *Broker {
 		if err := os.WriteFile(b.conf, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		b.URL = fmt.Sprintf("tcp://127.0.0.1:%d", port)
+		scheme := o.Scheme
+		if scheme == "" {
+			scheme = "tcp"
+		}
+		b.URL = fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 		if b.start() {
 			return b
 		}
@@ -111,7 +136,7 @@ func (b *Broker) start() bool {
 	}
 	b.exited = make(chan error, 1)
 	go func() { b.exited <- b.cmd.Wait() }()
-	if waitListening(strings.TrimPrefix(b.URL, "tcp://"), b.exited, 10*time.Second) {
+	if waitListening(b.URL[strings.Index(b.URL, "://")+3:], b.exited, 10*time.Second) {
 		return true
 	}
 	b.Kill()
