@@ -715,6 +715,35 @@ func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v
 	}
 }
 
+// SetProtocolAlarm raises, escalates or (with StageNormal) clears an alarm that no detector owns:
+// the drain protocol's, e.g. a consumer that did not acknowledge a drain signal in time. It has
+// the whole ISA-18.2 lifecycle (annunciated, acknowledged, shelved, latched at stage 3 and above)
+// and its stage is its priority; it is never evidence of a fire, so no risk stage moves for it.
+// Its id is "<source>.<detector>"; source is what it concerns ("cutover.<zone>.<consumer>").
+func (e *Engine) SetProtocolAlarm(source, detector, zone string, st Stage, text string, now time.Time) {
+	id := source + "." + detector
+	c := e.conds[id]
+	switch {
+	case st == StageNormal && c == nil:
+		return
+	case st == StageNormal:
+		delete(e.conds, id)
+		_ = e.transition(id, "clear", now, c, 0)
+	case c == nil:
+		c = &cond{id: id, device: source, zone: zone, detector: detector, modality: Protocol, stage: st, text: text}
+		e.conds[id] = c
+		_ = e.transition(id, "activate", now, c, 0)
+	default:
+		escalate := st > c.stage
+		c.stage, c.text = st, text
+		if escalate {
+			_ = e.transition(id, "escalate", now, c, 0)
+		} else if a := e.alarms[id]; a != nil {
+			a.Stage, a.Text = st, text
+		}
+	}
+}
+
 // sourceOf is a condition's independence key: two signals with one source are one sensor's word.
 // The BMS's max temperature is one of its NTCs, not a sensor of its own; and a temperature that
 // is high only because the whole room is warm (it stands out from no peer) is one zone-wide
@@ -923,6 +952,9 @@ func (e *Engine) restage(now time.Time) {
 	byScope := map[*scopeState][]*cond{}
 	for _, id := range sortedKeys(e.conds) {
 		c := e.conds[id]
+		if c.modality == Protocol {
+			continue // an alarm about the drain protocol, not about the room
+		}
 		// Independence is judged now, with this batch's peer statistics, not when the condition
 		// was raised: a sample seen before its rack's median cannot know if it stands out.
 		c.source = e.sourceOf(e.devices[c.device], c.point, c.detector)
@@ -938,6 +970,9 @@ func (e *Engine) restage(now time.Time) {
 	}
 	zoneGas := map[string][]*cond{}
 	for _, c := range e.conds {
+		if c.modality == Protocol {
+			continue
+		}
 		if a := e.alarms[c.id]; a != nil && a.State == OutOfService {
 			continue
 		}

@@ -46,10 +46,11 @@ const (
 	SensorHealth
 	BMS
 	RuleModality // a site's own rule
+	Protocol     // the drain protocol's own alarms (a consumer that does not acknowledge): never evidence
 )
 
 var modalityNames = map[Modality]string{Temperature: "temperature", Voltage: "voltage", Gas: "gas",
-	Smoke: "smoke", Fire: "fire", Comms: "comms", SensorHealth: "sensor", BMS: "bms", RuleModality: "rule"}
+	Smoke: "smoke", Fire: "fire", Comms: "comms", SensorHealth: "sensor", BMS: "bms", RuleModality: "rule", Protocol: "protocol"}
 
 func (m Modality) String() string {
 	if n, ok := modalityNames[m]; ok {

@@ -28,6 +28,10 @@ type Options struct {
 	SeqStart uint64
 	// CancelHold is how long a zone must have been at stage 0 before an operator may cancel.
 	CancelHold time.Duration
+	// Consumers must each acknowledge every signal within AckTimeout of its action's first
+	// issue; one that does not is escalated and the signal is sent again.
+	Consumers  []string
+	AckTimeout time.Duration
 }
 
 type zoneState struct {
@@ -41,22 +45,45 @@ type zoneState struct {
 	zeroSince time.Time // when the zone last fell to stage 0; zero while above it
 	reason    string
 	evidence  []EvidenceItem
+	// The drain protocol: the current action's first issue, when its acks are due, each
+	// consumer's progress on it, and UPS readings for power_loss_eta_s.
+	actionAt    time.Time
+	ackDeadline time.Time
+	consumers   map[string]*consumerState
+	ups         map[string]upsState
+}
+
+type consumerState struct {
+	ConsumerProgress
+	escalated map[string]bool // kind → raised
+}
+
+type upsState struct {
+	onBattery bool
+	runtime   time.Duration
+	at        time.Time
 }
 
 // Planner is the pure drain planner: zone risk changes and ticks in, signals out (Ready), the
 // caller signs, persists the seq, publishes, then Advances.
 type Planner struct {
-	o     Options
-	zones map[string]*zoneState
-	seq   uint64
-	ready []Signal
+	o           Options
+	zones       map[string]*zoneState
+	seq         uint64
+	ready       []Signal
+	escalations []Escalation
+	progress    []Progress
 }
 
 // NewPlanner returns a planner for the zones.
 func NewPlanner(o Options, zones []Zone) *Planner {
 	p := &Planner{o: o, zones: map[string]*zoneState{}, seq: o.SeqStart}
 	for _, z := range zones {
-		p.zones[z.Name] = &zoneState{z: z}
+		zs := &zoneState{z: z, consumers: map[string]*consumerState{}, ups: map[string]upsState{}}
+		for _, c := range o.Consumers {
+			zs.consumers[c] = &consumerState{escalated: map[string]bool{}}
+		}
+		p.zones[z.Name] = zs
 	}
 	return p
 }
@@ -96,9 +123,17 @@ func (p *Planner) raise(zs *zoneState, a Action, reason string, ev []EvidenceIte
 		zs.episode = fmt.Sprintf("%s.%s.%d", p.o.Site, zs.z.Name, at.UnixMilli())
 	}
 	zs.action = a
+	zs.actionAt = at
+	zs.ackDeadline = at.Add(p.o.AckTimeout)
+	for _, cs := range zs.consumers {
+		cs.ConsumerProgress = ConsumerProgress{} // a new signal: every consumer owes an ack again
+	}
 	zs.reason = reason
 	zs.evidence = append(zs.evidence[:0], ev...)
 	p.emit(zs, at)
+	if len(zs.consumers) > 0 {
+		p.report(zs)
+	}
 }
 
 // Why the planner refuses an operator's drain or cancel.
@@ -150,6 +185,15 @@ func (p *Planner) Cancel(zone, operator, reason string, now time.Time) error {
 	}
 	zs.action, zs.reason, zs.evidence = Cancel, why, nil
 	p.emit(zs, now)
+	for _, name := range sortedNames(zs.consumers) {
+		cs := zs.consumers[name]
+		for _, kind := range []string{EscalationNoAck, EscalationFailed} {
+			if cs.escalated[kind] {
+				p.escalate(zs, name, kind, alarms.StageNormal, "", now)
+			}
+		}
+		cs.ConsumerProgress = ConsumerProgress{}
+	}
 	zs.action, zs.episode, zs.fireAt = "", "", time.Time{}
 	return nil
 }
@@ -163,7 +207,16 @@ func (p *Planner) Tick(now time.Time) {
 	sort.Strings(names)
 	for _, n := range names {
 		zs := p.zones[n]
-		if zs.action != "" && now.Sub(zs.lastSent) >= p.o.Heartbeat {
+		if zs.action == "" {
+			continue
+		}
+		if p.o.AckTimeout > 0 && !now.Before(zs.ackDeadline) && p.overdue(zs, now) {
+			zs.ackDeadline = now.Add(p.o.AckTimeout)
+			p.emit(zs, now) // sent again at once: the consumer may have missed it
+			p.report(zs)
+			continue
+		}
+		if now.Sub(zs.lastSent) >= p.o.Heartbeat {
 			p.emit(zs, now)
 		}
 	}
@@ -183,10 +236,14 @@ func (p *Planner) emit(zs *zoneState, now time.Time) {
 	eta := p.o.FireToPowerCut
 	if !zs.fireAt.IsZero() {
 		eta -= now.Sub(zs.fireAt)
-		if eta < 0 {
-			eta = 0
+	}
+	// On battery, the power goes when the UPS runs out, whatever the brigade does.
+	for _, u := range zs.ups {
+		if u.onBattery && u.runtime > 0 {
+			eta = min(eta, u.runtime-now.Sub(u.at))
 		}
 	}
+	eta = max(eta, 0)
 	ev := append([]EvidenceItem{}, zs.evidence...)
 	p.ready = append(p.ready, Signal{
 		V: 1, ID: zs.episode + "." + string(zs.action), Episode: zs.episode, Site: p.o.Site, Zone: zs.z.Name,
@@ -200,8 +257,14 @@ func (p *Planner) emit(zs *zoneState, now time.Time) {
 // Ready returns the signals to sign and publish, in order.
 func (p *Planner) Ready() []Signal { return p.ready }
 
-// Advance acknowledges the last Ready.
-func (p *Planner) Advance() { p.ready = nil }
+// Escalations returns the alarms to raise or clear about consumers, in order.
+func (p *Planner) Escalations() []Escalation { return p.escalations }
+
+// Progress returns the zones whose drain progress changed.
+func (p *Planner) Progress() []Progress { return p.progress }
+
+// Advance acknowledges the last Ready, Escalations and Progress.
+func (p *Planner) Advance() { p.ready, p.escalations, p.progress = nil, nil, nil }
 
 // Seq is the last seq issued.
 func (p *Planner) Seq() uint64 { return p.seq }

@@ -150,6 +150,7 @@ type timeline struct {
 	badSig    int
 	late      int
 	maxStage  int
+	drained   map[string]bool
 }
 
 func (t *timeline) at(ts time.Time) string {
@@ -190,18 +191,30 @@ func (t *timeline) subscribe(ctx context.Context, broker, prefix string) (paho.C
 		return nil, fmt.Errorf("demo watcher: connect: %v", tok.Error())
 	}
 	// Only what the timeline prints: telemetry is most of the traffic and would only slow it.
-	filters := map[string]byte{prefix + "/risk/+": 1, prefix + "/events": 1, prefix + "/drain/+": 1}
-	tok := c.SubscribeMultiple(filters, func(_ paho.Client, m paho.Message) { t.handle(m.Topic(), m.Payload()) })
+	filters := map[string]byte{prefix + "/risk/+": 1, prefix + "/events": 1, prefix + "/drain/+": 1, prefix + "/drain/+/status": 1}
+	tok := c.SubscribeMultiple(filters, func(cl paho.Client, m paho.Message) {
+		if ack := t.handle(m.Topic(), m.Payload()); ack != nil {
+			// The demo's control plane acknowledges at once and "moves the traffic" in no time;
+			// a real one is firebreak-agent (docs/cutover.md). Not waited on: handlers must not block.
+			for _, st := range []cutover.AckStatus{cutover.AckReceived, cutover.AckDrained} {
+				ack.Status, ack.TS = st, time.Now().UTC()
+				b, _ := json.Marshal(ack)
+				cl.Publish(prefix+"/drain/"+ack.Zone+"/ack/"+ack.Consumer, 1, true, b)
+			}
+		}
+	})
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		return nil, fmt.Errorf("demo watcher: subscribe: %v", tok.Error())
 	}
 	return c, nil
 }
 
-func (t *timeline) handle(topic string, payload []byte) {
+// handle prints a message; for a drain signal seen for the first time it returns the ack the
+// demo's control plane sends.
+func (t *timeline) handle(topic string, payload []byte) *cutover.Ack {
 	parts := strings.Split(topic, "/")
 	if len(parts) < 3 {
-		return
+		return nil
 	}
 	switch parts[2] {
 	case "risk":
@@ -215,7 +228,7 @@ func (t *timeline) handle(topic string, payload []byte) {
 			Reason  string    `json:"reason"`
 		}
 		if json.Unmarshal(payload, &r) != nil || r.Scope != "zone" {
-			return
+			return nil
 		}
 		t.mu.Lock()
 		t.maxStage = max(t.maxStage, r.Stage)
@@ -232,7 +245,7 @@ func (t *timeline) handle(topic string, payload []byte) {
 			} `json:"alarm"`
 		}
 		if json.Unmarshal(payload, &e) != nil {
-			return
+			return nil
 		}
 		t.mu.Lock()
 		t.alarms++
@@ -241,8 +254,12 @@ func (t *timeline) handle(topic string, payload []byte) {
 			t.printf(e.TS, "ALARM %s (stage %d): %s", e.Alarm.ID, e.Alarm.Stage, e.Alarm.Text)
 		}
 	case "drain":
+		if len(parts) == 5 && parts[4] == "status" {
+			t.progress(payload)
+			return nil
+		}
 		if len(parts) != 4 {
-			return // acks from consumers live below the zone
+			return nil // acks from consumers live below the zone
 		}
 		sig, err := cutover.Verify(payload, t.pub, t.clk.Now())
 		if errors.Is(err, cutover.ErrExpired) {
@@ -252,14 +269,14 @@ func (t *timeline) handle(topic string, payload []byte) {
 			t.mu.Lock()
 			t.late++
 			t.mu.Unlock()
-			return
+			return nil
 		}
 		if err != nil {
 			t.mu.Lock()
 			t.badSig++
 			t.mu.Unlock()
 			t.printf(t.clk.Now(), "DRAIN signal REFUSED by the control plane: %v", err)
-			return
+			return nil
 		}
 		t.mu.Lock()
 		if t.firstSig == nil {
@@ -273,6 +290,34 @@ func (t *timeline) handle(topic string, payload []byte) {
 		if !seen {
 			t.printf(sig.IssuedAt, "DRAIN %s → control plane: %s zone %s, domains %v, targets %v, power loss within %ds (seq %d, signature verified)",
 				strings.ToUpper(string(sig.Action)), sig.Action, sig.Zone, sig.Domains, sig.Targets, sig.PowerLossETAS, sig.Seq)
+			return &cutover.Ack{V: 1, Consumer: "control-plane", Zone: sig.Zone, SignalID: sig.ID, Seq: sig.Seq}
+		}
+	}
+	return nil
+}
+
+// progress prints when the daemon records a consumer's drained ack.
+func (t *timeline) progress(payload []byte) {
+	var pr struct {
+		TS time.Time `json:"ts"`
+		cutover.Progress
+	}
+	if json.Unmarshal(payload, &pr) != nil {
+		return
+	}
+	for name, c := range pr.Consumers {
+		if c.Status != cutover.AckDrained || c.TookS == nil {
+			continue
+		}
+		t.mu.Lock()
+		if t.drained == nil {
+			t.drained = map[string]bool{}
+		}
+		first := !t.drained[pr.SignalID+name]
+		t.drained[pr.SignalID+name] = true
+		t.mu.Unlock()
+		if first {
+			t.printf(c.At, "ACKED %s reports %s of zone %s done, %.1fs after the signal", name, pr.Action, pr.Zone, *c.TookS)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 )
 
@@ -24,28 +25,28 @@ import (
 // nothing; the good ones are carried out.
 func TestOperatorCommands(t *testing.T) {
 	broker := testenv.Mosquitto(t)
-	r := newRoom(t, "cmds", "normal", broker)
+	r := hiltest.NewRoom(t, "cmds", "normal", broker)
 	alicePub, alice, _ := ed25519.GenerateKey(nil)
 	_, mallory, _ := ed25519.GenerateKey(nil)
-	r.cfg.Commands.Operators = []config.Operator{{Name: "alice", PublicKey: base64.StdEncoding.EncodeToString(alicePub)}}
-	r.cfg.Commands.MaxAge = 10 * time.Minute // scenario time: 12 s of real time at 50×
+	r.Cfg.Commands.Operators = []config.Operator{{Name: "alice", PublicKey: base64.StdEncoding.EncodeToString(alicePub)}}
+	r.Cfg.Commands.MaxAge = 10 * time.Minute // scenario time: 12 s of real time at 50×
 	// An alarm to command: a rule that holds from the first sample.
 	zero := 0.0
-	r.cfg.Rules = append(r.cfg.Rules, config.Rule{Name: "always", Point: "rack-01.soc", Above: &zero, Stage: 1})
-	p, inst := r.prefix(), r.cfg.Instance
-	rec := record(t, broker, "operator", false, p+"/cmd/result/"+inst, p+"/events", p+"/drain/+")
+	r.Cfg.Rules = append(r.Cfg.Rules, config.Rule{Name: "always", Point: "rack-01.soc", Above: &zero, Stage: 1})
+	p, inst := r.Prefix(), r.Cfg.Instance
+	rec := hiltest.Record(t, broker, "operator", false, p+"/cmd/result/"+inst, p+"/events", p+"/drain/+")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.sim.Run(gctx) })
+	g.Go(func() error { return r.Sim.Run(gctx) })
 	g.Go(func() error {
-		return daemon.Run(gctx, daemon.Options{Config: r.cfg, Clock: r.clk, Log: zap.NewNop(), Version: "test",
-			SigningKey: r.key, ShutdownGrace: 2 * time.Second})
+		return daemon.Run(gctx, daemon.Options{Config: r.Cfg, Clock: r.Clk, Log: zap.NewNop(), Version: "test",
+			SigningKey: r.Key, ShutdownGrace: 2 * time.Second})
 	})
 	const alarm = "rack-01.soc.rule:always"
 	events := func(cause string) int {
-		got, _ := rec.snapshot()
+		got, _ := rec.Snapshot()
 		n := 0
 		for _, raw := range got[p+"/events"] {
 			var ev struct {
@@ -59,18 +60,18 @@ func TestOperatorCommands(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 30*time.Second, "the rule's alarm", func() bool { return events("activate") == 1 })
+	hiltest.WaitFor(t, 30*time.Second, "the rule's alarm", func() bool { return events("activate") == 1 })
 
 	send := func(verb string, payload []byte) map[string]any {
 		t.Helper()
-		before, _ := rec.snapshot()
+		before, _ := rec.Snapshot()
 		n := len(before[p+"/cmd/result/"+inst])
-		if tok := rec.client.Publish(p+"/cmd/"+inst+"/"+verb, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		if tok := rec.Client.Publish(p+"/cmd/"+inst+"/"+verb, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("publish command: %v", tok.Error())
 		}
 		var res map[string]any
-		waitFor(t, 10*time.Second, "the command's result", func() bool {
-			got, _ := rec.snapshot()
+		hiltest.WaitFor(t, 10*time.Second, "the command's result", func() bool {
+			got, _ := rec.Snapshot()
 			if len(got[p+"/cmd/result/"+inst]) <= n {
 				return false
 			}
@@ -81,7 +82,7 @@ func TestOperatorCommands(t *testing.T) {
 	nonce := 0
 	cmd := func(verb string, f func(*cutover.Command)) cutover.Command {
 		nonce++
-		c := cutover.Command{V: 1, Command: verb, Instance: inst, Alarm: alarm, Operator: "alice", TS: r.clk.Now(), Nonce: fmt.Sprint("n", nonce)}
+		c := cutover.Command{V: 1, Command: verb, Instance: inst, Alarm: alarm, Operator: "alice", TS: r.Clk.Now(), Nonce: fmt.Sprint("n", nonce)}
 		if f != nil {
 			f(&c)
 		}
@@ -124,14 +125,14 @@ func TestOperatorCommands(t *testing.T) {
 	if res := send("ack", good); res["ok"] != true || res["operator"] != "alice" {
 		t.Fatalf("a good ack: %v", res)
 	}
-	waitFor(t, 10*time.Second, "the ack event", func() bool { return events("ack") == 1 })
+	hiltest.WaitFor(t, 10*time.Second, "the ack event", func() bool { return events("ack") == 1 })
 	if res := send("ack", good); res["ok"] != false || !strings.Contains(fmt.Sprint(res["error"]), "replayed nonce") {
 		t.Fatalf("the same ack again: %v", res)
 	}
 	if res := send("shelve", sign(cmd("shelve", func(c *cutover.Command) { c.Duration = "2h" }), alice)); res["ok"] != true {
 		t.Fatalf("shelve: %v", res)
 	}
-	waitFor(t, 10*time.Second, "the shelve event", func() bool { return events("shelve") == 1 })
+	hiltest.WaitFor(t, 10*time.Second, "the shelve event", func() bool { return events("shelve") == 1 })
 
 	// A manual drain goes out signed, with who asked and why; a cancel before stage 0 has held
 	// for cutover.cancel_hold is refused.
@@ -140,10 +141,10 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatalf("manual drain: %v", res)
 	}
 	var sig cutover.Signal
-	waitFor(t, 10*time.Second, "the manual drain signal", func() bool {
-		got, _ := rec.snapshot()
+	hiltest.WaitFor(t, 10*time.Second, "the manual drain signal", func() bool {
+		got, _ := rec.Snapshot()
 		for _, raw := range got[p+"/drain/b3-battery"] {
-			s, err := cutover.Verify(raw, r.pub, time.Time{})
+			s, err := cutover.Verify(raw, r.Pub, time.Time{})
 			if err == nil && s.Action == cutover.Drain {
 				sig = s
 				return true

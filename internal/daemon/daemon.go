@@ -27,6 +27,7 @@ import (
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/durable"
 	"github.com/firebreak-dc/firebreak/internal/influx"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
 	"github.com/firebreak-dc/firebreak/internal/outbox"
@@ -123,13 +124,23 @@ func Run(ctx context.Context, o Options) error {
 		Username: cfg.MQTT.Username, Password: password,
 		CAFile: resolve(cfg, cfg.MQTT.TLS.CAFile), CertFile: resolve(cfg, cfg.MQTT.TLS.CertFile), KeyFile: resolve(cfg, cfg.MQTT.TLS.KeyFile),
 		WillTopic: enc.StatusTopic(), WillPayload: enc.Offline(o.Version, o.Clock.Now()),
-		Subscriptions: []mqttx.Subscription{{Topic: enc.CommandTopic(), QoS: 1, Handle: func(topic string, payload []byte) {
-			select {
-			case commands <- rawCommand{topic: topic, payload: payload}:
-			default:
-				mqLog.Warn("operator command dropped: too many waiting", zap.String("topic", topic))
-			}
-		}}}}, mqLog)
+		Subscriptions: []mqttx.Subscription{
+			{Topic: enc.CommandTopic(), QoS: 1, Handle: func(topic string, payload []byte) {
+				select {
+				case commands <- rawCommand{topic: topic, payload: payload}:
+				default:
+					mqLog.Warn("operator command dropped: too many waiting", zap.String("topic", topic))
+				}
+			}},
+			// Acks are retained: a lost one is delivered again on the next connect.
+			{Topic: enc.AckTopic(), QoS: 1, Handle: func(topic string, payload []byte) {
+				select {
+				case commands <- rawCommand{topic: topic, payload: payload, ack: true}:
+				default:
+					mqLog.Warn("drain ack dropped: too many waiting", zap.String("topic", topic))
+				}
+			}},
+		}}, mqLog)
 	if err != nil {
 		return err
 	}
@@ -226,12 +237,14 @@ func Run(ctx context.Context, o Options) error {
 const (
 	telemetryQueue = 1024
 	batchQueue     = 256
-	commandQueue   = 64
+	commandQueue   = 256
 )
 
+// rawCommand is an operator command or a consumer's drain ack, as it arrived.
 type rawCommand struct {
 	topic   string
 	payload []byte
+	ack     bool
 }
 
 // operatorKeys decodes commands.operators (validated by config).
@@ -482,43 +495,10 @@ func writeSeq(path string, n uint64) error {
 	return nil
 }
 
-func writeJSON(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return writeFileDurably(path, b)
-}
+func writeJSON(path string, v any) error { return durable.WriteJSON(path, v) }
 
-// writeFileDurably replaces path with data so that a crash leaves the old file or the new one,
-// never a torn one: write a temporary file, fsync it, rename it over, fsync the directory.
-func writeFileDurably(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
-}
+// writeFileDurably: see durable.WriteFile.
+func writeFileDurably(path string, data []byte) error { return durable.WriteFile(path, data) }
 
 // readSnapshot reads the saved alarm state; ok is false when there is none yet.
 func readSnapshot(path string) (alarms.Snapshot, bool, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/daemon"
 	"github.com/firebreak-dc/firebreak/internal/sim"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 	"github.com/firebreak-dc/firebreak/internal/trace"
 	"github.com/firebreak-dc/firebreak/internal/wire"
@@ -108,8 +109,8 @@ func (cp *controlPlane) handle(topic string, payload []byte) {
 }
 
 func runHIL(t *testing.T, broker, scenario string) {
-	r := newRoom(t, "hil-"+scenario, scenario, broker)
-	cfg, sc, clk, s, key, pub := r.cfg, r.sc, r.clk, r.sim, r.key, r.pub
+	r := hiltest.NewRoom(t, "hil-"+scenario, scenario, broker)
+	cfg, sc, clk, s, key, pub := r.Cfg, r.Sc, r.Clk, r.Sim, r.Key, r.Pub
 	hilSpeed := sc.HIL.Speed
 
 	cp := &controlPlane{pub: pub, clk: clk}

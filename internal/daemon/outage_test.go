@@ -14,6 +14,7 @@ import (
 
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 )
 
@@ -28,18 +29,16 @@ const brokerOutage = 30 * time.Second
 // engine issued them: the same messages, topic by topic, that a replay of the polled trace gives.
 func TestBrokerOutageLosesNothing(t *testing.T) {
 	broker := testenv.StartMosquitto(t, true)
-	r := newRoom(t, "outage", "internal-short", broker.URL)
-	p := r.prefix()
-	rec := record(t, broker.URL, "cp-outage", true, p+"/drain/+", p+"/events", p+"/alarm/+", p+"/risk/+")
+	r := hiltest.NewRoom(t, "outage", "internal-short", broker.URL)
+	p := r.Prefix()
+	rec := hiltest.Record(t, broker.URL, "cp-outage", true, p+"/drain/+", p+"/events", p+"/alarm/+", p+"/risk/+")
 	firstDrain := make(chan struct{})
-	rec.mu.Lock()
-	rec.onMsg = func(topic string, _ []byte) {
+	rec.OnMessage(func(topic string, _ []byte) {
 		if strings.Contains(topic, "/drain/") && firstDrain != nil {
 			close(firstDrain)
 			firstDrain = nil
 		}
-	}
-	rec.mu.Unlock()
+	})
 
 	tracePath := filepath.Join(t.TempDir(), "polled.csv")
 	traceFile, err := os.Create(tracePath)
@@ -50,39 +49,39 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.sim.Run(gctx) })
+	g.Go(func() error { return r.Sim.Run(gctx) })
 	g.Go(func() error {
-		return daemon.Run(gctx, daemon.Options{Config: r.cfg, Clock: r.clk, Log: zap.NewNop(), Version: "test",
-			SigningKey: r.key, ShutdownGrace: 5 * time.Second, Record: traceFile})
+		return daemon.Run(gctx, daemon.Options{Config: r.Cfg, Clock: r.Clk, Log: zap.NewNop(), Version: "test",
+			SigningKey: r.Key, ShutdownGrace: 5 * time.Second, Record: traceFile})
 	})
-	realLimit := time.Duration(float64(r.sc.Duration)/r.sc.HIL.Speed) + time.Minute
+	realLimit := time.Duration(float64(r.Sc.Duration)/r.Sc.HIL.Speed) + time.Minute
 	select {
 	case <-firstDrain:
 	case <-time.After(realLimit):
 		t.Fatal("no drain signal arrived before the outage")
 	}
-	killedAt := r.clk.Now()
+	killedAt := r.Clk.Now()
 	broker.Kill()
-	t.Logf("broker killed at scenario time %s", killedAt.Sub(r.sim.Start()).Round(time.Second))
+	t.Logf("broker killed at scenario time %s", killedAt.Sub(r.Sim.Start()).Round(time.Second))
 	outage := time.NewTimer(brokerOutage) // the outage's length is the test's input, not a guess
 	<-outage.C
-	restartedAt := r.clk.Now()
+	restartedAt := r.Clk.Now()
 	broker.Start()
 	select {
-	case <-r.sim.Done():
+	case <-r.Sim.Done():
 	case <-time.After(realLimit):
 		t.Fatal("scenario did not finish")
 	}
-	if err := clock.Sleep(ctx, r.clk, 5*time.Second); err != nil {
+	if err := clock.Sleep(ctx, r.Clk, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// The outbox empties within seconds of the reconnect; give the recorder the same.
-	waitFor(t, 30*time.Second, "the recorder to receive the last drain heartbeat", func() bool {
-		got, _ := rec.snapshot()
+	hiltest.WaitFor(t, 30*time.Second, "the recorder to receive the last drain heartbeat", func() bool {
+		got, _ := rec.Snapshot()
 		for _, raw := range got[p+"/drain/b3-battery"] {
 			var s struct{ TS time.Time }
 			_ = json.Unmarshal(raw, &s)
-			if s.TS.After(r.sim.Start().Add(r.sc.Duration - 15*time.Second)) {
+			if s.TS.After(r.Sim.Start().Add(r.Sc.Duration - 15*time.Second)) {
 				return true
 			}
 		}
@@ -92,7 +91,7 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 	if err := g.Wait(); err != nil {
 		t.Fatalf("daemon: %v", err)
 	}
-	got, dupes := rec.snapshot()
+	got, dupes := rec.Snapshot()
 	during := 0
 	for _, topic := range []string{p + "/events", p + "/drain/b3-battery"} {
 		for _, raw := range got[topic] {
@@ -109,7 +108,7 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 	// Messages issued before the kill may have been acknowledged by a broker that then died
 	// before passing them on; that is the broker's durability, not ours. From the kill on, every
 	// message exists only in the daemon's outbox until the broker is back.
-	n := sameAsReplay(t, r.cfg, tracePath, r.key, got, killedAt)
+	n := sameAsReplay(t, r.Cfg, tracePath, r.Key, got, killedAt)
 	t.Logf("broker dead %s (scenario %s); %d events and drain signals issued meanwhile; %d messages since the kill as replay says, in order; %d duplicates removed by id",
 		brokerOutage, restartedAt.Sub(killedAt).Round(time.Second), during, n, dupes)
 }

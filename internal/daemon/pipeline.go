@@ -25,6 +25,7 @@ type Pipeline struct {
 	persistAlm func(alarms.Snapshot) error
 	racks      map[string]map[string]alarms.Stage
 	zones      map[string]alarms.Stage
+	upsZone    map[string]string // UPS device → its zone, for power_loss_eta_s
 	// OnRisk, if set, sees every risk change (the daemon logs them).
 	OnRisk func(alarms.RiskChange)
 	// OnDrain, if set, sees every signal after it is signed.
@@ -85,7 +86,9 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 		eng: alarms.New(Topology(cfg), cfg.Detection, eopts...),
 		plan: cutover.NewPlanner(cutover.Options{Site: cfg.Site, Instance: cfg.Instance, BootID: o.BootID,
 			Heartbeat: cfg.Cutover.Heartbeat, Validity: cfg.Cutover.Validity, FireToPowerCut: cfg.Cutover.FireToPowerCut,
-			DryRun: cfg.Cutover.Mode == "dry-run", SeqStart: o.SeqStart, CancelHold: cfg.Cutover.CancelHold}, zones),
+			DryRun: cfg.Cutover.Mode == "dry-run", SeqStart: o.SeqStart, CancelHold: cfg.Cutover.CancelHold,
+			Consumers: cfg.Cutover.Consumers, AckTimeout: cfg.Cutover.AckTimeout}, zones),
+		upsZone:    upsZones(cfg),
 		enc:        wire.NewEncoder(cfg.MQTT.TopicPrefix, cfg.Site, cfg.Instance, o.BootID),
 		key:        o.Key,
 		persistSeq: persist,
@@ -102,9 +105,50 @@ func (p *Pipeline) Restore(s alarms.Snapshot, now time.Time) error { return p.en
 // availability, telemetry), so that one seq numbers them all.
 func (p *Pipeline) Encoder() *wire.Encoder { return p.enc }
 
+// upsZones maps every device with an ups_on_battery point to its zone.
+func upsZones(cfg *config.Config) map[string]string {
+	out := map[string]string{}
+	for _, d := range cfg.Devices {
+		if r := cfg.Points(d); r != nil {
+			for _, pt := range r.Points {
+				if pt.Role == "ups_on_battery" {
+					out[d.Name] = d.Zone
+				}
+			}
+		}
+	}
+	return out
+}
+
 // Step feeds one device poll.
 func (p *Pipeline) Step(b sample.Batch) ([]wire.Message, error) {
 	p.eng.Step(b)
+	if zone, ok := p.upsZone[b.Device]; ok && b.Err == nil {
+		on, runtime, seen := false, time.Duration(0), false
+		for _, s := range b.Samples {
+			if s.Quality != sample.Good {
+				continue
+			}
+			switch s.Role {
+			case "ups_on_battery":
+				on, seen = s.Value != 0, true
+			case "ups_runtime_s":
+				runtime = time.Duration(s.Value * float64(time.Second))
+			}
+		}
+		if seen {
+			p.plan.StepPower(zone, b.Device, on, runtime, b.At)
+		}
+	}
+	return p.flush()
+}
+
+// Ack takes a consumer's acknowledgement of a drain signal. An ack that does not fit (unknown
+// consumer, an older signal) is an error that changed nothing.
+func (p *Pipeline) Ack(a cutover.Ack, now time.Time) ([]wire.Message, error) {
+	if err := p.plan.StepAck(a, now); err != nil {
+		return nil, err
+	}
 	return p.flush()
 }
 
@@ -147,36 +191,12 @@ func (p *Pipeline) Command(c cutover.Command, now time.Time) ([]wire.Message, er
 	return p.flush()
 }
 
-// flush performs the engine's and the planner's Ready, in order: alarm events, risk, drains.
+// flush performs the engine's and the planner's Ready, in order: alarm events, risk, drains,
+// then the alarms the drain protocol raised about its consumers, and the drain progress.
 func (p *Pipeline) flush() ([]wire.Message, error) {
 	var out []wire.Message
-	if p.eng.HasReady() {
-		rd := p.eng.Ready()
-		if len(rd.Events) > 0 && p.persistAlm != nil {
-			if err := p.persistAlm(p.eng.Snapshot()); err != nil {
-				return nil, fmt.Errorf("persist alarm state: %w", err)
-			}
-		}
-		for _, ev := range rd.Events {
-			out = append(out, p.enc.AlarmEvent(ev)...)
-		}
-		for _, rc := range rd.Risk {
-			if rc.Scope == alarms.ScopeRack {
-				if p.racks[rc.Zone] == nil {
-					p.racks[rc.Zone] = map[string]alarms.Stage{}
-				}
-				p.racks[rc.Zone][rc.Name] = rc.To
-			}
-			if rc.Scope == alarms.ScopeZone {
-				p.zones[rc.Zone] = rc.To
-			}
-			p.plan.StepRisk(rc)
-			out = append(out, p.enc.Risk(rc, p.zones[rc.Zone], p.racks[rc.Zone]))
-			if p.OnRisk != nil {
-				p.OnRisk(rc)
-			}
-		}
-		p.eng.Advance()
+	if err := p.flushEngine(&out); err != nil {
+		return nil, err
 	}
 	for _, s := range p.plan.Ready() {
 		// The seq is durable before the signal leaves, so a restart never reuses one.
@@ -191,6 +211,61 @@ func (p *Pipeline) flush() ([]wire.Message, error) {
 			p.OnDrain(s)
 		}
 	}
+	escalations, progress := p.plan.Escalations(), p.plan.Progress()
 	p.plan.Advance()
+	for _, e := range escalations {
+		p.eng.SetProtocolAlarm(e.Source(), e.Kind, e.Zone, e.Stage, e.Text, e.At)
+	}
+	if err := p.flushEngine(&out); err != nil {
+		return out, err
+	}
+	for _, pr := range progress {
+		out = append(out, p.enc.DrainProgress(pr, p.now(pr)))
+	}
 	return out, nil
+}
+
+func (p *Pipeline) now(pr cutover.Progress) time.Time {
+	t := pr.IssuedAt
+	for _, c := range pr.Consumers {
+		if c.At.After(t) {
+			t = c.At
+		}
+	}
+	return t
+}
+
+// flushEngine performs the engine's Ready: alarm events (after the alarm state is durable), then
+// risk changes, which the planner takes.
+func (p *Pipeline) flushEngine(out *[]wire.Message) error {
+	if !p.eng.HasReady() {
+		return nil
+	}
+	rd := p.eng.Ready()
+	if len(rd.Events) > 0 && p.persistAlm != nil {
+		if err := p.persistAlm(p.eng.Snapshot()); err != nil {
+			return fmt.Errorf("persist alarm state: %w", err)
+		}
+	}
+	for _, ev := range rd.Events {
+		*out = append(*out, p.enc.AlarmEvent(ev)...)
+	}
+	for _, rc := range rd.Risk {
+		if rc.Scope == alarms.ScopeRack {
+			if p.racks[rc.Zone] == nil {
+				p.racks[rc.Zone] = map[string]alarms.Stage{}
+			}
+			p.racks[rc.Zone][rc.Name] = rc.To
+		}
+		if rc.Scope == alarms.ScopeZone {
+			p.zones[rc.Zone] = rc.To
+		}
+		p.plan.StepRisk(rc)
+		*out = append(*out, p.enc.Risk(rc, p.zones[rc.Zone], p.racks[rc.Zone]))
+		if p.OnRisk != nil {
+			p.OnRisk(rc)
+		}
+	}
+	p.eng.Advance()
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 )
 
@@ -49,7 +50,7 @@ func runChild(spec string) error {
 	if err := json.Unmarshal([]byte(spec), &cs); err != nil {
 		return err
 	}
-	cfg, _, err := roomConfig(cs.Site, cs.Scenario, cs.Broker, cs.StateDir)
+	cfg, _, err := hiltest.RoomConfig(cs.Site, cs.Scenario, cs.Broker, cs.StateDir)
 	if err != nil {
 		return err
 	}
@@ -77,16 +78,16 @@ type child struct {
 	lines  []map[string]any
 }
 
-func startChild(t *testing.T, r *room) *child {
+func startChild(t *testing.T, r *hiltest.Room) *child {
 	t.Helper()
-	epoch, realStart := r.clk.Origin()
-	pemKey, err := cutover.MarshalKey(r.key)
+	epoch, realStart := r.Clk.Origin()
+	pemKey, err := cutover.MarshalKey(r.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := childSpec{Site: r.cfg.Site, Scenario: r.sc.Name, Broker: r.cfg.MQTT.Brokers[0], StateDir: r.cfg.StateDir,
-		Conns: map[string]string{}, Epoch: epoch, RealStart: realStart, Speed: r.clk.Speed(), KeyPEM: pemKey}
-	for _, cn := range r.cfg.Connections {
+	cs := childSpec{Site: r.Cfg.Site, Scenario: r.Sc.Name, Broker: r.Cfg.MQTT.Brokers[0], StateDir: r.Cfg.StateDir,
+		Conns: map[string]string{}, Epoch: epoch, RealStart: realStart, Speed: r.Clk.Speed(), KeyPEM: pemKey}
+	for _, cn := range r.Cfg.Connections {
 		cs.Conns[cn.Name] = cn.URL
 	}
 	spec, _ := json.Marshal(cs)
@@ -151,23 +152,23 @@ func since(lines []map[string]any, t time.Time) []map[string]any {
 // and signal the dead one had issued, in order, and re-publish the retained alarm states.
 func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 	broker := testenv.StartMosquitto(t, true)
-	r := newRoom(t, "sigkill", "internal-short", broker.URL)
-	p := r.prefix()
-	rec := record(t, broker.URL, "cp-sigkill", true, p+"/drain/+", p+"/events")
+	r := hiltest.NewRoom(t, "sigkill", "internal-short", broker.URL)
+	p := r.Prefix()
+	rec := hiltest.Record(t, broker.URL, "cp-sigkill", true, p+"/drain/+", p+"/events")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	simDone := make(chan error, 1)
-	go func() { simDone <- r.sim.Run(ctx) }()
+	go func() { simDone <- r.Sim.Run(ctx) }()
 	defer func() { cancel(); <-simDone }()
 
 	first := startChild(t, r)
-	waitFor(t, 2*time.Minute, "the first drain signal at the control plane", func() bool {
-		got, _ := rec.snapshot()
+	hiltest.WaitFor(t, 2*time.Minute, "the first drain signal at the control plane", func() bool {
+		got, _ := rec.Snapshot()
 		return len(got[p+"/drain/b3-battery"]) > 0
 	})
-	killedAt := r.clk.Now()
+	killedAt := r.Clk.Now()
 	broker.Kill()
-	waitFor(t, time.Minute, "drain signals and alarm events issued while the broker is dead", func() bool {
+	hiltest.WaitFor(t, time.Minute, "drain signals and alarm events issued while the broker is dead", func() bool {
 		return len(since(first.logged("drain signal"), killedAt)) >= 2 && len(since(first.logged("alarm event"), killedAt)) >= 1
 	})
 	first.signal(syscall.SIGKILL)
@@ -176,7 +177,7 @@ func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 	broker.Start()
 
 	second := startChild(t, r)
-	waitFor(t, 30*time.Second, "the new daemon to restore alarm state and find the outbox", func() bool {
+	hiltest.WaitFor(t, 30*time.Second, "the new daemon to restore alarm state and find the outbox", func() bool {
 		return len(second.logged("alarm state restored")) == 1 && len(second.logged("outbox holds messages from before the restart; they go out first")) == 1
 	})
 	restored := second.logged("alarm state restored")[0]["alarms"].(float64)
@@ -187,7 +188,7 @@ func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("missing: %v", missing)
-			got, _ := rec.snapshot()
+			got, _ := rec.Snapshot()
 			for topic, msgs := range got {
 				for _, raw := range msgs {
 					var env struct {
@@ -209,8 +210,8 @@ func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 			}
 		}
 	})
-	waitFor(t, time.Minute, fmt.Sprintf("the control plane to receive the %d events and signals the killed daemon owed", len(owed)), func() bool {
-		got, _ := rec.snapshot()
+	hiltest.WaitFor(t, time.Minute, fmt.Sprintf("the control plane to receive the %d events and signals the killed daemon owed", len(owed)), func() bool {
+		got, _ := rec.Snapshot()
 		have := map[string]bool{}
 		for _, raw := range got[p+"/events"] {
 			var ev struct {
@@ -221,7 +222,7 @@ func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 		}
 		for _, raw := range got[p+"/drain/b3-battery"] {
 			var s cutover.Signal
-			if _, err := cutover.Verify(raw, r.pub, time.Time{}); err != nil {
+			if _, err := cutover.Verify(raw, r.Pub, time.Time{}); err != nil {
 				t.Errorf("drain signal refused: %v", err)
 			}
 			_ = json.Unmarshal(raw, &s)
@@ -240,7 +241,7 @@ func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 		return len(missing) == 0
 	})
 	// In order: per daemon boot, envelope seq rises on P/events and drain seq on P/drain.
-	got, dupes := rec.snapshot()
+	got, dupes := rec.Snapshot()
 	for _, topic := range []string{p + "/events", p + "/drain/b3-battery"} {
 		last := map[string]uint64{}
 		for _, raw := range got[topic] {
@@ -256,9 +257,9 @@ func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 		}
 	}
 	// A dashboard that connects now sees the alarm states, whichever daemon last published them.
-	fresh := record(t, broker.URL, "dashboard-sigkill", false, p+"/alarm/+")
-	waitFor(t, 10*time.Second, "retained alarm states", func() bool {
-		got, _ := fresh.snapshot()
+	fresh := hiltest.Record(t, broker.URL, "dashboard-sigkill", false, p+"/alarm/+")
+	hiltest.WaitFor(t, 10*time.Second, "retained alarm states", func() bool {
+		got, _ := fresh.Snapshot()
 		return len(got) >= int(restored)
 	})
 	second.signal(syscall.SIGTERM)

@@ -141,6 +141,15 @@ func (e *Encoder) Drain(s cutover.Signal) Message {
 	return e.msg(e.Prefix+"/drain/"+s.Zone, 1, true, true, s)
 }
 
+// DrainProgress is P/drain/<zone>/status (retained): each consumer's acknowledgement of the zone's
+// current signal, and how long the drain took.
+func (e *Encoder) DrainProgress(pr cutover.Progress, at time.Time) Message {
+	return e.state(e.Prefix+"/drain/"+pr.Zone+"/status", struct {
+		envelope
+		cutover.Progress
+	}{e.env(at), pr})
+}
+
 // DrainTopic is where a zone's signals go.
 func (e *Encoder) DrainTopic(zone string) string { return e.Prefix + "/drain/" + zone }
 
@@ -200,6 +209,9 @@ func (e *Encoder) Result(r CommandResult, at time.Time) Message {
 		CommandResult
 	}{e.env(at), r})
 }
+
+// AckTopic is the filter for every consumer's acks of every zone's signals.
+func (e *Encoder) AckTopic() string { return e.Prefix + "/drain/+/ack/+" }
 
 // CommandTopic is the filter a daemon subscribes to for its commands (one level per verb).
 func (e *Encoder) CommandTopic() string { return e.Prefix + "/cmd/" + e.Instance + "/+" }

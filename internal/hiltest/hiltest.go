@@ -1,4 +1,6 @@
-package daemon_test
+// Package hiltest sets up hardware-in-loop rooms for tests: the demo site's config, a simulator
+// served over real Modbus TCP on a scaled clock, and a recording MQTT subscriber. Tests only.
+package hiltest
 
 import (
 	"crypto/ed25519"
@@ -16,19 +18,19 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/sim"
 )
 
-// room is a simulated power room served over real Modbus TCP, on a scaled clock, with the
+// Room is a simulated power room served over real Modbus TCP, on a scaled clock, with the
 // demo site's config pointed at it and at a broker.
-type room struct {
-	cfg *config.Config
-	sc  *sim.Scenario
-	clk *clock.Scaled
-	sim *sim.Simulator
-	key ed25519.PrivateKey
-	pub ed25519.PublicKey
+type Room struct {
+	Cfg *config.Config
+	Sc  *sim.Scenario
+	Clk *clock.Scaled
+	Sim *sim.Simulator
+	Key ed25519.PrivateKey
+	Pub ed25519.PublicKey
 }
 
-// roomConfig is the demo site set up for a scenario's HIL run (no servers yet).
-func roomConfig(site, scenario, broker, stateDir string) (*config.Config, *sim.Scenario, error) {
+// RoomConfig is the demo site set up for a scenario's HIL run (no servers yet).
+func RoomConfig(site, scenario, broker, stateDir string) (*config.Config, *sim.Scenario, error) {
 	data, err := configs.FS.ReadFile("sites/demo.yaml")
 	if err != nil {
 		return nil, nil, err
@@ -57,13 +59,23 @@ func roomConfig(site, scenario, broker, stateDir string) (*config.Config, *sim.S
 	return cfg, sc, nil
 }
 
-func newRoom(t *testing.T, site, scenario, broker string) *room {
+func NewRoom(t *testing.T, site, scenario, broker string) *Room {
 	t.Helper()
-	cfg, sc, err := roomConfig(site, scenario, broker, t.TempDir())
+	return NewRoomAt(t, site, scenario, broker, 0)
+}
+
+// NewRoomAt is NewRoom at a speed of its own (0: the scenario's hil.speed).
+func NewRoomAt(t *testing.T, site, scenario, broker string, speed float64) *Room {
+	t.Helper()
+	cfg, sc, err := RoomConfig(site, scenario, broker, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := clock.NewScaled(time.Now().UTC(), sc.HIL.Speed)
+	if speed == 0 {
+		speed = sc.HIL.Speed
+	}
+	cfg.Cutover.Validity = max(cfg.Cutover.Validity, time.Duration(speed*5)*time.Second)
+	clk := clock.NewScaled(time.Now().UTC(), speed)
 	s, err := sim.New(cfg, sc, clk)
 	if err != nil {
 		t.Fatal(err)
@@ -77,28 +89,36 @@ func newRoom(t *testing.T, site, scenario, broker string) *room {
 		cfg.Connections[i].URL = "tcp://" + srv.Addr
 	}
 	pub, key, _ := ed25519.GenerateKey(nil)
-	return &room{cfg: cfg, sc: sc, clk: clk, sim: s, key: key, pub: pub}
+	return &Room{Cfg: cfg, Sc: sc, Clk: clk, Sim: s, Key: key, Pub: pub}
 }
 
-func (r *room) prefix() string { return r.cfg.MQTT.TopicPrefix + "/" + r.cfg.Site }
+// Prefix is P, the room's topic prefix.
+func (r *Room) Prefix() string { return r.Cfg.MQTT.TopicPrefix + "/" + r.Cfg.Site }
 
-// recorder is a subscriber that keeps, per topic and in arrival order, every distinct message the
+// Recorder is a subscriber that keeps, per topic and in arrival order, every distinct message the
 // daemon published: a message sent twice (at-least-once delivery after an outage) is counted as
 // a duplicate once, keyed by what makes it unique (boot_id and seq; a drain signal's own seq).
-type recorder struct {
+type Recorder struct {
 	mu      sync.Mutex
-	client  paho.Client
+	Client  paho.Client
 	seen    map[string]bool
 	byTopic map[string][]json.RawMessage
 	dupes   int
 	onMsg   func(topic string, payload []byte)
 }
 
-// record subscribes to filters. A persistent recorder keeps its session across its own and the
+// OnMessage sets a function called (under the recorder's lock) with every distinct message.
+func (r *Recorder) OnMessage(f func(topic string, payload []byte)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onMsg = f
+}
+
+// Record subscribes to filters. A persistent recorder keeps its session across its own and the
 // broker's restarts, so what is published while it is away waits for it.
-func record(t *testing.T, broker, id string, persistent bool, filters ...string) *recorder {
+func Record(t *testing.T, broker, id string, persistent bool, filters ...string) *Recorder {
 	t.Helper()
-	rec := &recorder{seen: map[string]bool{}, byTopic: map[string][]json.RawMessage{}}
+	rec := &Recorder{seen: map[string]bool{}, byTopic: map[string][]json.RawMessage{}}
 	subs := map[string]byte{}
 	for _, f := range filters {
 		subs[f] = 1
@@ -109,19 +129,19 @@ func record(t *testing.T, broker, id string, persistent bool, filters ...string)
 		SetConnectRetryInterval(200 * time.Millisecond).SetMaxReconnectInterval(time.Second).
 		SetDefaultPublishHandler(handler).
 		SetOnConnectHandler(func(c paho.Client) { c.SubscribeMultiple(subs, handler) })
-	rec.client = paho.NewClient(opts)
-	if tok := rec.client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+	rec.Client = paho.NewClient(opts)
+	if tok := rec.Client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("recorder connect: %v", tok.Error())
 	}
-	t.Cleanup(func() { rec.client.Disconnect(100) })
+	t.Cleanup(func() { rec.Client.Disconnect(100) })
 	// The subscription is made in OnConnect; wait until the broker has it.
-	if tok := rec.client.SubscribeMultiple(subs, handler); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+	if tok := rec.Client.SubscribeMultiple(subs, handler); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("recorder subscribe: %v", tok.Error())
 	}
 	return rec
 }
 
-func (r *recorder) handle(topic string, payload []byte) {
+func (r *Recorder) handle(topic string, payload []byte) {
 	var env struct {
 		BootID string `json:"boot_id"`
 		Seq    uint64 `json:"seq"`
@@ -141,8 +161,8 @@ func (r *recorder) handle(topic string, payload []byte) {
 	}
 }
 
-// snapshot copies what has arrived so far.
-func (r *recorder) snapshot() (map[string][]json.RawMessage, int) {
+// Snapshot copies what has arrived so far.
+func (r *Recorder) Snapshot() (map[string][]json.RawMessage, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := map[string][]json.RawMessage{}
@@ -152,8 +172,8 @@ func (r *recorder) snapshot() (map[string][]json.RawMessage, int) {
 	return out, r.dupes
 }
 
-// waitFor polls cond every 50 ms of real time until it holds or limit passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+// WaitFor polls cond every 50 ms of real time until it holds or limit passes.
+func WaitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {

@@ -1,0 +1,265 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/testenv"
+)
+
+const prefix = "firebreak/t"
+
+func signal(t *testing.T, key ed25519.PrivateKey, zone, episode string, action cutover.Action, seq uint64, targets []string, valid time.Duration) []byte {
+	t.Helper()
+	now := time.Now().UTC()
+	s := cutover.Signal{V: 1, ID: episode + "." + string(action), Episode: episode, Site: "t", Zone: zone, Action: action, Stage: 3,
+		Domains: []string{"ups-a"}, Targets: targets, Reason: "test", IssuedAt: now, ValidUntil: now.Add(valid), Instance: "fb-a1", Seq: seq}
+	if err := cutover.Sign(&s, key); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(s)
+	return b
+}
+
+func testConfig(t *testing.T, broker string, pub ed25519.PublicKey, actions string) *Config {
+	t.Helper()
+	y := fmt.Sprintf(`brokers: [%s]
+topic_prefix: %s
+consumer: control-plane
+public_keys: [%s]
+state_dir: %s
+actions:
+%s`, broker, prefix, base64.StdEncoding.EncodeToString(pub), t.TempDir(), actions)
+	cfg, err := ParseConfig([]byte(y), "agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	t.Parallel()
+	_, err := ParseConfig([]byte(`brokers: []
+topic_prefix: "a/#"
+consumer: Control Plane
+public_keys: [nope]
+state_dir: ""
+actions:
+  - {name: a, targets: [], exec: {command: []}}
+  - {name: a, targets: ["*"], on: [panic], webhook: {url: "ftp://x"}}
+  - {name: c, targets: ["*"]}
+`), "agent.yaml")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"brokers: must list a broker", `topic_prefix: must be`, `consumer: must match`, "public_keys[0]: must be the base64",
+		"state_dir: must be set", "actions[0].targets", "actions[0].exec.command", "actions[1].name: must be a unique name", `actions[1].on: must be prepare`,
+		"actions[1].webhook.url", "actions[2]: must have exactly one of exec and webhook"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+// TestRefusedSignalsRunNothing: forged, expired, tampered and replayed signals start nothing and
+// leave no record (checked without a broker: a refusal happens before any ack).
+func TestRefusedSignalsRunNothing(t *testing.T) {
+	t.Parallel()
+	pub, key, _ := ed25519.GenerateKey(nil)
+	_, mallory, _ := ed25519.GenerateKey(nil)
+	marker := filepath.Join(t.TempDir(), "ran")
+	cfg := testConfig(t, "tcp://127.0.0.1:1", pub, fmt.Sprintf(`  - {name: mark, targets: ["*"], exec: {command: [sh, -c, "echo x >> %s"]}}`, marker))
+	a := New(cfg, zap.NewNop())
+	if err := a.load(); err != nil {
+		t.Fatal(err)
+	}
+	a.recv = cutover.Receiver{Keys: cfg.keys(), LastSeq: map[string]uint64{"fb-a1": 10}}
+	good := signal(t, key, "z1", "e1", cutover.Drain, 11, []string{"hall-1"}, time.Minute)
+	for name, payload := range map[string][]byte{
+		"forged":               signal(t, mallory, "z1", "e1", cutover.Drain, 12, []string{"hall-1"}, time.Minute),
+		"expired":              signal(t, key, "z1", "e1", cutover.Drain, 13, []string{"hall-1"}, -time.Second),
+		"replayed":             signal(t, key, "z1", "e1", cutover.Drain, 10, []string{"hall-1"}, time.Minute),
+		"tampered":             []byte(strings.Replace(string(good), `"hall-1"`, `"hall-9"`, 1)),
+		"zone not its topic's": signal(t, key, "z2", "e1", cutover.Drain, 14, []string{"hall-1"}, time.Minute),
+	} {
+		var g errgroup.Group
+		if err := a.signal(context.Background(), &g, inbound{topic: prefix + "/drain/z1", payload: payload}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(a.st.Signals) != 0 {
+			t.Fatalf("%s: a record was made: %+v", name, a.st.Signals)
+		}
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Fatal("a refused signal ran a hook")
+	}
+}
+
+// acks records the agent's acks as a control plane's daemon would see them.
+type acks struct {
+	mu  sync.Mutex
+	all []cutover.Ack
+}
+
+func (a *acks) last(id string) (cutover.Ack, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out cutover.Ack
+	n := 0
+	for _, x := range a.all {
+		if x.SignalID == id {
+			out = x
+			n++
+		}
+	}
+	return out, n
+}
+
+func watchAcks(t *testing.T, broker string) *acks {
+	t.Helper()
+	rec := &acks{}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID("ack-watch-" + t.Name()).SetOrderMatters(true))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	if tok := c.Subscribe(prefix+"/drain/+/ack/+", 1, func(_ paho.Client, m paho.Message) {
+		var a cutover.Ack
+		if json.Unmarshal(m.Payload(), &a) == nil {
+			rec.mu.Lock()
+			rec.all = append(rec.all, a)
+			rec.mu.Unlock()
+		}
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	return rec
+}
+
+func publish(t *testing.T, broker, topic string, payload []byte) {
+	t.Helper()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("pub-%d", time.Now().UnixNano())))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(100)
+	if tok := c.Publish(topic, 1, true, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+}
+
+func lines(path string) int {
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), "\n")
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition
+	}
+}
+
+// TestRestartMidDrainRunsTheHookOnce: the agent is stopped while its hook runs, and a new one
+// starts on the same state: the hook is not started again, its outcome is found and acked; a
+// heartbeat of the same signal is acked again without running anything; a failing hook is acked
+// failed with its exit code; a webhook gets the signal with an Idempotency-Key.
+func TestRestartMidDrainRunsTheHookOnce(t *testing.T) {
+	t.Parallel()
+	broker := testenv.Mosquitto(t)
+	pub, key, _ := ed25519.GenerateKey(nil)
+	dir := t.TempDir()
+	count, gate := filepath.Join(dir, "count"), filepath.Join(dir, "gate")
+	var hookMu sync.Mutex
+	var hookBodies []string
+	var hookKeys []string
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hookMu.Lock()
+		hookBodies = append(hookBodies, string(b))
+		hookKeys = append(hookKeys, r.Header.Get("Idempotency-Key"))
+		hookMu.Unlock()
+	}))
+	defer web.Close()
+	// The hook counts its runs, checks its stdin is the signal, and waits for the test's gate.
+	cfg := testConfig(t, broker, pub, fmt.Sprintf(`  - name: drain-halls
+    targets: [hall-1, hall-2]
+    exec: {command: [sh, -c, 'grep -q "\"id\":\"$FIREBREAK_SIGNAL_ID\"" || exit 9; echo "$FIREBREAK_ACTION $FIREBREAK_TARGETS" >> %s; while [ ! -e %s ]; do sleep 0.05; done']}
+  - name: broken
+    targets: [hall-9]
+    exec: {command: [sh, -c, 'exit 3']}
+  - name: lb
+    targets: [hall-w]
+    webhook: {url: %s}
+`, count, gate, web.URL))
+	seen := watchAcks(t, broker)
+
+	run := func() (context.CancelFunc, chan error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- New(cfg, zap.NewNop()).Run(ctx) }()
+		return cancel, done
+	}
+	stop1, done1 := run()
+	publish(t, broker, prefix+"/drain/z1", signal(t, key, "z1", "e1", cutover.Drain, 1, []string{"hall-1", "hall-3"}, time.Minute))
+	waitFor(t, 10*time.Second, "the hook to start", func() bool { return lines(count) == 1 })
+	waitFor(t, 5*time.Second, "the draining ack", func() bool { a, _ := seen.last("e1.drain"); return a.Status == cutover.AckDraining })
+	stop1()
+	if err := <-done1; err != nil {
+		t.Fatal(err)
+	}
+
+	stop2, done2 := run()
+	defer func() { stop2(); <-done2 }()
+	if err := os.WriteFile(gate, nil, 0o600); err != nil { // the hook, still running, may now end
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the resumed signal's drained ack", func() bool { a, _ := seen.last("e1.drain"); return a.Status == cutover.AckDrained })
+	_, before := seen.last("e1.drain")
+	publish(t, broker, prefix+"/drain/z1", signal(t, key, "z1", "e1", cutover.Drain, 2, []string{"hall-1", "hall-3"}, time.Minute))
+	waitFor(t, 10*time.Second, "the heartbeat's ack", func() bool {
+		a, n := seen.last("e1.drain")
+		return n > before && a.Seq == 2 && a.Status == cutover.AckDrained
+	})
+	if n := lines(count); n != 1 {
+		t.Fatalf("the hook ran %d times", n)
+	}
+	if b, _ := os.ReadFile(count); string(b) != "drain hall-1\n" {
+		t.Fatalf("the hook saw %q, want its action and only its own targets", b)
+	}
+
+	publish(t, broker, prefix+"/drain/z2", signal(t, key, "z2", "e2", cutover.Evacuate, 3, []string{"hall-9"}, time.Minute))
+	waitFor(t, 10*time.Second, "the failed ack", func() bool { a, _ := seen.last("e2.evacuate"); return a.Status == cutover.AckFailed })
+	if a, _ := seen.last("e2.evacuate"); !strings.Contains(a.Detail, "broken exited with 3") {
+		t.Fatalf("failed ack detail %q", a.Detail)
+	}
+
+	publish(t, broker, prefix+"/drain/z3", signal(t, key, "z3", "e3", cutover.Prepare, 4, []string{"hall-w"}, time.Minute))
+	waitFor(t, 10*time.Second, "the webhook's drained ack", func() bool { a, _ := seen.last("e3.prepare"); return a.Status == cutover.AckDrained })
+	hookMu.Lock()
+	defer hookMu.Unlock()
+	if len(hookBodies) != 1 || hookKeys[0] != "e3.prepare.lb" || !strings.Contains(hookBodies[0], `"id":"e3.prepare"`) {
+		t.Fatalf("webhook got %v with keys %v", hookBodies, hookKeys)
+	}
+}
