@@ -145,3 +145,44 @@ func TestReceiverRefusesForgedExpiredReplayedTampered(t *testing.T) {
 		t.Fatalf("last seq %v", r.LastSeq)
 	}
 }
+
+func TestStateSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	p1 := ackPlanner()
+	p1.StepRisk(zoneTo(alarms.StageCritical, t0))
+	sig := p1.Ready()[0]
+	p1.Advance()
+	if err := p1.StepAck(Ack{Consumer: "cp", Zone: "b3", SignalID: sig.ID, Status: AckDraining}, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	st := p1.State()
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back PlannerState
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+
+	p2 := ackPlanner()
+	restart := t0.Add(time.Minute)
+	p2.Restore(back, restart)
+	p2.Tick(restart)
+	rs := p2.Ready()
+	if len(rs) != 1 || rs[0].ID != sig.ID || rs[0].Episode != sig.Episode || rs[0].Seq <= sig.Seq {
+		t.Fatalf("after restart: %+v, want the same id re-sent with a newer seq than %d", rs, sig.Seq)
+	}
+	p2.Advance()
+	// The stage is still critical: the engine says so again; nothing new is signalled.
+	p2.StepRisk(zoneTo(alarms.StageCritical, restart.Add(time.Second)))
+	if len(p2.Ready()) != 0 {
+		t.Fatalf("a restored drain was signalled again as new: %+v", p2.Ready())
+	}
+	// cp's ack survived; lb, which never acked, is escalated ack_timeout after the restart.
+	p2.Tick(restart.Add(15 * time.Second))
+	es := p2.Escalations()
+	if len(es) != 1 || es[0].Consumer != "lb" {
+		t.Fatalf("escalations after restart: %+v", es)
+	}
+}

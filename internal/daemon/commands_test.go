@@ -34,7 +34,7 @@ func TestOperatorCommands(t *testing.T) {
 	zero := 0.0
 	r.Cfg.Rules = append(r.Cfg.Rules, config.Rule{Name: "always", Point: "rack-01.soc", Above: &zero, Stage: 1})
 	p, inst := r.Prefix(), r.Cfg.Instance
-	rec := hiltest.Record(t, broker, "operator", false, p+"/cmd/result/"+inst, p+"/events", p+"/drain/+")
+	rec := hiltest.Record(t, broker, "operator", false, p+"/cmd/result/"+inst, p+"/events", p+"/drain/+", p+"/node/+/status")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -163,4 +163,11 @@ func TestOperatorCommands(t *testing.T) {
 	if err := g.Wait(); err != nil {
 		t.Fatalf("daemon: %v", err)
 	}
+	// A clean shutdown says offline itself (the last will is for an unclean one).
+	hiltest.WaitFor(t, 5*time.Second, "the offline status", func() bool {
+		got, _ := rec.Snapshot()
+		st := got[p+"/node/"+inst+"/status"]
+		var last struct{ State string }
+		return len(st) >= 2 && json.Unmarshal(st[len(st)-1], &last) == nil && last.State == "offline"
+	})
 }

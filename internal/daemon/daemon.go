@@ -80,9 +80,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	alarmFile := filepath.Join(cfg.StateDir, "alarms.json")
+	plannerFile := filepath.Join(cfg.StateDir, "cutover.json")
 	pipe := NewPipeline(cfg, PipelineOptions{BootID: bootID, Key: o.SigningKey, SeqStart: seqStart, Live: true,
-		PersistSeq:    func(n uint64) error { return writeSeq(seqFile, n) },
-		PersistAlarms: func(s alarms.Snapshot) error { return writeJSON(alarmFile, s) }})
+		PersistSeq:     func(n uint64) error { return writeSeq(seqFile, n) },
+		PersistAlarms:  func(s alarms.Snapshot) error { return writeJSON(alarmFile, s) },
+		PersistPlanner: func(s cutover.PlannerState) error { return writeJSON(plannerFile, s) }})
 	if snap, ok, err := readSnapshot(alarmFile); err != nil {
 		return err
 	} else if ok {
@@ -90,6 +92,15 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("%s: %w", alarmFile, err)
 		}
 		log.Info("alarm state restored", zap.Int("alarms", len(snap.Alarms)))
+	}
+	var plan cutover.PlannerState
+	if ok, err := readJSON(plannerFile, &plan); err != nil {
+		return err
+	} else if ok {
+		pipe.RestorePlanner(plan, o.Clock.Now())
+		for _, z := range plan.Zones {
+			log.Info("drain episode restored", zap.String("zone", z.Zone), zap.String("episode", z.Episode), zap.String("action", string(z.Action)))
+		}
 	}
 	pipe.OnRisk = func(rc alarms.RiskChange) {
 		log.Info("risk", zap.String("scope", rc.Scope.String()), zap.String("name", rc.Name),
@@ -499,6 +510,21 @@ func writeJSON(path string, v any) error { return durable.WriteJSON(path, v) }
 
 // writeFileDurably: see durable.WriteFile.
 func writeFileDurably(path string, data []byte) error { return durable.WriteFile(path, data) }
+
+// readJSON reads a state file into v; ok is false when there is none yet.
+func readJSON(path string, v any) (bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%s is corrupt: %w (move it aside to start without it)", path, err)
+	}
+	return true, nil
+}
 
 // readSnapshot reads the saved alarm state; ok is false when there is none yet.
 func readSnapshot(path string) (alarms.Snapshot, bool, error) {

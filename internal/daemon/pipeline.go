@@ -23,6 +23,7 @@ type Pipeline struct {
 	key        ed25519.PrivateKey
 	persistSeq func(uint64) error
 	persistAlm func(alarms.Snapshot) error
+	persistPln func(cutover.PlannerState) error
 	racks      map[string]map[string]alarms.Stage
 	zones      map[string]alarms.Stage
 	upsZone    map[string]string // UPS device → its zone, for power_loss_eta_s
@@ -41,6 +42,9 @@ type PipelineOptions struct {
 	// PersistAlarms is called with the alarm state whenever an alarm changed, before the messages
 	// that announce the change leave; nil for none.
 	PersistAlarms func(alarms.Snapshot) error
+	// PersistPlanner is called with the drain planner's state whenever it changed (a signal, an
+	// ack), before the messages leave; nil for none.
+	PersistPlanner func(cutover.PlannerState) error
 	// Live says a poller feeds the pipeline (see alarms.LivePoller); replay leaves it false.
 	Live bool
 }
@@ -93,6 +97,7 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 		key:        o.Key,
 		persistSeq: persist,
 		persistAlm: o.PersistAlarms,
+		persistPln: o.PersistPlanner,
 		racks:      map[string]map[string]alarms.Stage{},
 		zones:      map[string]alarms.Stage{},
 	}
@@ -100,6 +105,9 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 
 // Restore loads the alarm state saved before a restart.
 func (p *Pipeline) Restore(s alarms.Snapshot, now time.Time) error { return p.eng.Restore(s, now) }
+
+// RestorePlanner loads the drain planner's state saved before a restart.
+func (p *Pipeline) RestorePlanner(s cutover.PlannerState, now time.Time) { p.plan.Restore(s, now) }
 
 // Encoder is the pipeline's encoder, for the messages the pipeline does not make (status,
 // availability, telemetry), so that one seq numbers them all.
@@ -212,6 +220,11 @@ func (p *Pipeline) flush() ([]wire.Message, error) {
 		}
 	}
 	escalations, progress := p.plan.Escalations(), p.plan.Progress()
+	if p.persistPln != nil && (len(p.plan.Ready()) > 0 || len(progress) > 0) {
+		if err := p.persistPln(p.plan.State()); err != nil {
+			return out, fmt.Errorf("persist drain state: %w", err)
+		}
+	}
 	p.plan.Advance()
 	for _, e := range escalations {
 		p.eng.SetProtocolAlarm(e.Source(), e.Kind, e.Zone, e.Stage, e.Text, e.At)

@@ -256,6 +256,28 @@ func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 			last[env.BootID] = env.Seq
 		}
 	}
+	// The new process goes on with the same episode: a consumer must not see a second incident.
+	episodes := map[string]map[string]bool{} // boot → episodes
+	for _, raw := range got[p+"/drain/b3-battery"] {
+		var sig cutover.Signal
+		_ = json.Unmarshal(raw, &sig)
+		if episodes[sig.BootID] == nil {
+			episodes[sig.BootID] = map[string]bool{}
+		}
+		episodes[sig.BootID][sig.Episode] = true
+	}
+	if len(episodes) != 2 {
+		t.Fatalf("drain signals from %d daemon boots, want 2: %v", len(episodes), episodes)
+	}
+	var all []string
+	for _, eps := range episodes {
+		for e := range eps {
+			all = append(all, e)
+		}
+	}
+	if len(all) != 2 || all[0] != all[1] {
+		t.Fatalf("the restarted daemon started a new episode: %v", episodes)
+	}
 	// A dashboard that connects now sees the alarm states, whichever daemon last published them.
 	fresh := hiltest.Record(t, broker.URL, "dashboard-sigkill", false, p+"/alarm/+")
 	hiltest.WaitFor(t, 10*time.Second, "retained alarm states", func() bool {
