@@ -911,7 +911,9 @@ func (e *Engine) lifecycleTick(now time.Time) {
 			}
 		}
 	}
-	for id, c := range e.conds {
+	// In id order, not map order: the events this makes must come out the same in replay as live.
+	for _, id := range sortedKeys(e.conds) {
+		c := e.conds[id]
 		if !e.isTmax(c) {
 			continue
 		}

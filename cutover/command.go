@@ -83,13 +83,7 @@ func VerifyCommand(payload []byte, verb, instance string, operators map[string]e
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return c, fmt.Errorf("%w: sig is not a base64 Ed25519 signature", ErrCmdBadSignature)
 	}
-	var m map[string]any
-	if err := json.Unmarshal(payload, &m); err != nil {
-		return c, fmt.Errorf("%w: %v", ErrCmdMalformed, err)
-	}
-	delete(m, "sig")
-	raw, _ := json.Marshal(m)
-	canon, err := jcs.Transform(raw)
+	canon, err := receivedSigningBytes(payload)
 	if err != nil {
 		return c, fmt.Errorf("%w: %v", ErrCmdMalformed, err)
 	}

@@ -97,6 +97,22 @@ func SigningBytes(s Signal) ([]byte, error) {
 	return jcs.Transform(raw)
 }
 
+// receivedSigningBytes is the canonical form of a received payload without its sig member. The
+// signature covers what was received, so it re-canonicalises the payload itself (every member,
+// also ones this version does not know), not our re-encoding of what we parsed.
+func receivedSigningBytes(payload []byte) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "sig")
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return jcs.Transform(raw)
+}
+
 // Sign sets s.Sig (standard base64 of the Ed25519 signature).
 func Sign(s *Signal, key ed25519.PrivateKey) error {
 	b, err := SigningBytes(*s)
@@ -127,15 +143,7 @@ func Verify(payload []byte, pub ed25519.PublicKey, now time.Time) (Signal, error
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return s, ErrBadSignature
 	}
-	// The signature covers the canonical form of what was received, so re-canonicalise the
-	// payload itself (minus sig) rather than our re-encoding of it.
-	var m map[string]any
-	if err := json.Unmarshal(payload, &m); err != nil {
-		return s, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	delete(m, "sig")
-	raw, _ := json.Marshal(m)
-	canon, err := jcs.Transform(raw)
+	canon, err := receivedSigningBytes(payload)
 	if err != nil {
 		return s, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 )
 
@@ -170,17 +171,6 @@ func lines(path string) int {
 	return strings.Count(string(b), "\n")
 }
 
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition
-	}
-}
-
 // TestRestartMidDrainRunsTheHookOnce: the agent is stopped while its hook runs, and a new one
 // starts on the same state: the hook is not started again, its outcome is found and acked; a
 // heartbeat of the same signal is acked again without running anything; a failing hook is acked
@@ -223,8 +213,8 @@ func TestRestartMidDrainRunsTheHookOnce(t *testing.T) {
 	}
 	stop1, done1 := run()
 	publish(t, broker, prefix+"/drain/z1", signal(t, key, "z1", "e1", cutover.Drain, 1, []string{"hall-1", "hall-3"}, time.Minute))
-	waitFor(t, 10*time.Second, "the hook to start", func() bool { return lines(count) == 1 })
-	waitFor(t, 5*time.Second, "the draining ack", func() bool { a, _ := seen.last("e1.drain"); return a.Status == cutover.AckDraining })
+	hiltest.WaitFor(t, 10*time.Second, "the hook to start", func() bool { return lines(count) == 1 })
+	hiltest.WaitFor(t, 5*time.Second, "the draining ack", func() bool { a, _ := seen.last("e1.drain"); return a.Status == cutover.AckDraining })
 	stop1()
 	if err := <-done1; err != nil {
 		t.Fatal(err)
@@ -235,10 +225,10 @@ func TestRestartMidDrainRunsTheHookOnce(t *testing.T) {
 	if err := os.WriteFile(gate, nil, 0o600); err != nil { // the hook, still running, may now end
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the resumed signal's drained ack", func() bool { a, _ := seen.last("e1.drain"); return a.Status == cutover.AckDrained })
+	hiltest.WaitFor(t, 10*time.Second, "the resumed signal's drained ack", func() bool { a, _ := seen.last("e1.drain"); return a.Status == cutover.AckDrained })
 	_, before := seen.last("e1.drain")
 	publish(t, broker, prefix+"/drain/z1", signal(t, key, "z1", "e1", cutover.Drain, 2, []string{"hall-1", "hall-3"}, time.Minute))
-	waitFor(t, 10*time.Second, "the heartbeat's ack", func() bool {
+	hiltest.WaitFor(t, 10*time.Second, "the heartbeat's ack", func() bool {
 		a, n := seen.last("e1.drain")
 		return n > before && a.Seq == 2 && a.Status == cutover.AckDrained
 	})
@@ -250,13 +240,13 @@ func TestRestartMidDrainRunsTheHookOnce(t *testing.T) {
 	}
 
 	publish(t, broker, prefix+"/drain/z2", signal(t, key, "z2", "e2", cutover.Evacuate, 3, []string{"hall-9"}, time.Minute))
-	waitFor(t, 10*time.Second, "the failed ack", func() bool { a, _ := seen.last("e2.evacuate"); return a.Status == cutover.AckFailed })
+	hiltest.WaitFor(t, 10*time.Second, "the failed ack", func() bool { a, _ := seen.last("e2.evacuate"); return a.Status == cutover.AckFailed })
 	if a, _ := seen.last("e2.evacuate"); !strings.Contains(a.Detail, "broken exited with 3") {
 		t.Fatalf("failed ack detail %q", a.Detail)
 	}
 
 	publish(t, broker, prefix+"/drain/z3", signal(t, key, "z3", "e3", cutover.Prepare, 4, []string{"hall-w"}, time.Minute))
-	waitFor(t, 10*time.Second, "the webhook's drained ack", func() bool { a, _ := seen.last("e3.prepare"); return a.Status == cutover.AckDrained })
+	hiltest.WaitFor(t, 10*time.Second, "the webhook's drained ack", func() bool { a, _ := seen.last("e3.prepare"); return a.Status == cutover.AckDrained })
 	hookMu.Lock()
 	defer hookMu.Unlock()
 	if len(hookBodies) != 1 || hookKeys[0] != "e3.prepare.lb" || !strings.Contains(hookBodies[0], `"id":"e3.prepare"`) {

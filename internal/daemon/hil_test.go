@@ -83,6 +83,7 @@ func (cp *controlPlane) handle(topic string, payload []byte) {
 	}
 	cp.byTopic[topic] = append(cp.byTopic[topic], append(json.RawMessage(nil), payload...))
 	switch {
+	case strings.HasSuffix(topic, "/status"): // the daemon's record of the consumers' acks
 	case strings.Contains(topic, "/drain/"):
 		s, err := cutover.Verify(payload, cp.pub, cp.clk.Now())
 		if err != nil {
@@ -121,7 +122,7 @@ func runHIL(t *testing.T, broker, scenario string) {
 	}
 	defer sub.Disconnect(100)
 	prefix := cfg.MQTT.TopicPrefix + "/" + cfg.Site
-	tok := sub.SubscribeMultiple(map[string]byte{prefix + "/drain/+": 1, prefix + "/risk/+": 1, prefix + "/events": 1, prefix + "/alarm/+": 1},
+	tok := sub.SubscribeMultiple(map[string]byte{prefix + "/drain/+": 1, prefix + "/drain/+/status": 1, prefix + "/risk/+": 1, prefix + "/events": 1, prefix + "/alarm/+": 1},
 		func(_ paho.Client, m paho.Message) { cp.handle(m.Topic(), m.Payload()) })
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())

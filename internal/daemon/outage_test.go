@@ -31,10 +31,10 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 	broker := testenv.StartMosquitto(t, true)
 	r := hiltest.NewRoom(t, "outage", "internal-short", broker.URL)
 	p := r.Prefix()
-	rec := hiltest.Record(t, broker.URL, "cp-outage", true, p+"/drain/+", p+"/events", p+"/alarm/+", p+"/risk/+")
+	rec := hiltest.Record(t, broker.URL, "cp-outage", true, p+"/drain/+", p+"/drain/+/status", p+"/events", p+"/alarm/+", p+"/risk/+")
 	firstDrain := make(chan struct{})
 	rec.OnMessage(func(topic string, _ []byte) {
-		if strings.Contains(topic, "/drain/") && firstDrain != nil {
+		if strings.Contains(topic, "/drain/") && !strings.HasSuffix(topic, "/status") && firstDrain != nil {
 			close(firstDrain)
 			firstDrain = nil
 		}
