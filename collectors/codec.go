@@ -117,6 +117,9 @@ func finish(pt config.Point, raw uint64, v float64) Decoded {
 	}
 	if pt.Scale != 1 || pt.Offset != 0 {
 		v = roundSig(v*pt.Scale+pt.Offset, 12) // only scaling brings float noise; a raw float stays as sent
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return Decoded{Quality: sample.Invalid} // a huge raw value times the scale
+		}
 	}
 	if pt.HasRange && (v < pt.Range[0] || v > pt.Range[1]) {
 		return Decoded{Value: v, Quality: sample.OutOfRange}
@@ -131,6 +134,9 @@ func roundSig(v float64, n int) float64 {
 		return v
 	}
 	p := math.Pow(10, float64(n-1)-math.Floor(math.Log10(math.Abs(v))))
+	if math.IsInf(p, 0) || p == 0 || math.IsInf(v*p, 0) {
+		return v // a denormal or a huge value: nothing to round (found by FuzzDecodeRegisters)
+	}
 	return math.Round(v*p) / p
 }
 

@@ -33,10 +33,16 @@ type Limits struct {
 // points sorted by address, a range grown while the merged request stays within MaxRegisters
 // and the hole it would read and discard is at most MaxGap. Bit tables use the Modbus bit limit
 // and a gap of MaxGap*16 bits (the same bytes on the wire).
-func Plan(points []config.Point, lim Limits) []Request {
+func Plan(points []config.Point, lim Limits) []Request { return PlanWithout(points, lim, nil) }
+
+// PlanWithout is Plan leaving out the points skip names (by index): ranges a device was found to
+// refuse with "illegal data address", which are never read again.
+func PlanWithout(points []config.Point, lim Limits, skip map[int]bool) []Request {
 	byKind := map[config.RegisterKind][]int{}
 	for i, p := range points {
-		byKind[p.Kind] = append(byKind[p.Kind], i)
+		if !skip[i] {
+			byKind[p.Kind] = append(byKind[p.Kind], i)
+		}
 	}
 	var out []Request
 	for _, kind := range []config.RegisterKind{config.Coil, config.Discrete, config.Holding, config.Input} {

@@ -20,6 +20,31 @@ type Device struct {
 	Interval time.Duration
 	Points   []config.Point
 	Requests []Request
+	Limits   Limits
+
+	// illegal holds the points the device refused with "illegal data address" when read alone:
+	// they are left out of the plan (their samples stay Invalid) until learnedAt+relearnAfter.
+	illegal   map[int]bool
+	learnedAt time.Time
+}
+
+// Learning: a refused range is split once to find the points at fault; what is learned is
+// forgotten after relearnAfter (a firmware update may have added the registers). A busy device
+// (exception 6) is asked again at most busyRetries times within one poll.
+const (
+	relearnAfter = time.Hour
+	busyRetries  = 2
+)
+
+// Illegal returns the indexes of the points learned to be unreadable.
+func (d *Device) Illegal() []int {
+	var out []int
+	for i := range d.Points {
+		if d.illegal[i] {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // NewDevice plans one configured device.
@@ -38,6 +63,7 @@ func NewDevice(cfg *config.Config, d config.Device) (*Device, error) {
 		Interval: d.Interval,
 		Points:   prof.Points,
 		Requests: Plan(prof.Points, Limits{MaxRegisters: conn.MaxRegistersPerRequest, MaxGap: conn.MaxGap}),
+		Limits:   Limits{MaxRegisters: conn.MaxRegistersPerRequest, MaxGap: conn.MaxGap},
 	}, nil
 }
 
@@ -108,28 +134,85 @@ func (p *Poller) Poll(d *Device) sample.Batch {
 	for i, pt := range d.Points {
 		b.Samples[i] = sample.Sample{Device: d.Name, Point: pt.Name, Role: pt.Role, Quality: sample.CommLost, At: at}
 	}
+	if len(d.illegal) > 0 && at.Sub(d.learnedAt) >= relearnAfter {
+		d.illegal = nil
+		d.Requests = PlanWithout(d.Points, d.Limits, nil)
+	}
+	for i := range d.illegal {
+		b.Samples[i].Quality = sample.Invalid
+	}
+	learned := false
 	for _, r := range d.Requests {
-		data, err := p.Reader.Read(d.UnitID, r.Kind, r.Start, r.Count)
+		err := p.request(d, r, b.Samples)
 		var ex *ExceptionError
 		switch {
+		case err == nil:
 		case errors.As(err, &ex) && ex.Unreachable():
 			// The gateway answered for a unit it cannot reach: the device is lost, not the link.
 			b.Err = fmt.Errorf("device %s unit %d: %w", d.Name, d.UnitID, err)
 			return b
+		case errors.As(err, &ex) && ex.Code == 2:
+			// Some register in the range does not exist. Read the points one by one to find
+			// which; learn those, and keep the rest.
+			for _, i := range r.Points {
+				pt := d.Points[i]
+				one := Request{Kind: r.Kind, Start: pt.Address, Count: pt.Words, Points: []int{i}}
+				err := p.request(d, one, b.Samples)
+				switch {
+				case errors.As(err, &ex) && ex.Code == 2:
+					if d.illegal == nil {
+						d.illegal = map[int]bool{}
+					}
+					d.illegal[i], learned = true, true
+					b.Samples[i].Quality = sample.Invalid
+				case errors.As(err, &ex) && ex.Unreachable(), err != nil && !errors.As(err, &ex):
+					b.Err = fmt.Errorf("device %s unit %d: read %s %d+%d: %w", d.Name, d.UnitID, one.Kind, one.Start, one.Count, err)
+					return b
+				case err != nil:
+					b.Samples[i].Quality = sample.Invalid
+				}
+			}
 		case errors.As(err, &ex):
-			// The device is there but refuses this range: only these points are unusable.
+			// The device is there but refuses this range for now: only these points are unusable.
 			for _, i := range r.Points {
 				b.Samples[i].Quality = sample.Invalid
 			}
 			p.Log.Debug("exception", zap.String("device", d.Name), zap.Stringer("kind", r.Kind), zap.Uint16("start", r.Start), zap.Error(err))
-			continue
-		case err != nil:
+		default:
 			b.Err = fmt.Errorf("device %s unit %d: read %s %d+%d: %w", d.Name, d.UnitID, r.Kind, r.Start, r.Count, err)
 			return b
 		}
-		decodeInto(b.Samples, d.Points, r, data)
+	}
+	if learned {
+		d.learnedAt = at
+		d.Requests = PlanWithout(d.Points, d.Limits, d.illegal)
+		var names []string
+		for _, i := range d.Illegal() {
+			names = append(names, d.Points[i].Name)
+		}
+		p.Log.Warn("device refuses some registers (illegal data address); they are no longer read",
+			zap.String("device", d.Name), zap.Strings("points", names), zap.Int("requests_per_cycle", len(d.Requests)))
 	}
 	return b
+}
+
+// request reads one request, asking a busy device again a bounded number of times, and decodes
+// its points into out.
+func (p *Poller) request(d *Device, r Request, out []sample.Sample) error {
+	var data []byte
+	var err error
+	for try := 0; ; try++ {
+		data, err = p.Reader.Read(d.UnitID, r.Kind, r.Start, r.Count)
+		var ex *ExceptionError
+		if err == nil || !errors.As(err, &ex) || ex.Code != 6 || try == busyRetries {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	decodeInto(out, d.Points, r, data)
+	return nil
 }
 
 // decodeInto fills the samples of r's points from its response.

@@ -1,0 +1,142 @@
+package collectors_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/firebreak-dc/firebreak/collectors"
+	"github.com/firebreak-dc/firebreak/configs"
+	"github.com/firebreak-dc/firebreak/internal/clock"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/sim"
+)
+
+// counting records every request a poller makes, and can answer "busy" a number of times first.
+type counting struct {
+	collectors.Reader
+	reqs []string
+	busy int
+}
+
+func (c *counting) Read(unit uint8, kind config.RegisterKind, start, count uint16) ([]byte, error) {
+	c.reqs = append(c.reqs, fmt.Sprintf("%s %d+%d", kind, start, count))
+	if c.busy > 0 {
+		c.busy--
+		return nil, &collectors.ExceptionError{Code: 6}
+	}
+	return c.Reader.Read(unit, kind, start, count)
+}
+
+// demoRack serves the demo site's rack-01 over real Modbus TCP and returns its planned device
+// with two points the rack does not have (input registers 301 and 310, past its map), merged by
+// max_gap into the same request as bms_alarm at 300.
+func demoRack(t *testing.T) (*collectors.Device, *counting) {
+	t.Helper()
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	cfg, err := config.Parse(data, "demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := sim.LoadScenario("normal")
+	s, err := sim.New(cfg, sc, clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := s.Serve("gw-1", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ep, _ := config.ParseEndpoint("tcp://" + srv.Addr)
+	rd, err := collectors.NewReader(ep, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close() })
+	dev, err := collectors.NewDevice(cfg, cfg.Devices[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []uint16{301, 310} {
+		dev.Points = append(dev.Points, config.Point{Name: fmt.Sprint("ghost_", a), Kind: config.Input, Address: a, Words: 1, Type: config.Uint16, Scale: 1})
+	}
+	dev.Limits.MaxGap = 16
+	dev.Requests = collectors.Plan(dev.Points, dev.Limits)
+	return dev, &counting{Reader: rd}
+}
+
+func quality(b sample.Batch, point string) sample.Quality {
+	for _, s := range b.Samples {
+		if s.Point == point {
+			return s.Quality
+		}
+	}
+	return 0
+}
+
+// TestIllegalAddressIsLearned: a request the device refuses with "illegal data address" is split
+// to find the points at fault; only those are invalid, the rest of the range is read, and the
+// learned points are never requested again.
+func TestIllegalAddressIsLearned(t *testing.T) {
+	t.Parallel()
+	dev, rd := demoRack(t)
+	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC)), Log: zap.NewNop()}
+	before := len(dev.Requests)
+	b := p.Poll(dev)
+	if b.Err != nil {
+		t.Fatal(b.Err)
+	}
+	if quality(b, "ghost_301") != sample.Invalid || quality(b, "ghost_310") != sample.Invalid || quality(b, "bms_alarm") != sample.Good {
+		t.Fatalf("qualities: ghost_301 %v, ghost_310 %v, bms_alarm %v", quality(b, "ghost_301"), quality(b, "ghost_310"), quality(b, "bms_alarm"))
+	}
+	for _, s := range b.Samples {
+		if !strings.HasPrefix(s.Point, "ghost") && s.Quality != sample.Good {
+			t.Errorf("%s: %v, want good", s.Point, s.Quality)
+		}
+	}
+	if got := len(dev.Illegal()); got != 2 {
+		t.Fatalf("learned %d illegal points, want 2", got)
+	}
+	rd.reqs = nil
+	b = p.Poll(dev)
+	for _, r := range rd.reqs {
+		if r == "input 300+11" || r == "input 301+1" || r == "input 310+1" {
+			t.Fatalf("a learned range was read again: %v", rd.reqs)
+		}
+	}
+	if len(rd.reqs) != len(dev.Requests) || len(dev.Requests) != before {
+		t.Fatalf("second poll made %d requests (plan %d, before learning %d): %v", len(rd.reqs), len(dev.Requests), before, rd.reqs)
+	}
+	if quality(b, "ghost_301") != sample.Invalid || quality(b, "bms_alarm") != sample.Good {
+		t.Fatalf("second poll: ghost_301 %v, bms_alarm %v", quality(b, "ghost_301"), quality(b, "bms_alarm"))
+	}
+}
+
+// TestBusyIsRetriedABoundedNumberOfTimes: "server device busy" is asked again up to twice within a
+// poll; a device still busy after that leaves only that request's points invalid.
+func TestBusyIsRetriedABoundedNumberOfTimes(t *testing.T) {
+	t.Parallel()
+	dev, rd := demoRack(t)
+	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC)), Log: zap.NewNop()}
+	rd.busy = 2
+	b := p.Poll(dev)
+	if b.Err != nil || quality(b, "contactor_open") != sample.Good {
+		t.Fatalf("busy twice: err %v, contactor_open %v", b.Err, quality(b, "contactor_open"))
+	}
+	if rd.reqs[0] != rd.reqs[1] || rd.reqs[1] != rd.reqs[2] {
+		t.Fatalf("the busy request was not repeated: %v", rd.reqs[:3])
+	}
+	rd.busy, rd.reqs = 3, nil
+	b = p.Poll(dev)
+	if b.Err != nil || quality(b, "contactor_open") != sample.Invalid || quality(b, "bms_alarm") != sample.Good {
+		t.Fatalf("busy three times: err %v, contactor_open %v, bms_alarm %v", b.Err, quality(b, "contactor_open"), quality(b, "bms_alarm"))
+	}
+	if len(rd.reqs) != len(dev.Requests)+2 {
+		t.Fatalf("%d requests for a %d-request plan with 2 retries", len(rd.reqs), len(dev.Requests))
+	}
+}
