@@ -3,6 +3,7 @@ package collectors
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/goburrow/modbus"
@@ -54,10 +55,45 @@ func exceptionName(c byte) string {
 // only checks the byte count against the frame, never against the request.
 var ErrBadLength = errors.New("response length does not match the request")
 
+// ErrBackoff says the reader did not try: the last attempt to connect failed, and the next one is
+// not due yet. The devices behind the link fail fast instead of each waiting out a dial timeout.
+var ErrBackoff = errors.New("not connected; waiting before the next attempt to connect")
+
+// Reconnect backoff after a failed connect: doubling from reconnectMin to reconnectMax, each wait
+// spread by ±20 % so that many daemons do not hammer a gateway that comes back in step.
+const (
+	reconnectMin = 500 * time.Millisecond
+	reconnectMax = 30 * time.Second
+)
+
+// backoff is the reconnect schedule of one link.
+type backoff struct {
+	wait    time.Duration // the next wait; 0 before any failure
+	nextTry time.Time
+	lastErr error
+	rand    func() float64 // in [0, 1)
+}
+
+// due says whether a connect may be tried at now.
+func (b *backoff) due(now time.Time) bool { return b.nextTry.IsZero() || !now.Before(b.nextTry) }
+
+// failed schedules the next attempt after a failed connect.
+func (b *backoff) failed(now time.Time, err error) {
+	b.wait = min(max(2*b.wait, reconnectMin), reconnectMax)
+	jitter := 0.8 + 0.4*b.rand()
+	b.nextTry, b.lastErr = now.Add(time.Duration(float64(b.wait)*jitter)), err
+}
+
+// ok resets the schedule after a successful connect.
+func (b *backoff) ok() { *b = backoff{rand: b.rand} }
+
 // tcpReader is goburrow's Modbus TCP client behind the guards its v0.1.0 needs.
 type tcpReader struct {
-	h *modbus.TCPClientHandler
-	c modbus.Client
+	h    *modbus.TCPClientHandler
+	c    modbus.Client
+	up   bool
+	back backoff
+	now  func() time.Time
 }
 
 // NewReader opens nothing yet: the first Read dials. Only Modbus TCP is wired so far.
@@ -69,12 +105,25 @@ func NewReader(ep config.Endpoint, timeout time.Duration) (Reader, error) {
 		h.Timeout = timeout
 		// We close and reopen on our own terms; goburrow's idle timer would close behind our back.
 		h.IdleTimeout = 0
-		return &tcpReader{h: h, c: modbus.NewClient(h)}, nil
+		return &tcpReader{h: h, c: modbus.NewClient(h), now: time.Now, back: backoff{rand: rand.Float64}}, nil
 	}
 	return nil, fmt.Errorf("connection scheme %s: transport not implemented yet (tcp only)", ep.Scheme)
 }
 
 func (r *tcpReader) Read(unit uint8, kind config.RegisterKind, start, count uint16) ([]byte, error) {
+	if !r.up {
+		now := r.now()
+		if !r.back.due(now) {
+			return nil, fmt.Errorf("%w (%s, last: %v)", ErrBackoff, r.back.nextTry.Sub(now).Round(time.Millisecond), r.back.lastErr)
+		}
+		// A dropped connection is dialled again at once; a failed dial waits its backoff.
+		if err := r.h.Connect(); err != nil {
+			r.back.failed(now, err)
+			return nil, fmt.Errorf("connect %s: %w", r.h.Address, err)
+		}
+		r.up = true
+		r.back.ok()
+	}
 	r.h.SlaveId = unit
 	var b []byte
 	var err error
@@ -99,6 +148,7 @@ func (r *tcpReader) Read(unit uint8, kind config.RegisterKind, start, count uint
 		// leave a late reply in the socket; goburrow would then read every later reply one
 		// behind. Closing drops it: the next Read dials afresh.
 		r.h.Close()
+		r.up = false
 		return nil, err
 	}
 	want := 2 * int(count)
@@ -107,10 +157,14 @@ func (r *tcpReader) Read(unit uint8, kind config.RegisterKind, start, count uint
 	}
 	if len(b) != want {
 		r.h.Close()
+		r.up = false
 		return nil, fmt.Errorf("%w: %s %d+%d from unit %d: got %d bytes, want %d", ErrBadLength, kind, start, count, unit, len(b), want)
 	}
 	// goburrow returns a slice of its own frame buffer; keep a copy that outlives the next read.
 	return append([]byte(nil), b...), nil
 }
 
-func (r *tcpReader) Close() error { return r.h.Close() }
+func (r *tcpReader) Close() error {
+	r.up = false
+	return r.h.Close()
+}

@@ -124,3 +124,46 @@ func TestShortReplyIsRefused(t *testing.T) {
 		t.Fatalf("after a short reply: %v % x", err, b)
 	}
 }
+
+// TestReconnectBackoff: after a failed connect the reader does not dial again until its backoff
+// is due (the devices behind a dead gateway fail fast); the backoff doubles with ±20 % jitter up
+// to its cap, and a successful connect resets it.
+func TestReconnectBackoff(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens here now: every dial is refused
+	r := reader(t, addr, time.Second).(*tcpReader)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r.now = func() time.Time { return now }
+	r.back.rand = func() float64 { return 0.5 } // no jitter: the schedule is exact
+
+	if _, err := r.Read(1, config.Input, 0, 1); err == nil || errors.Is(err, ErrBackoff) {
+		t.Fatalf("first read: %v, want a dial error", err)
+	}
+	for _, wait := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
+		if _, err := r.Read(1, config.Input, 0, 1); !errors.Is(err, ErrBackoff) {
+			t.Fatalf("read before the backoff of %s is due: %v", wait, err)
+		}
+		now = now.Add(wait - time.Millisecond)
+		if _, err := r.Read(1, config.Input, 0, 1); !errors.Is(err, ErrBackoff) {
+			t.Fatalf("1 ms before the %s backoff: %v", wait, err)
+		}
+		now = now.Add(time.Millisecond)
+		if _, err := r.Read(1, config.Input, 0, 1); err == nil || errors.Is(err, ErrBackoff) {
+			t.Fatalf("when the %s backoff is due it must dial: %v", wait, err)
+		}
+	}
+	b := backoff{wait: 20 * time.Second, rand: func() float64 { return 0.999 }}
+	b.failed(now, errors.New("x"))
+	if b.wait != reconnectMax || b.nextTry.Sub(now) > time.Duration(1.2*float64(reconnectMax)) || b.nextTry.Sub(now) < reconnectMax {
+		t.Fatalf("capped wait %s, next try in %s", b.wait, b.nextTry.Sub(now))
+	}
+	b.ok()
+	if !b.due(now) || b.wait != 0 {
+		t.Fatal("a successful connect did not reset the backoff")
+	}
+}
