@@ -1,6 +1,7 @@
 package collectors_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -138,5 +139,66 @@ func TestBusyIsRetriedABoundedNumberOfTimes(t *testing.T) {
 	}
 	if len(rd.reqs) != len(dev.Requests)+2 {
 		t.Fatalf("%d requests for a %d-request plan with 2 retries", len(rd.reqs), len(dev.Requests))
+	}
+}
+
+// TestRTUOverTCP polls every demo device through RTU frames over TCP (goburrow's RTU packager,
+// our framing of the stream) from the simulator's RTU-over-TCP listener: every value is what the
+// simulator holds, a unit the gateway cannot reach is an exception 11, not a hang.
+func TestRTUOverTCP(t *testing.T) {
+	t.Parallel()
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	cfg, err := config.Parse(data, "demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := sim.LoadScenario("normal")
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := sim.New(cfg, sc, clock.NewManual(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Advance(time.Minute)
+	srv, err := s.ServeRTUOverTCP("gw-1", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ep, err := config.ParseEndpoint("rtuovertcp://" + srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := collectors.NewReader(ep, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(at), Log: zap.NewNop()}
+	for _, d := range cfg.Devices {
+		dev, err := collectors.NewDevice(cfg, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := p.Poll(dev)
+		if b.Err != nil {
+			t.Fatalf("%s: %v", d.Name, b.Err)
+		}
+		want, err := s.Read(d.Name, b.At)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, smp := range b.Samples {
+			if smp.Quality != want.Samples[i].Quality || smp.Value != want.Samples[i].Value {
+				t.Errorf("%s.%s: polled %v (%v), the simulator holds %v (%v)", d.Name, smp.Point, smp.Value, smp.Quality,
+					want.Samples[i].Value, want.Samples[i].Quality)
+			}
+		}
+	}
+	dev, _ := collectors.NewDevice(cfg, cfg.Devices[0])
+	dev.UnitID = 99
+	b := p.Poll(dev)
+	var ex *collectors.ExceptionError
+	if !errors.As(b.Err, &ex) || ex.Code != 11 {
+		t.Fatalf("an unknown unit: %v, want exception 11", b.Err)
 	}
 }

@@ -3,7 +3,9 @@ package collectors
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"time"
 
 	"github.com/goburrow/modbus"
@@ -87,17 +89,30 @@ func (b *backoff) failed(now time.Time, err error) {
 // ok resets the schedule after a successful connect.
 func (b *backoff) ok() { *b = backoff{rand: b.rand} }
 
-// tcpReader is goburrow's Modbus TCP client behind the guards its v0.1.0 needs.
-type tcpReader struct {
-	h    *modbus.TCPClientHandler
-	c    modbus.Client
+// link is one goburrow client and the connection under it: Modbus TCP, RTU on a serial line, or
+// RTU frames over a TCP stream (a serial-to-Ethernet converter in transparent mode).
+type link interface {
+	Connect() error
+	Close() error
+	SetUnit(unit uint8)
+	Client() modbus.Client
+	Address() string
+}
+
+// guardedReader is a link behind the guards goburrow v0.1.0 needs: a response of the wrong length is
+// refused, any failure but a Modbus exception closes the connection (TCP: a late reply would
+// leave every later reply one transaction behind; RTU: it would be read as the next answer), and
+// a failed connect waits its backoff.
+type guardedReader struct {
+	l    link
 	up   bool
 	back backoff
 	now  func() time.Time
 }
 
-// NewReader opens nothing yet: the first Read dials. Only Modbus TCP is wired so far.
+// NewReader opens nothing yet: the first Read connects.
 func NewReader(ep config.Endpoint, timeout time.Duration) (Reader, error) {
+	var l link
 	switch ep.Scheme {
 	case "tcp":
 		h := modbus.NewTCPClientHandler(ep.Addr)
@@ -105,37 +120,53 @@ func NewReader(ep config.Endpoint, timeout time.Duration) (Reader, error) {
 		h.Timeout = timeout
 		// We close and reopen on our own terms; goburrow's idle timer would close behind our back.
 		h.IdleTimeout = 0
-		return &tcpReader{h: h, c: modbus.NewClient(h), now: time.Now, back: backoff{rand: rand.Float64}}, nil
+		l = &tcpLink{h: h, c: modbus.NewClient(h)}
+	case "rtuovertcp":
+		p := modbus.NewRTUClientHandler("") // only its RTU packager (framing and CRC) is used
+		t := &rtuTCPTransporter{addr: ep.Addr, timeout: timeout}
+		l = &rtuTCPLink{p: p, t: t, c: modbus.NewClient2(p, t)}
+	case "rtu":
+		h := modbus.NewRTUClientHandler(ep.Addr)
+		h.BaudRate, h.DataBits, h.Parity, h.StopBits = ep.Baud, 8, ep.Parity, 1
+		if ep.Parity == "N" {
+			h.StopBits = 2 // Modbus over serial line: 11 bits a character, so no parity takes two stop bits
+		}
+		h.Timeout = timeout
+		h.IdleTimeout = 0
+		l = &rtuSerialLink{h: h, c: modbus.NewClient(h)}
+	default:
+		return nil, fmt.Errorf("connection scheme %q: want tcp, rtu or rtuovertcp", ep.Scheme)
 	}
-	return nil, fmt.Errorf("connection scheme %s: transport not implemented yet (tcp only)", ep.Scheme)
+	return &guardedReader{l: l, now: time.Now, back: backoff{rand: rand.Float64}}, nil
 }
 
-func (r *tcpReader) Read(unit uint8, kind config.RegisterKind, start, count uint16) ([]byte, error) {
+func (r *guardedReader) Read(unit uint8, kind config.RegisterKind, start, count uint16) ([]byte, error) {
 	if !r.up {
 		now := r.now()
 		if !r.back.due(now) {
 			return nil, fmt.Errorf("%w (%s, last: %v)", ErrBackoff, r.back.nextTry.Sub(now).Round(time.Millisecond), r.back.lastErr)
 		}
 		// A dropped connection is dialled again at once; a failed dial waits its backoff.
-		if err := r.h.Connect(); err != nil {
+		if err := r.l.Connect(); err != nil {
 			r.back.failed(now, err)
-			return nil, fmt.Errorf("connect %s: %w", r.h.Address, err)
+			return nil, fmt.Errorf("connect %s: %w", r.l.Address(), err)
 		}
 		r.up = true
 		r.back.ok()
 	}
-	r.h.SlaveId = unit
+	r.l.SetUnit(unit)
+	c := r.l.Client()
 	var b []byte
 	var err error
 	switch kind {
 	case config.Coil:
-		b, err = r.c.ReadCoils(start, count)
+		b, err = c.ReadCoils(start, count)
 	case config.Discrete:
-		b, err = r.c.ReadDiscreteInputs(start, count)
+		b, err = c.ReadDiscreteInputs(start, count)
 	case config.Holding:
-		b, err = r.c.ReadHoldingRegisters(start, count)
+		b, err = c.ReadHoldingRegisters(start, count)
 	case config.Input:
-		b, err = r.c.ReadInputRegisters(start, count)
+		b, err = c.ReadInputRegisters(start, count)
 	default:
 		return nil, fmt.Errorf("register kind %v: cannot read", kind)
 	}
@@ -147,7 +178,7 @@ func (r *tcpReader) Read(unit uint8, kind config.RegisterKind, start, count uint
 		// Any other failure (timeout, short frame, a transaction id that does not match) may
 		// leave a late reply in the socket; goburrow would then read every later reply one
 		// behind. Closing drops it: the next Read dials afresh.
-		r.h.Close()
+		r.l.Close()
 		r.up = false
 		return nil, err
 	}
@@ -156,7 +187,7 @@ func (r *tcpReader) Read(unit uint8, kind config.RegisterKind, start, count uint
 		want = (int(count) + 7) / 8
 	}
 	if len(b) != want {
-		r.h.Close()
+		r.l.Close()
 		r.up = false
 		return nil, fmt.Errorf("%w: %s %d+%d from unit %d: got %d bytes, want %d", ErrBadLength, kind, start, count, unit, len(b), want)
 	}
@@ -164,7 +195,107 @@ func (r *tcpReader) Read(unit uint8, kind config.RegisterKind, start, count uint
 	return append([]byte(nil), b...), nil
 }
 
-func (r *tcpReader) Close() error {
+func (r *guardedReader) Close() error {
 	r.up = false
-	return r.h.Close()
+	return r.l.Close()
+}
+
+type tcpLink struct {
+	h *modbus.TCPClientHandler
+	c modbus.Client
+}
+
+func (l *tcpLink) Connect() error        { return l.h.Connect() }
+func (l *tcpLink) Close() error          { return l.h.Close() }
+func (l *tcpLink) SetUnit(u uint8)       { l.h.SlaveId = u }
+func (l *tcpLink) Client() modbus.Client { return l.c }
+func (l *tcpLink) Address() string       { return l.h.Address }
+
+// rtuSerialLink is goburrow's RTU client: its Send is not safe for concurrent use, which the
+// single poller goroutine per connection guarantees (and config refuses two connections on one
+// port). Closing after an error also flushes whatever half-frame the line still held.
+type rtuSerialLink struct {
+	h *modbus.RTUClientHandler
+	c modbus.Client
+}
+
+func (l *rtuSerialLink) Connect() error        { return l.h.Connect() }
+func (l *rtuSerialLink) Close() error          { return l.h.Close() }
+func (l *rtuSerialLink) SetUnit(u uint8)       { l.h.SlaveId = u }
+func (l *rtuSerialLink) Client() modbus.Client { return l.c }
+func (l *rtuSerialLink) Address() string       { return l.h.Address }
+
+type rtuTCPLink struct {
+	p *modbus.RTUClientHandler
+	t *rtuTCPTransporter
+	c modbus.Client
+}
+
+func (l *rtuTCPLink) Connect() error        { return l.t.connect() }
+func (l *rtuTCPLink) Close() error          { return l.t.close() }
+func (l *rtuTCPLink) SetUnit(u uint8)       { l.p.SlaveId = u }
+func (l *rtuTCPLink) Client() modbus.Client { return l.c }
+func (l *rtuTCPLink) Address() string       { return l.t.addr }
+
+// rtuTCPTransporter carries RTU frames (address, PDU, CRC; no MBAP header) over TCP. RTU has no
+// length field, so the response's length is read from its function code and byte count.
+type rtuTCPTransporter struct {
+	addr    string
+	timeout time.Duration
+	conn    net.Conn
+}
+
+func (t *rtuTCPTransporter) connect() error {
+	if t.conn != nil {
+		return nil
+	}
+	c, err := net.DialTimeout("tcp", t.addr, t.timeout)
+	if err != nil {
+		return err
+	}
+	t.conn = c
+	return nil
+}
+
+func (t *rtuTCPTransporter) close() error {
+	if t.conn == nil {
+		return nil
+	}
+	err := t.conn.Close()
+	t.conn = nil
+	return err
+}
+
+// Send writes one request frame and reads one response frame.
+func (t *rtuTCPTransporter) Send(req []byte) ([]byte, error) {
+	if t.conn == nil {
+		return nil, errors.New("rtu over tcp: not connected")
+	}
+	if err := t.conn.SetDeadline(time.Now().Add(t.timeout)); err != nil {
+		return nil, err
+	}
+	if _, err := t.conn.Write(req); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 3, 260)
+	if _, err := io.ReadFull(t.conn, buf[:2]); err != nil {
+		return nil, err
+	}
+	have, n := 2, 0
+	switch fc := buf[1]; {
+	case fc&0x80 != 0:
+		n = 5 // address, function, exception code, CRC
+	case fc >= 1 && fc <= 4:
+		if _, err := io.ReadFull(t.conn, buf[2:3]); err != nil {
+			return nil, err
+		}
+		have, n = 3, 3+int(buf[2])+2
+	default:
+		return nil, fmt.Errorf("rtu over tcp: unexpected function code %d in a response to a read", fc)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(t.conn, buf[have:]); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }

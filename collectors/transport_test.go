@@ -136,7 +136,7 @@ func TestReconnectBackoff(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens here now: every dial is refused
-	r := reader(t, addr, time.Second).(*tcpReader)
+	r := reader(t, addr, time.Second).(*guardedReader)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r.now = func() time.Time { return now }
 	r.back.rand = func() float64 { return 0.5 } // no jitter: the schedule is exact

@@ -89,6 +89,14 @@ cutover: {mode: maybe, heartbeat: 1m, validity: 30s}
 			`cutover.mode: must be live or dry-run, got "maybe"`,
 			`cutover.validity: must be longer than cutover.heartbeat`,
 		}},
+		{"two connections on one serial port", strings.Replace(base, `connections: [{name: gw, url: "tcp://127.0.0.1:502"}]`, `connections:
+  - {name: gw, url: "tcp://10.0.0.1:502"}
+  - {name: bus-a, url: "rtu:///dev/ttyUSB0?baud=9600&parity=N"}
+  - {name: bus-b, url: "rtu:///dev/ttyUSB0"}`, 1) + `
+devices: [{name: r1, connection: gw, unit_id: 1, profile: fire-panel, zone: z}]
+`, []string{
+			`connections[2].url: serial port /dev/ttyUSB0 is already connection bus-a`,
+		}},
 		{"mqtt and commands", base + `
 devices: [{name: r1, connection: gw, unit_id: 1, profile: fire-panel, zone: z}]
 mqtt: {outbox_max: 5, tls: {cert_file: client.pem}, home_assistant: {enabled: true, prefix: "ha/#"}}

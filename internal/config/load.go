@@ -201,11 +201,17 @@ func (cfg *Config) validate(c *collector) {
 	}
 
 	conns := map[string]bool{}
+	serial := map[string]string{} // port → connection: one owner per serial line
 	for i, cn := range cfg.Connections {
 		p := fmt.Sprintf("connections[%d]", i)
 		c.uniqueName(p+".name", "connection", cn.Name, conns)
-		if _, err := ParseEndpoint(cn.URL); err != nil {
+		if ep, err := ParseEndpoint(cn.URL); err != nil {
 			c.add(p+".url", err.Error(), cn.URL)
+		} else if ep.Scheme == "rtu" {
+			if other, ok := serial[ep.Addr]; ok {
+				c.addf(p+".url", cn.URL, "serial port %s is already connection %s: a bus has one master; list all its devices under one connection", ep.Addr, other)
+			}
+			serial[ep.Addr] = cn.Name
 		}
 		if cn.Timeout <= 0 || cn.Timeout > time.Minute {
 			c.add(p+".timeout", "must be > 0 and <= 1m", cn.Timeout.String())
