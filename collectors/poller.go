@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,6 +27,12 @@ type Device struct {
 	// they are left out of the plan (their samples stay Invalid) until learnedAt+relearnAfter.
 	illegal   map[int]bool
 	learnedAt time.Time
+
+	// A device that times out costs every other device on its link the timeout; after timeouts
+	// in a row it is only asked again at restUntil (doubling from its interval to maxRest).
+	timeouts  int
+	restUntil time.Time
+	lastErr   error
 }
 
 // Learning: a refused range is split once to find the points at fault; what is learned is
@@ -34,6 +41,7 @@ type Device struct {
 const (
 	relearnAfter = time.Hour
 	busyRetries  = 2
+	maxRest      = 30 * time.Second
 )
 
 // Illegal returns the indexes of the points learned to be unreadable.
@@ -112,7 +120,13 @@ func (p *Poller) Run(ctx context.Context) error {
 			return nil
 		}
 		d := p.Devices[i]
-		b := p.Poll(d)
+		var b sample.Batch
+		if now := p.Clock.Now(); now.Before(d.restUntil) {
+			b = p.resting(d, now)
+		} else {
+			b = p.Poll(d)
+			p.rest(d, b)
+		}
 		select {
 		case p.Out <- b:
 		case <-ctx.Done():
@@ -125,6 +139,37 @@ func (p *Poller) Run(ctx context.Context) error {
 			next[i] = next[i].Add(d.Interval)
 		}
 	}
+}
+
+// rest decides, after a poll, whether the device must rest: only timeouts make it, since only
+// they hold up the other devices on the link.
+func (p *Poller) rest(d *Device, b sample.Batch) {
+	var ne net.Error
+	if b.Err == nil || !errors.As(b.Err, &ne) || !ne.Timeout() {
+		d.timeouts, d.restUntil = 0, time.Time{}
+		return
+	}
+	d.timeouts++
+	d.lastErr = b.Err
+	if d.timeouts < 2 {
+		return // one timeout may be a glitch: ask again on schedule
+	}
+	wait := min(d.Interval<<min(d.timeouts-2, 16), maxRest)
+	d.restUntil = b.At.Add(wait)
+	p.Log.Warn("device times out; polling it less often so the others on the link keep their schedule",
+		zap.String("device", d.Name), zap.Int("timeouts", d.timeouts), zap.Duration("next_in", wait), zap.Error(b.Err))
+}
+
+// resting is the batch of a device that is not asked this time: every sample CommLost, and the
+// error saying why.
+func (p *Poller) resting(d *Device, at time.Time) sample.Batch {
+	b := sample.Batch{Device: d.Name, At: at, Samples: make([]sample.Sample, len(d.Points)),
+		Err: fmt.Errorf("device %s unit %d: not asked until %s after %d timeouts in a row (last: %w)",
+			d.Name, d.UnitID, d.restUntil.Format(time.RFC3339Nano), d.timeouts, d.lastErr)}
+	for i, pt := range d.Points {
+		b.Samples[i] = sample.Sample{Device: d.Name, Point: pt.Name, Role: pt.Role, Quality: sample.CommLost, At: at}
+	}
+	return b
 }
 
 // Poll reads one device once and returns its batch.
