@@ -109,6 +109,6 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 	// before passing them on; that is the broker's durability, not ours. From the kill on, every
 	// message exists only in the daemon's outbox until the broker is back.
 	n := sameAsReplay(t, r.Cfg, tracePath, r.Key, got, killedAt)
-	t.Logf("broker dead %s (scenario %s); %d events and drain signals issued meanwhile; %d messages since the kill as replay says, in order; %d duplicates removed by id",
+	t.Logf("HIL broker outage: dead %s (scenario %s); %d events and drain signals issued meanwhile; %d messages since the kill as replay says, in order; %d duplicates removed by id",
 		brokerOutage, restartedAt.Sub(killedAt).Round(time.Second), during, n, dupes)
 }

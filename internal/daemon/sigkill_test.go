@@ -293,6 +293,6 @@ func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the daemon did not stop within 15 s of SIGTERM")
 	}
-	t.Logf("SIGKILLed mid-fire with the broker dead: %d alarms restored; %d events and drain signals it owed delivered by the next process, in order (%d duplicates removed by id)",
+	t.Logf("HIL daemon SIGKILLed mid-fire with the broker dead: %d alarms restored; %d events and drain signals it owed delivered by the next process, in order (%d duplicates removed by id)",
 		int(restored), len(owed), dupes)
 }
