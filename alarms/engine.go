@@ -3,6 +3,7 @@ package alarms
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -47,6 +48,9 @@ type Engine struct {
 	devices map[string]*devState
 	zones   map[string]*scopeState
 	racks   map[string]*scopeState
+	// zoneNames and rackNames are the keys above in order, kept so that restaging (per batch)
+	// does not sort hundreds of names every time.
+	zoneNames, rackNames []string
 	conds   map[string]*cond
 	alarms  map[string]*Alarm
 	held    map[string]bool // alarms shelved or suppressed by design: lifecycleTick watches them
@@ -100,6 +104,15 @@ type pointState struct {
 	peerKnown    bool
 }
 
+func hasRateRule(rules []*ruleState) bool {
+	for _, r := range rules {
+		if r.r.RatePerMin != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // excluded says the sensor is known bad: its readings feed no detector and no peer statistic.
 func (p *pointState) excluded() bool { return p.flapping || p.stuck }
 
@@ -150,6 +163,7 @@ func New(topo Topology, th Thresholds, opts ...Option) *Engine {
 	for _, z := range topo.Zones {
 		e.zones[z] = &scopeState{scope: ScopeZone, name: z, zone: z}
 	}
+	e.zoneNames = sortedKeys(e.zones)
 	for _, d := range topo.Devices {
 		if d.Units == nil {
 			d.Units = map[string]string{}
@@ -230,14 +244,18 @@ func (e *Engine) Step(b sample.Batch) {
 		}
 		e.plausibility(d, s, ps)
 		ps.last, ps.good, ps.hasPrev = s.Value, true, true
-		ps.hist = append(ps.hist, obs{s.At, s.Value})
-		ps.fit.add(ps.hist, obs{s.At, s.Value})
-		cut := 0
-		for cut < len(ps.hist) && s.At.Sub(ps.hist[cut].t) > e.window() {
-			ps.fit.remove(ps.hist[cut])
-			cut++
+		// Only temperatures (rise, runaway, confirmation) and points with a rate rule look back;
+		// the rest (cell voltages are most points of a rack) keep no history: memory and time.
+		if isTemperature(s.Role) || hasRateRule(rules) {
+			ps.hist = append(ps.hist, obs{s.At, s.Value})
+			ps.fit.add(ps.hist, obs{s.At, s.Value})
+			cut := 0
+			for cut < len(ps.hist) && s.At.Sub(ps.hist[cut].t) > e.window() {
+				ps.fit.remove(ps.hist[cut])
+				cut++
+			}
+			ps.hist = ps.hist[cut:]
 		}
-		ps.hist = ps.hist[cut:]
 		if ps.excluded() {
 			e.clearDetectors(d, s.Point, s.At)
 			continue
@@ -250,6 +268,8 @@ func (e *Engine) Step(b sample.Batch) {
 	e.voltages(d, b.At)
 	if _, isRack := e.racks[d.info.Name]; !isRack && d.isRack() {
 		e.racks[d.info.Name] = &scopeState{scope: ScopeRack, name: d.info.Name, zone: d.info.Zone}
+		i, _ := slices.BinarySearch(e.rackNames, d.info.Name)
+		e.rackNames = slices.Insert(e.rackNames, i, d.info.Name)
 	}
 	e.lifecycleTick(b.At)
 	e.restage(b.At)
@@ -982,11 +1002,11 @@ func (e *Engine) restage(now time.Time) {
 			zoneGas[c.zone] = append(zoneGas[c.zone], c)
 		}
 	}
-	for _, name := range sortedKeys(e.racks) {
+	for _, name := range e.rackNames {
 		r := e.racks[name]
 		e.apply(r, byScope[r], zoneGas[r.zone], now)
 	}
-	for _, name := range sortedKeys(e.zones) {
+	for _, name := range e.zoneNames {
 		z := e.zones[name]
 		e.apply(z, byScope[z], zoneGas[z.name], now)
 	}

@@ -94,10 +94,12 @@ func (p *Poller) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	// Devices start spread over their interval, not all at once: the link carries an even load,
+	// and each device's poll starts in its own slot instead of queueing behind the others.
 	next := make([]time.Time, len(p.Devices))
 	start := p.Clock.Now()
-	for i := range next {
-		next[i] = start
+	for i, d := range p.Devices {
+		next[i] = start.Add(d.Interval * time.Duration(i) / time.Duration(len(p.Devices)))
 	}
 	var lastWarn time.Time
 	for {

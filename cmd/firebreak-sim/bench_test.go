@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +22,9 @@ import (
 	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/daemon"
 	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/testenv"
 )
 
 // BenchmarkServe500Devices runs firebreak-sim as its own process serving 500 rack BMSs (three
@@ -183,4 +189,126 @@ func procRSS(b *testing.B, pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkDaemon500x200 runs the daemon (in this process) polling 500 devices of 200 points
+// each, once a second, from firebreak-sim (its own process) over five Modbus TCP gateways, with
+// telemetry to a real Mosquitto, and reports the daemon's CPU (% of one core) and RSS (this
+// process, which is the daemon plus an idle benchmark harness), samples/s, and the jitter of poll
+// starts (how far each device's poll started from one interval after its last), p50 and p99.
+// Targets (issue 3): ≤ 25 % of a core, ≤ 150 MB, p99 ≤ 50 ms.
+func BenchmarkDaemon500x200(b *testing.B) {
+	const devices, gateways = 500, 5
+	seconds := 20
+	if v, err := strconv.Atoi(os.Getenv("FIREBREAK_BENCH_SECONDS")); err == nil && v > 0 {
+		seconds = v
+	}
+	broker := testenv.Mosquitto(b)
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "firebreak-sim")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	base := freeRun(b, gateways)
+	var site strings.Builder
+	fmt.Fprintf(&site, "site: bench\ninstance: b1\nstate_dir: %s\nmqtt: {brokers: [%q]}\nconnections:\n", filepath.Join(dir, "state"), broker)
+	for g := 0; g < gateways; g++ {
+		fmt.Fprintf(&site, "  - {name: gw-%d, url: \"tcp://127.0.0.1:%d\", timeout: 2s, max_gap: 16}\n", g+1, base+g)
+	}
+	// 200 points: the 8x16 BMS's 142 and 58 holding registers of plain telemetry.
+	site.WriteString(`profiles:
+  - name: bms-200
+    points:
+      - {name: string_voltage, register: input, address: 0, type: uint16, scale: 0.1, unit: V, role: string_voltage}
+      - {name: string_current, register: input, address: 1, type: int16, scale: 0.1, unit: A, role: string_current}
+      - {name: soc, register: input, address: 2, type: uint16, scale: 0.1, unit: "%", role: soc}
+      - {name: bms_alarm, register: input, address: 3, type: uint16, role: bms_alarm}
+      - {name: cell_temp_max, register: input, address: 10, type: int16, scale: 0.1, unit: degC, role: cell_temperature}
+      - {name: module_temp, register: input, address: 100, type: int16, scale: 0.1, unit: degC, role: module_temperature, repeat: {count: 8, stride: 1}}
+      - {name: cell_v, register: input, address: 200, type: uint16, scale: 0.001, unit: V, role: cell_voltage, repeat: {count: 128, stride: 1}}
+      - {name: contactor_open, register: discrete, address: 0, type: bool, role: contactor_open}
+      - {name: aux, register: holding, address: 0, type: uint16, repeat: {count: 58, stride: 1}}
+devices:
+`)
+	for d := 0; d < devices; d++ {
+		fmt.Fprintf(&site, "  - {name: rack-%03d, connection: gw-%d, unit_id: %d, profile: bms-200, zone: z}\n", d+1, d%gateways+1, d/gateways+1)
+	}
+	site.WriteString("zones: [{name: z, cut_scope: [d]}]\ndomains: [{name: d, targets: [t]}]\n")
+	sitePath := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(sitePath, []byte(site.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Load(sitePath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-site", sitePath, "-scenario", "normal", "-speed", "1", "-listen", fmt.Sprintf("127.0.0.1:%d", base))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	for g := 0; g < gateways; g++ {
+		waitPort(b, base+g)
+	}
+
+	var mu sync.Mutex
+	last := map[string]time.Time{}
+	var jitter []time.Duration
+	samples, failed, measuring := 0, 0, false
+	observe := func(bt sample.Batch) {
+		mu.Lock()
+		defer mu.Unlock()
+		if prev, ok := last[bt.Device]; ok && measuring {
+			jitter = append(jitter, (bt.At.Sub(prev) - time.Second).Abs())
+			samples += len(bt.Samples)
+			if bt.Err != nil {
+				failed++
+			}
+		}
+		last[bt.Device] = bt.At
+	}
+	_, key, _ := ed25519.GenerateKey(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, daemon.Options{Config: cfg, Clock: clock.Real{}, Log: zap.NewNop(), Version: "bench", SigningKey: key, Observe: observe})
+	}()
+	time.Sleep(5 * time.Second) // warm-up: connections open, plans made, the engine's baselines set
+	b.ResetTimer()
+	mu.Lock()
+	measuring = true
+	mu.Unlock()
+	cpu0, t0 := selfCPU(b), time.Now()
+	time.Sleep(time.Duration(seconds) * time.Second)
+	cpu1, t1 := selfCPU(b), time.Now()
+	mu.Lock()
+	measuring = false
+	n, js, bad := samples, append([]time.Duration(nil), jitter...), failed
+	mu.Unlock()
+	b.StopTimer()
+	rss := procRSS(b, os.Getpid())
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	if bad > 0 {
+		b.Errorf("%d polls failed", bad)
+	}
+	sort.Slice(js, func(i, j int) bool { return js[i] < js[j] })
+	pct := func(q float64) float64 { return float64(js[int(q*float64(len(js)-1))]) / float64(time.Millisecond) }
+	b.ReportMetric(100*(cpu1-cpu0).Seconds()/t1.Sub(t0).Seconds(), "daemon-cpu-%")
+	b.ReportMetric(float64(rss)/(1<<20), "rss-MB")
+	b.ReportMetric(float64(n)/t1.Sub(t0).Seconds(), "samples/s")
+	b.ReportMetric(pct(0.5), "jitter-p50-ms")
+	b.ReportMetric(pct(0.99), "jitter-p99-ms")
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -47,6 +47,9 @@ type Options struct {
 	ShutdownGrace time.Duration
 	// Record, if set, receives every successful poll in DESIGN's trace format, for replay.
 	Record io.Writer
+	// Observe, if set, sees every batch in the engine loop (benchmarks measure poll timing with
+	// it); it must be quick and must not keep the batch.
+	Observe func(sample.Batch)
 }
 
 // NewBootID returns a random id for one run of the daemon.
@@ -160,7 +163,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	telemetry := make(chan wire.Message, telemetryQueue)
-	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log, ob: ob, operators: operators,
+	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log, ob: ob, operators: operators, observe: o.Observe,
 		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, telemetry: telemetry, sink: sink, online: map[string]bool{}}
 	startup := []wire.Message{enc.Status("online", o.Version, o.Clock.Now())}
 	if cfg.MQTT.HomeAssist.Enabled {
@@ -331,6 +334,7 @@ type engineLoop struct {
 	telemetry chan<- wire.Message
 	sink      *influx.Sink
 	record    *trace.Writer
+	observe   func(sample.Batch)
 	online    map[string]bool
 	dropped   int
 }
@@ -369,6 +373,9 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, comma
 			}
 			if err := tickUntil(b.At); err != nil {
 				return err
+			}
+			if l.observe != nil {
+				l.observe(b)
 			}
 			if err := l.availability(b); err != nil {
 				return err

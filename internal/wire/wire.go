@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/firebreak-dc/firebreak/alarms"
@@ -168,26 +169,64 @@ func (e *Encoder) Availability(device string, online bool, since time.Time, last
 }
 
 // Telemetry is P/dev/<device>/telemetry (QoS 0): values only where the quality is good, so that
-// no dashboard ever plots a sentinel or a NaN; the quality of every point is reported.
+// no dashboard ever plots a sentinel or a NaN; the quality of every point is reported. It is the
+// one message per poll, so it is written by hand, points in profile order, rather than through
+// encoding/json's reflection and sorted maps (a third of the daemon's CPU at 500 devices).
 func (e *Encoder) Telemetry(b sample.Batch) Message {
-	values := map[string]any{}
-	quality := map[string]string{}
+	env := e.env(b.At)
+	buf := make([]byte, 0, 64+48*len(b.Samples))
+	buf = append(buf, `{"ts":"`...)
+	buf = env.TS.AppendFormat(buf, time.RFC3339Nano)
+	buf = append(buf, `","instance":`...)
+	buf = appendJSONString(buf, env.Instance)
+	buf = append(buf, `,"boot_id":`...)
+	buf = appendJSONString(buf, env.BootID)
+	buf = append(buf, `,"seq":`...)
+	buf = strconv.AppendUint(buf, env.Seq, 10)
+	buf = append(buf, `,"values":{`...)
+	first := true
 	for _, s := range b.Samples {
-		quality[s.Point] = s.Quality.String()
-		if s.Quality != sample.Good {
+		if s.Quality != sample.Good || (s.Text == "" && (math.IsNaN(s.Value) || math.IsInf(s.Value, 0))) {
 			continue
 		}
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = appendJSONString(buf, s.Point)
+		buf = append(buf, ':')
 		if s.Text != "" {
-			values[s.Point] = s.Text
-		} else if !math.IsNaN(s.Value) && !math.IsInf(s.Value, 0) {
-			values[s.Point] = s.Value
+			buf = appendJSONString(buf, s.Text)
+		} else {
+			buf = strconv.AppendFloat(buf, s.Value, 'g', -1, 64)
 		}
 	}
-	return e.msg(e.Prefix+"/dev/"+b.Device+"/telemetry", 0, false, false, struct {
-		envelope
-		Values  map[string]any    `json:"values"`
-		Quality map[string]string `json:"quality"`
-	}{e.env(b.At), values, quality})
+	buf = append(buf, `},"quality":{`...)
+	for i, s := range b.Samples {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendJSONString(buf, s.Point)
+		buf = append(buf, ':', '"')
+		buf = append(buf, s.Quality.String()...)
+		buf = append(buf, '"')
+	}
+	buf = append(buf, "}}"...)
+	return Message{Topic: e.Prefix + "/dev/" + b.Device + "/telemetry", QoS: 0, Payload: buf}
+}
+
+// appendJSONString appends s as a JSON string: directly when it is plain printable ASCII (point
+// names are), through encoding/json otherwise.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(buf, q...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }
 
 // CommandResult is P/cmd/result/<instance>: what became of an operator command. Err is empty
