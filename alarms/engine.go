@@ -51,9 +51,9 @@ type Engine struct {
 	// zoneNames and rackNames are the keys above in order, kept so that restaging (per batch)
 	// does not sort hundreds of names every time.
 	zoneNames, rackNames []string
-	conds   map[string]*cond
-	alarms  map[string]*Alarm
-	held    map[string]bool // alarms shelved or suppressed by design: lifecycleTick watches them
+	conds                map[string]*cond
+	alarms               map[string]*Alarm
+	held                 map[string]bool // alarms shelved or suppressed by design: lifecycleTick watches them
 	// restored holds active alarms loaded from a snapshot, until fresh data confirms or clears them.
 	restored map[string]time.Time
 	live     bool
