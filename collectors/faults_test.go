@@ -10,9 +10,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/firebreak-dc/firebreak/collectors"
-	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 )
@@ -27,11 +27,7 @@ import (
 // interval), so after the first 1.5 s at most three gaps may stretch by one timeout.
 func TestOneFaultyDeviceDoesNotHoldUpTheOthers(t *testing.T) {
 	t.Parallel()
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	cfg, err := config.Parse(data, "demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := hiltest.DemoSite(t)
 	sc, _ := sim.LoadScenario("normal")
 	s, err := sim.New(cfg, sc, clock.Real{})
 	if err != nil {

@@ -10,9 +10,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/firebreak-dc/firebreak/collectors"
-	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 )
@@ -38,27 +38,13 @@ func (c *counting) Read(unit uint8, kind config.RegisterKind, start, count uint1
 // max_gap into the same request as bms_alarm at 300.
 func demoRack(t *testing.T) (*collectors.Device, *counting) {
 	t.Helper()
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	cfg, err := config.Parse(data, "demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := hiltest.DemoSite(t)
 	sc, _ := sim.LoadScenario("normal")
 	s, err := sim.New(cfg, sc, clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := s.Serve("gw-1", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ep, _ := config.ParseEndpoint("tcp://" + srv.Addr)
-	rd, err := collectors.NewReader(ep, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rd.Close() })
+	rd := hiltest.Serve(t, s, "gw-1")
 	dev, err := collectors.NewDevice(cfg, cfg.Devices[0])
 	if err != nil {
 		t.Fatal(err)
@@ -147,11 +133,7 @@ func TestBusyIsRetriedABoundedNumberOfTimes(t *testing.T) {
 // simulator holds, a unit the gateway cannot reach is an exception 11, not a hang.
 func TestRTUOverTCP(t *testing.T) {
 	t.Parallel()
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	cfg, err := config.Parse(data, "demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := hiltest.DemoSite(t)
 	sc, _ := sim.LoadScenario("normal")
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s, err := sim.New(cfg, sc, clock.NewManual(at))

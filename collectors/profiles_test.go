@@ -9,6 +9,7 @@ import (
 	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 )
@@ -46,17 +47,7 @@ devices:
 		t.Fatal(err)
 	}
 	s.Advance(time.Minute)
-	srv, err := s.Serve("gw", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ep, _ := config.ParseEndpoint("tcp://" + srv.Addr)
-	rd, err := collectors.NewReader(ep, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	rd := hiltest.Serve(t, s, "gw")
 	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(at), Log: zap.NewNop()}
 	for _, d := range cfg.Devices {
 		dev, err := collectors.NewDevice(cfg, d)

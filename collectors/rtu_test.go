@@ -11,9 +11,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/firebreak-dc/firebreak/collectors"
-	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 )
@@ -51,11 +51,7 @@ func pty(t *testing.T) (*os.File, string) {
 func TestRTUSerial(t *testing.T) {
 	t.Parallel()
 	master, slave := pty(t)
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	cfg, err := config.Parse(data, "demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := hiltest.DemoSite(t)
 	sc, _ := sim.LoadScenario("normal")
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s, err := sim.New(cfg, sc, clock.NewManual(at))

@@ -12,6 +12,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
@@ -182,4 +183,36 @@ func WaitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling a condition
 	}
+}
+
+// DemoSite is the demo site's config (configs/sites/demo.yaml), parsed.
+func DemoSite(t testing.TB) *config.Config {
+	t.Helper()
+	data, err := configs.FS.ReadFile("sites/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(data, "demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// Serve serves one connection of s over Modbus TCP and returns a reader on it; both close when
+// the test ends.
+func Serve(t testing.TB, s *sim.Simulator, conn string) collectors.Reader {
+	t.Helper()
+	srv, err := s.Serve(conn, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ep, _ := config.ParseEndpoint("tcp://" + srv.Addr)
+	rd, err := collectors.NewReader(ep, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close() })
+	return rd
 }

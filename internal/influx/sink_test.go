@@ -15,6 +15,7 @@ import (
 	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/influx"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sim"
@@ -149,28 +150,13 @@ func TestReadBackFromInfluxDB18(t *testing.T) {
 // demoRoom serves the demo site's normal scenario over real Modbus TCP and returns a reader on it.
 func demoRoom(t *testing.T) (*sim.Simulator, collectors.Reader, *config.Config) {
 	t.Helper()
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	cfg, err := config.Parse(data, "demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := hiltest.DemoSite(t)
 	sc, _ := sim.LoadScenario("normal")
 	s, err := sim.New(cfg, sc, clock.NewManual(t0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := s.Serve("gw-1", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ep, _ := config.ParseEndpoint("tcp://" + srv.Addr)
-	rd, err := collectors.NewReader(ep, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rd.Close() })
-	return s, rd, cfg
+	return s, hiltest.Serve(t, s, "gw-1"), cfg
 }
 
 // TestGrafanaDashboardQueriesRun writes a poll of every demo device through the sink to a real

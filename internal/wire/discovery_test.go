@@ -8,23 +8,15 @@ import (
 	"time"
 
 	"github.com/firebreak-dc/firebreak/alarms"
-	"github.com/firebreak-dc/firebreak/configs"
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
 func TestHomeAssistantDiscovery(t *testing.T) {
 	t.Parallel()
-	data, err := configs.FS.ReadFile("sites/demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(data, "demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := hiltest.DemoSite(t)
 	enc := wire.NewEncoder("firebreak", cfg.Site, cfg.Instance, "boot")
 	msgs := wire.Discovery("homeassistant", enc, cfg.Devices, cfg.Points)
 
