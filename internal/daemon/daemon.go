@@ -164,6 +164,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	telemetry := make(chan wire.Message, telemetryQueue)
 	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log, ob: ob, operators: operators, observe: o.Observe,
+		stale:     newStaleTracker(cfg, o.Clock.Now()),
 		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, telemetry: telemetry, sink: sink, online: map[string]bool{}}
 	startup := []wire.Message{enc.Status("online", o.Version, o.Clock.Now())}
 	if cfg.MQTT.HomeAssist.Enabled {
@@ -335,6 +336,7 @@ type engineLoop struct {
 	sink      *influx.Sink
 	record    *trace.Writer
 	observe   func(sample.Batch)
+	stale     *staleTracker
 	online    map[string]bool
 	dropped   int
 }
@@ -357,6 +359,9 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, comma
 			if err != nil {
 				return err
 			}
+			for _, sb := range l.stale.due(next) {
+				l.telemeter(sb)
+			}
 			next = next.Add(time.Second)
 		}
 		return nil
@@ -377,6 +382,7 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, comma
 			if l.observe != nil {
 				l.observe(b)
 			}
+			l.stale.seen(b)
 			if err := l.availability(b); err != nil {
 				return err
 			}
@@ -393,14 +399,7 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, comma
 			if err != nil {
 				return err
 			}
-			if l.sink != nil {
-				l.sink.Offer(b)
-			}
-			select {
-			case l.telemetry <- l.enc.Telemetry(b):
-			default:
-				l.dropped++
-			}
+			l.telemeter(b)
 			rearm()
 		case c := <-commands:
 			if err := l.command(c); err != nil {
@@ -412,6 +411,19 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, comma
 			}
 			rearm()
 		}
+	}
+}
+
+// telemeter sends a batch to InfluxDB and as MQTT telemetry, dropping (and counting) rather than
+// waiting when either is behind.
+func (l *engineLoop) telemeter(b sample.Batch) {
+	if l.sink != nil {
+		l.sink.Offer(b)
+	}
+	select {
+	case l.telemetry <- l.enc.Telemetry(b):
+	default:
+		l.dropped++
 	}
 }
 
