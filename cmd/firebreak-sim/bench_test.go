@@ -53,23 +53,7 @@ func BenchmarkServe500Devices(b *testing.B) {
 		fmt.Fprintf(&site, "  - {name: rack-%03d, connection: gw-%d, unit_id: %d, profile: li-ion-rack, zone: z}\n", d+1, d%gateways+1, d/gateways+1)
 	}
 	site.WriteString("zones: [{name: z, cut_scope: [d]}]\ndomains: [{name: d, targets: [t]}]\n")
-	sitePath := filepath.Join(dir, "site.yaml")
-	if err := os.WriteFile(sitePath, []byte(site.String()), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Load(sitePath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-site", sitePath, "-scenario", "normal", "-speed", "1", "-listen", fmt.Sprintf("127.0.0.1:%d", base))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	for g := 0; g < gateways; g++ {
-		waitPort(b, base+g)
-	}
+	cfg, simPID := serveSite(b, bin, dir, site.String(), base, gateways)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -107,10 +91,10 @@ func BenchmarkServe500Devices(b *testing.B) {
 	}()
 	time.Sleep(3 * time.Second) // warm-up: connections open, the model settles
 	b.ResetTimer()
-	cpu0, t0 := procCPU(b, cmd.Process.Pid), time.Now()
+	cpu0, t0 := procCPU(b, simPID), time.Now()
 	n0 := batches
 	time.Sleep(time.Duration(seconds) * time.Second)
-	cpu1, t1 := procCPU(b, cmd.Process.Pid), time.Now()
+	cpu1, t1 := procCPU(b, simPID), time.Now()
 	n1 := batches
 	b.StopTimer()
 	cancel()
@@ -122,8 +106,33 @@ func BenchmarkServe500Devices(b *testing.B) {
 	}
 	pct := 100 * (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds()
 	b.ReportMetric(pct, "sim-cpu-%")
-	b.ReportMetric(float64(procRSS(b, cmd.Process.Pid))/(1<<20), "sim-rss-MB")
+	b.ReportMetric(float64(procRSS(b, simPID))/(1<<20), "sim-rss-MB")
 	b.ReportMetric(float64(n1-n0)/t1.Sub(t0).Seconds(), "device-polls/s")
+}
+
+// serveSite writes the site config to dir, starts firebreak-sim (bin) serving it at base (one
+// port per gateway), waits until every port answers, and returns the parsed config and the
+// simulator's pid; the process is killed when the benchmark ends.
+func serveSite(b *testing.B, bin, dir, site string, base, gateways int) (*config.Config, int) {
+	b.Helper()
+	sitePath := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(sitePath, []byte(site), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Load(sitePath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-site", sitePath, "-scenario", "normal", "-speed", "1", "-listen", fmt.Sprintf("127.0.0.1:%d", base))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for g := 0; g < gateways; g++ {
+		waitPort(b, base+g)
+	}
+	return cfg, cmd.Process.Pid
 }
 
 // freeRun finds n consecutive free loopback ports.
@@ -234,23 +243,7 @@ devices:
 		fmt.Fprintf(&site, "  - {name: rack-%03d, connection: gw-%d, unit_id: %d, profile: bms-200, zone: z}\n", d+1, d%gateways+1, d/gateways+1)
 	}
 	site.WriteString("zones: [{name: z, cut_scope: [d]}]\ndomains: [{name: d, targets: [t]}]\n")
-	sitePath := filepath.Join(dir, "site.yaml")
-	if err := os.WriteFile(sitePath, []byte(site.String()), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Load(sitePath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-site", sitePath, "-scenario", "normal", "-speed", "1", "-listen", fmt.Sprintf("127.0.0.1:%d", base))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	for g := 0; g < gateways; g++ {
-		waitPort(b, base+g)
-	}
+	cfg, _ := serveSite(b, bin, dir, site.String(), base, gateways)
 
 	var mu sync.Mutex
 	last := map[string]time.Time{}
