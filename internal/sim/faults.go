@@ -42,9 +42,13 @@ type FaultProxy struct {
 
 // NewFaultProxy listens on a free loopback port and forwards to upstream.
 func NewFaultProxy(upstream string) (*FaultProxy, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return newFaultProxyOn("127.0.0.1:0", upstream)
+}
+
+func newFaultProxyOn(listen, upstream string) (*FaultProxy, error) {
+	l, err := net.Listen("tcp", listen)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fault proxy on %s: %w", listen, err)
 	}
 	p := &FaultProxy{l: l, upstream: upstream, faults: map[byte]Fault{}, conns: map[net.Conn]bool{}, Addr: l.Addr().String()}
 	p.wg.Add(1)

@@ -55,6 +55,10 @@ type HIL struct {
 // duration: a spike when short), sensor_raw (device, point, raw, duration: a sentinel such as
 // 0xFFFF), sensor_flap (device, point, low, high, period, duration). A zero duration lasts to the
 // end of the scenario.
+// Link faults, frame by frame on the Modbus TCP link (a FaultProxy in front of the listener):
+// link_drop (the connection is closed instead of an answer), link_late (delay: the answer comes
+// that much later), link_exception (code: exception instead of an answer), link_short (a frame two
+// bytes short), link_garbled (another transaction id); each with device and duration.
 type Event struct {
 	At       time.Duration `yaml:"at"`
 	Kind     string        `yaml:"kind"`
@@ -74,6 +78,8 @@ type Event struct {
 	Low          float64       `yaml:"low"`
 	High         float64       `yaml:"high"`
 	Period       time.Duration `yaml:"period"`
+	Delay        time.Duration `yaml:"delay"` // link_late
+	Code         int           `yaml:"code"`  // link_exception
 }
 
 // end is when an event with a duration stops (the scenario's end for none).
@@ -200,8 +206,18 @@ func (s *Scenario) validate() error {
 				bad("load_pct", "must be 0..150, got %g", e.LoadPct)
 			}
 		case "hvac_fail":
-		case "bms_silent":
+		case "bms_silent", "link_drop", "link_short", "link_garbled":
 			needDevice()
+		case "link_late":
+			needDevice()
+			if e.Delay <= 0 {
+				bad("delay", "must be a positive duration, got %s", e.Delay)
+			}
+		case "link_exception":
+			needDevice()
+			if e.Code < 1 || e.Code > 255 {
+				bad("code", "must be a Modbus exception code 1..255, got %d", e.Code)
+			}
 		case "sensor_stuck", "sensor_value", "sensor_raw":
 			needPoint()
 		case "sensor_flap":
@@ -213,7 +229,7 @@ func (s *Scenario) validate() error {
 				bad("high", "must be above low (%g), got %g", e.Low, e.High)
 			}
 		default:
-			bad("kind", "must be one of internal_short, arc_fire, utility_fail, hvac_fail, bms_silent, sensor_stuck, sensor_value, sensor_raw, sensor_flap; got %q", e.Kind)
+			bad("kind", "must be one of internal_short, arc_fire, utility_fail, hvac_fail, bms_silent, sensor_stuck, sensor_value, sensor_raw, sensor_flap, link_drop, link_late, link_exception, link_short, link_garbled; got %q", e.Kind)
 		}
 		if e.At < 0 || e.At > s.Duration {
 			bad("at", "must lie within the scenario's duration, got %s", e.At)

@@ -37,6 +37,7 @@ type simDevice struct {
 	bits   map[config.RegisterKind][]bool
 	faults []Event            // the scenario's instrument faults on this device
 	silent bool               // a bms_silent fault holds: the gateway answers exception 11
+	link   Fault              // a link_* fault holds: the connection's FaultProxy applies it
 	frozen map[string]float64 // values held by sensor_stuck
 }
 
@@ -46,7 +47,24 @@ func ioFault(kind string) bool {
 	case "bms_silent", "sensor_stuck", "sensor_value", "sensor_raw", "sensor_flap":
 		return true
 	}
-	return false
+	return linkFault(kind) != FaultNone
+}
+
+// linkFault is the FaultProxy fault a link_* event kind asks for (FaultNone for any other kind).
+func linkFault(kind string) FaultKind {
+	switch kind {
+	case "link_drop":
+		return FaultDrop
+	case "link_late":
+		return FaultLate
+	case "link_exception":
+		return FaultException
+	case "link_short":
+		return FaultShort
+	case "link_garbled":
+		return FaultGarbled
+	}
+	return FaultNone
 }
 
 // Simulator runs a Room on a clock and serves it over Modbus TCP, one listener per connection
@@ -58,6 +76,7 @@ type Simulator struct {
 	mu      sync.RWMutex // guards room and every device image
 	room    *Room
 	byConn  map[string]map[uint8]*simDevice
+	proxies map[string]*FaultProxy // connection → its fault proxy, where the scenario has link faults
 	devices []*simDevice
 	done    chan struct{}
 }
@@ -72,7 +91,7 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Simulator{clk: clk, start: clk.Now(), sc: sc, byConn: map[string]map[uint8]*simDevice{}, done: make(chan struct{})}
+	s := &Simulator{clk: clk, start: clk.Now(), sc: sc, byConn: map[string]map[uint8]*simDevice{}, proxies: map[string]*FaultProxy{}, done: make(chan struct{})}
 	var racks []string
 	for _, d := range cfg.Devices {
 		prof := cfg.Points(d)
@@ -214,7 +233,7 @@ func (s *Simulator) Truth() []GroundTruth {
 func (s *Simulator) refresh() {
 	el := s.room.Elapsed()
 	for _, d := range s.devices {
-		d.silent = false
+		d.silent, d.link = false, Fault{}
 		active := map[string]Event{}
 		for _, f := range d.faults {
 			if el < f.At || el >= f.end(s.sc.Duration) {
@@ -225,6 +244,10 @@ func (s *Simulator) refresh() {
 			}
 			if f.Kind == "bms_silent" {
 				d.silent = true
+				continue
+			}
+			if k := linkFault(f.Kind); k != FaultNone {
+				d.link = Fault{Kind: k, Delay: f.Delay, Code: byte(f.Code)}
 				continue
 			}
 			active[f.Point] = f
@@ -277,6 +300,12 @@ func (s *Simulator) refresh() {
 			for w := 0; w < int(p.Words); w++ {
 				img[int(p.Address)+w] = uint16(b[2*w])<<8 | uint16(b[2*w+1])
 			}
+		}
+	}
+	// The link faults take effect on each connection's proxy (none without link faults).
+	for conn, p := range s.proxies {
+		for unit, d := range s.byConn[conn] {
+			p.Set(unit, d.link)
 		}
 	}
 }
@@ -423,10 +452,12 @@ func (r *Room) upsRuntimeS() float64 {
 	return energyJ / (r.upsLoadPct / 100 * r.rm.UPSRatedKW * 1000)
 }
 
-// Server is one Modbus TCP listener of the simulator.
+// Server is one Modbus TCP listener of the simulator (behind a FaultProxy when the scenario has
+// link faults for its devices).
 type Server struct {
-	srv  *modbus.ModbusServer
-	Addr string
+	srv   *modbus.ModbusServer
+	proxy *FaultProxy
+	Addr  string
 }
 
 // Serve starts a Modbus TCP listener for the devices of one connection. listen may use port 0
@@ -437,6 +468,16 @@ func (s *Simulator) Serve(conn, listen string) (*Server, error) {
 		return nil, fmt.Errorf("connection %q has no devices to serve", conn)
 	}
 	h := &handler{s: s, units: units}
+	linkFaults := false
+	for _, d := range units {
+		for _, f := range d.faults {
+			linkFaults = linkFaults || linkFault(f.Kind) != FaultNone
+		}
+	}
+	front := listen
+	if linkFaults {
+		listen = "127.0.0.1:0" // the server hides behind the proxy, which takes the address asked for
+	}
 	var lastErr error
 	for attempt := 0; attempt < 10; attempt++ {
 		addr, err := pickAddr(listen)
@@ -454,13 +495,29 @@ func (s *Simulator) Serve(conn, listen string) (*Server, error) {
 			}
 			continue // the free port was taken between pick and bind: pick again
 		}
-		return &Server{srv: srv, Addr: addr}, nil
+		if !linkFaults {
+			return &Server{srv: srv, Addr: addr}, nil
+		}
+		p, err := newFaultProxyOn(front, addr)
+		if err != nil {
+			srv.Stop()
+			return nil, err
+		}
+		s.mu.Lock()
+		s.proxies[conn] = p
+		s.mu.Unlock()
+		return &Server{srv: srv, proxy: p, Addr: p.Addr}, nil
 	}
 	return nil, fmt.Errorf("modbus server on %s: %w", listen, lastErr)
 }
 
 // Close stops the listener and drops its clients.
-func (sv *Server) Close() error { return sv.srv.Stop() }
+func (sv *Server) Close() error {
+	if sv.proxy != nil {
+		sv.proxy.Close()
+	}
+	return sv.srv.Stop()
+}
 
 func hostPort(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
