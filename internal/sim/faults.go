@@ -31,12 +31,10 @@ type Fault struct {
 // FaultProxy stands between Modbus TCP clients and a simulator listener and makes chosen units
 // misbehave the way real gateways and devices do, frame by frame, while the others pass untouched.
 type FaultProxy struct {
-	l        net.Listener
+	ln       *listener
 	upstream string
 	mu       sync.Mutex
 	faults   map[byte]Fault
-	wg       sync.WaitGroup
-	conns    map[net.Conn]bool
 	Addr     string
 }
 
@@ -45,14 +43,13 @@ func NewFaultProxy(upstream string) (*FaultProxy, error) {
 	return newFaultProxyOn("127.0.0.1:0", upstream)
 }
 
-func newFaultProxyOn(listen, upstream string) (*FaultProxy, error) {
-	l, err := net.Listen("tcp", listen)
+func newFaultProxyOn(addr, upstream string) (*FaultProxy, error) {
+	p := &FaultProxy{upstream: upstream, faults: map[byte]Fault{}}
+	ln, err := listen(addr, func(c net.Conn) { _ = p.relay(c) })
 	if err != nil {
-		return nil, fmt.Errorf("fault proxy on %s: %w", listen, err)
+		return nil, fmt.Errorf("fault proxy on %s: %w", addr, err)
 	}
-	p := &FaultProxy{l: l, upstream: upstream, faults: map[byte]Fault{}, conns: map[net.Conn]bool{}, Addr: l.Addr().String()}
-	p.wg.Add(1)
-	go p.accept()
+	p.ln, p.Addr = ln, ln.Addr()
 	return p, nil
 }
 
@@ -64,44 +61,7 @@ func (p *FaultProxy) Set(unit byte, f Fault) {
 }
 
 // Close stops the proxy and its connections and waits for them.
-func (p *FaultProxy) Close() error {
-	err := p.l.Close()
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-	return err
-}
-
-func (p *FaultProxy) track(c net.Conn, on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on {
-		p.conns[c] = true
-	} else {
-		delete(p.conns, c)
-	}
-}
-
-func (p *FaultProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		p.track(c, true)
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			defer p.track(c, false)
-			defer c.Close()
-			_ = p.relay(c)
-		}()
-	}
-}
+func (p *FaultProxy) Close() error { return p.ln.Close() }
 
 // readFrame reads one MBAP frame.
 func readFrame(r io.Reader) ([]byte, error) {
@@ -127,8 +87,8 @@ func (p *FaultProxy) relay(c net.Conn) error {
 	if err != nil {
 		return err
 	}
-	p.track(up, true)
-	defer p.track(up, false)
+	p.ln.track(up, true)
+	defer p.ln.track(up, false)
 	defer up.Close()
 	for {
 		req, err := readFrame(c)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/simonvetter/modbus"
@@ -19,65 +18,30 @@ import (
 // time per client. simonvetter's server speaks only Modbus TCP, so the framing here is our own;
 // the client side (goburrow's RTU packager) is not, so the two still check each other.
 type RTUServer struct {
-	l    net.Listener
+	ln   *listener
 	h    *handler
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	open map[net.Conn]bool
 	Addr string
 }
 
 // ServeRTUOverTCP starts an RTU-over-TCP listener for the devices of one connection.
-func (s *Simulator) ServeRTUOverTCP(conn, listen string) (*RTUServer, error) {
+func (s *Simulator) ServeRTUOverTCP(conn, addr string) (*RTUServer, error) {
 	units := s.byConn[conn]
 	if units == nil {
 		return nil, fmt.Errorf("connection %q has no devices to serve", conn)
 	}
-	l, err := net.Listen("tcp", listen)
+	sv := &RTUServer{h: &handler{s: s, units: units}}
+	ln, err := listen(addr, func(c net.Conn) {
+		_ = sv.serve(c) // one client's stream ending is not the server's error
+	})
 	if err != nil {
 		return nil, fmt.Errorf("rtu over tcp server: %w", err)
 	}
-	sv := &RTUServer{l: l, h: &handler{s: s, units: units}, open: map[net.Conn]bool{}, Addr: l.Addr().String()}
-	sv.wg.Add(1)
-	go sv.accept()
+	sv.ln, sv.Addr = ln, ln.Addr()
 	return sv, nil
 }
 
 // Close stops the listener, drops its clients and waits for their goroutines.
-func (sv *RTUServer) Close() error {
-	err := sv.l.Close()
-	sv.mu.Lock()
-	for c := range sv.open {
-		c.Close()
-	}
-	sv.mu.Unlock()
-	sv.wg.Wait()
-	return err
-}
-
-func (sv *RTUServer) accept() {
-	defer sv.wg.Done()
-	for {
-		c, err := sv.l.Accept()
-		if err != nil {
-			return
-		}
-		sv.mu.Lock()
-		sv.open[c] = true
-		sv.mu.Unlock()
-		sv.wg.Add(1)
-		go func() {
-			defer sv.wg.Done()
-			defer func() {
-				sv.mu.Lock()
-				delete(sv.open, c)
-				sv.mu.Unlock()
-				c.Close()
-			}()
-			_ = sv.serve(c) // one client's stream ending is not the server's error
-		}()
-	}
-}
+func (sv *RTUServer) Close() error { return sv.ln.Close() }
 
 // Stream is what RTU frames travel on: a TCP connection, or the simulator's end of a serial line
 // (a pty master in the tests).

@@ -1,0 +1,68 @@
+package sim
+
+import (
+	"net"
+	"sync"
+)
+
+// listener accepts TCP connections and serves each in a goroutine it owns. Close stops accepting,
+// closes every open connection (also ones a handler registered with track, such as a proxy's
+// upstream) and waits for the handlers.
+type listener struct {
+	l    net.Listener
+	mu   sync.Mutex
+	open map[net.Conn]bool
+	wg   sync.WaitGroup
+}
+
+func listen(addr string, serve func(net.Conn)) (*listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	ln := &listener{l: l, open: map[net.Conn]bool{}}
+	ln.wg.Add(1)
+	go func() {
+		defer ln.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			ln.track(c, true)
+			ln.wg.Add(1)
+			go func() {
+				defer ln.wg.Done()
+				defer ln.track(c, false)
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return ln, nil
+}
+
+// Addr is the address listened on.
+func (ln *listener) Addr() string { return ln.l.Addr().String() }
+
+// track registers (on) or forgets a connection that Close must close.
+func (ln *listener) track(c net.Conn, on bool) {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if on {
+		ln.open[c] = true
+	} else {
+		delete(ln.open, c)
+	}
+}
+
+func (ln *listener) Close() error {
+	err := ln.l.Close()
+	ln.mu.Lock()
+	for c := range ln.open {
+		c.Close()
+	}
+	ln.mu.Unlock()
+	ln.wg.Wait()
+	return err
+}
