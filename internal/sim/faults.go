@@ -44,12 +44,12 @@ func NewFaultProxy(upstream string) (*FaultProxy, error) {
 }
 
 func newFaultProxyOn(addr, upstream string) (*FaultProxy, error) {
-	p := &FaultProxy{upstream: upstream, faults: map[byte]Fault{}}
-	ln, err := listen(addr, func(c net.Conn) { _ = p.relay(c) })
+	ln, err := listen(addr)
 	if err != nil {
 		return nil, fmt.Errorf("fault proxy on %s: %w", addr, err)
 	}
-	p.ln, p.Addr = ln, ln.Addr()
+	p := &FaultProxy{ln: ln, upstream: upstream, faults: map[byte]Fault{}, Addr: ln.Addr()}
+	ln.start(func(c net.Conn) { _ = p.relay(c) })
 	return p, nil
 }
 

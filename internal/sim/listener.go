@@ -15,12 +15,18 @@ type listener struct {
 	wg   sync.WaitGroup
 }
 
-func listen(addr string, serve func(net.Conn)) (*listener, error) {
+// listen binds addr; nothing is accepted until start, so the owner can finish setting itself up.
+func listen(addr string) (*listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	ln := &listener{l: l, open: map[net.Conn]bool{}}
+	return &listener{l: l, open: map[net.Conn]bool{}}, nil
+}
+
+// start accepts connections, each served by serve in a goroutine of its own.
+func (ln *listener) start(serve func(net.Conn)) {
+	l := ln.l
 	ln.wg.Add(1)
 	go func() {
 		defer ln.wg.Done()
@@ -39,7 +45,6 @@ func listen(addr string, serve func(net.Conn)) (*listener, error) {
 			}()
 		}
 	}()
-	return ln, nil
 }
 
 // Addr is the address listened on.

@@ -29,14 +29,14 @@ func (s *Simulator) ServeRTUOverTCP(conn, addr string) (*RTUServer, error) {
 	if units == nil {
 		return nil, fmt.Errorf("connection %q has no devices to serve", conn)
 	}
-	sv := &RTUServer{h: &handler{s: s, units: units}}
-	ln, err := listen(addr, func(c net.Conn) {
-		_ = sv.serve(c) // one client's stream ending is not the server's error
-	})
+	ln, err := listen(addr)
 	if err != nil {
 		return nil, fmt.Errorf("rtu over tcp server: %w", err)
 	}
-	sv.ln, sv.Addr = ln, ln.Addr()
+	sv := &RTUServer{ln: ln, h: &handler{s: s, units: units}, Addr: ln.Addr()}
+	ln.start(func(c net.Conn) {
+		_ = sv.serve(c) // one client's stream ending is not the server's error
+	})
 	return sv, nil
 }
 
