@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/firebreak-dc/firebreak/collectors"
-	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 )
 
 // telegrafRequests counts the read requests Telegraf's modbus input makes for points, per
@@ -58,11 +58,7 @@ func telegrafRequests(points []config.Point, mode string, maxExtra int) int {
 // that ours is never worse than max_insert. docs/PERFORMANCE.md records the table.
 func TestPlannerBesideTelegraf(t *testing.T) {
 	t.Parallel()
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	cfg, err := config.Parse(data, "demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := hiltest.DemoSite(t)
 	var rows []string
 	for _, name := range cfg.ProfileNames() {
 		prof := cfg.Points(config.Device{Profile: name})

@@ -4,18 +4,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/firebreak-dc/firebreak/configs"
-	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
 func TestStaleAfterThreeIntervals(t *testing.T) {
 	t.Parallel()
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	cfg, err := config.Parse(data, "demo.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := hiltest.DemoSite(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	st := newStaleTracker(cfg, t0)
 	for _, d := range cfg.Devices {
