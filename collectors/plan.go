@@ -119,3 +119,29 @@ func WritePlan(w io.Writer, device string, points []config.Point, reqs []Request
 		fmt.Fprintf(w, "  read %-8s %5d..%-5d (%3d)  %d points\n", r.Kind, r.Start, int(r.Start)+int(r.Count)-1, r.Count, len(r.Points))
 	}
 }
+
+// WriteDevicePlan prints a configured device's plan; a SunSpec device's addresses are only
+// known once its model chain has been read, so `firebreak check` says what it will look for.
+func WriteDevicePlan(w io.Writer, d *Device) {
+	if ok, chain := d.SunSpec(); ok && chain == nil {
+		where := "at 40000, 0 or 50000"
+		if d.ss.base >= 0 {
+			where = fmt.Sprintf("at %d", d.ss.base)
+		}
+		models := map[uint16]bool{}
+		for _, p := range d.ss.declared {
+			if p.SunSpec != nil {
+				models[p.SunSpec.Ref.Model] = true
+			}
+		}
+		ids := make([]int, 0, len(models))
+		for id := range models {
+			ids = append(ids, int(id))
+		}
+		sort.Ints(ids)
+		fmt.Fprintf(w, "%s: %d points, SunSpec models %v: addresses found on the device at run time (marker 'SunS' %s)\n",
+			d.Name, len(d.ss.declared), ids, where)
+		return
+	}
+	WritePlan(w, d.Name, d.Points, d.Requests)
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/sunspec"
 )
 
 // Device is a device with its poll plan.
@@ -33,6 +34,42 @@ type Device struct {
 	timeouts  int
 	restUntil time.Time
 	lastErr   error
+
+	ss *sunspecDevice // nil unless the profile names SunSpec points
+}
+
+// replan plans the device's points, leaving out those learned illegal and those its SunSpec
+// chain does not have.
+func (d *Device) replan() {
+	skip := d.illegal
+	if d.ss != nil {
+		skip = map[int]bool{}
+		for i := range d.illegal {
+			skip[i] = true
+		}
+		for i := range d.ss.absent {
+			skip[i] = true
+		}
+	}
+	d.Requests = PlanWithout(d.Points, d.Limits, skip)
+}
+
+// Declared is the device's points as its samples name them (without the scale-factor registers
+// a SunSpec device also reads).
+func (d *Device) Declared() []config.Point {
+	if d.ss != nil {
+		return d.ss.declared
+	}
+	return d.Points
+}
+
+// SunSpec says whether the device's addresses come from SunSpec discovery, and the chain found
+// (nil before discovery).
+func (d *Device) SunSpec() (bool, *sunspec.Chain) {
+	if d.ss == nil {
+		return false, nil
+	}
+	return true, d.ss.chain
 }
 
 // Learning: a refused range is split once to find the points at fault; what is learned is
@@ -65,14 +102,19 @@ func NewDevice(cfg *config.Config, d config.Device) (*Device, error) {
 	if !ok {
 		return nil, fmt.Errorf("device %s: unknown connection %q", d.Name, d.Connection)
 	}
-	return &Device{
+	dev := &Device{
 		Name:     d.Name,
 		UnitID:   uint8(d.UnitID),
 		Interval: d.Interval,
 		Points:   prof.Points,
-		Requests: Plan(prof.Points, Limits{MaxRegisters: conn.MaxRegistersPerRequest, MaxGap: conn.MaxGap}),
 		Limits:   Limits{MaxRegisters: conn.MaxRegistersPerRequest, MaxGap: conn.MaxGap},
-	}, nil
+	}
+	if prof.HasSunSpec() {
+		dev.ss = newSunSpecDevice(prof) // planned once its chain is found
+	} else {
+		dev.replan()
+	}
+	return dev, nil
 }
 
 // Poller is the one owner goroutine of one connection: it alone uses the Reader, so at most one
@@ -165,25 +207,43 @@ func (p *Poller) rest(d *Device, b sample.Batch) {
 // resting is the batch of a device that is not asked this time: every sample CommLost, and the
 // error saying why.
 func (p *Poller) resting(d *Device, at time.Time) sample.Batch {
-	b := sample.Batch{Device: d.Name, At: at, Samples: make([]sample.Sample, len(d.Points)),
+	pts := d.Declared()
+	b := sample.Batch{Device: d.Name, At: at, Samples: make([]sample.Sample, len(pts)),
 		Err: fmt.Errorf("device %s unit %d: not asked until %s after %d timeouts in a row (last: %w)",
 			d.Name, d.UnitID, d.restUntil.Format(time.RFC3339Nano), d.timeouts, d.lastErr)}
-	for i, pt := range d.Points {
+	for i, pt := range pts {
 		b.Samples[i] = sample.Sample{Device: d.Name, Point: pt.Name, Role: pt.Role, Quality: sample.CommLost, At: at}
 	}
 	return b
 }
 
-// Poll reads one device once and returns its batch.
+// Poll reads one device once and returns its batch: one sample per declared point.
 func (p *Poller) Poll(d *Device) sample.Batch {
+	if d.ss == nil {
+		return p.poll(d, p.Clock.Now())
+	}
 	at := p.Clock.Now()
+	if d.ss.chain == nil {
+		if err := p.discover(d); err != nil {
+			return d.ss.unplaced(d, at, err)
+		}
+	}
+	b := p.poll(d, at)
+	d.ss.finish(&b)
+	if b.Err != nil {
+		d.ss.chain = nil // found again when the device answers: it may come back with a new layout
+	}
+	return b
+}
+
+func (p *Poller) poll(d *Device, at time.Time) sample.Batch {
 	b := sample.Batch{Device: d.Name, At: at, Samples: make([]sample.Sample, len(d.Points))}
 	for i, pt := range d.Points {
 		b.Samples[i] = sample.Sample{Device: d.Name, Point: pt.Name, Role: pt.Role, Quality: sample.CommLost, At: at}
 	}
 	if len(d.illegal) > 0 && at.Sub(d.learnedAt) >= relearnAfter {
 		d.illegal = nil
-		d.Requests = PlanWithout(d.Points, d.Limits, nil)
+		d.replan()
 	}
 	for i := range d.illegal {
 		b.Samples[i].Quality = sample.Invalid
@@ -232,7 +292,7 @@ func (p *Poller) Poll(d *Device) sample.Batch {
 	}
 	if learned {
 		d.learnedAt = at
-		d.Requests = PlanWithout(d.Points, d.Limits, d.illegal)
+		d.replan()
 		var names []string
 		for _, i := range d.Illegal() {
 			names = append(names, d.Points[i].Name)

@@ -33,11 +33,12 @@ devices:
   - {name: gas-1, connection: gw, unit_id: 20, profile: gas-4-20ma, zone: z}
   - {name: gas-2, connection: gw, unit_id: 21, profile: gas-detector, zone: z}
   - {name: panel-1, connection: gw, unit_id: 30, profile: fire-panel, zone: z}
+  - {name: rack-03, connection: gw, unit_id: 3, profile: sunspec-li-ion, zone: z}
 `), "profiles.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(cfg.ProfileNames()), 7; got != want {
+	if got, want := len(cfg.ProfileNames()), 8; got != want {
 		t.Errorf("%d built-in profiles %v, this test covers %d: add the new one here", got, cfg.ProfileNames(), want)
 	}
 	sc, _ := sim.LoadScenario("normal")

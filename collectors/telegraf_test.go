@@ -9,6 +9,7 @@ import (
 	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
+	"github.com/firebreak-dc/firebreak/internal/sunspec"
 )
 
 // telegrafRequests counts the read requests Telegraf's modbus input makes for points, per
@@ -62,11 +63,25 @@ func TestPlannerBesideTelegraf(t *testing.T) {
 	var rows []string
 	for _, name := range cfg.ProfileNames() {
 		prof := cfg.Points(config.Device{Profile: name})
+		points := prof.Points
+		if prof.HasSunSpec() {
+			// Placed as on a device holding exactly what the profile names; Telegraf would need
+			// the same addresses, scale-factor registers included, written out by hand.
+			var refs []sunspec.Ref
+			for _, p := range points {
+				refs = append(refs, p.SunSpec.Ref)
+			}
+			chain, err := sunspec.Build(40000, sunspec.ShapeOf(refs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			points, _, _ = collectors.PlaceSunSpec(points, &chain)
+		}
 		for _, gap := range []int{0, 16} {
-			reqs := collectors.Plan(prof.Points, collectors.Limits{MaxRegisters: 125, MaxGap: gap})
-			st := collectors.Stats(prof.Points, reqs)
-			none, ins := telegrafRequests(prof.Points, "none", gap), telegrafRequests(prof.Points, "max_insert", gap)
-			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d (%d registers, %d discarded) | %d | %d |", name, len(prof.Points), gap,
+			reqs := collectors.Plan(points, collectors.Limits{MaxRegisters: 125, MaxGap: gap})
+			st := collectors.Stats(points, reqs)
+			none, ins := telegrafRequests(points, "none", gap), telegrafRequests(points, "max_insert", gap)
+			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d (%d registers, %d discarded) | %d | %d |", name, len(points), gap,
 				st.Requests, st.Read, st.Discarded, none, ins))
 			if st.Requests > ins {
 				t.Errorf("%s gap %d: our planner makes %d requests, Telegraf max_insert %d", name, gap, st.Requests, ins)

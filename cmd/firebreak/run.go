@@ -123,7 +123,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		collectors.WritePlan(stdout, d.Name, dev.Points, dev.Requests)
+		collectors.WriteDevicePlan(stdout, dev)
 	}
 	return nil
 }

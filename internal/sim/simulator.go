@@ -15,6 +15,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/sunspec"
 )
 
 // deviceKind is what part of the model a device shows, told by the roles of its profile.
@@ -39,6 +40,9 @@ type simDevice struct {
 	silent bool               // a bms_silent fault holds: the gateway answers exception 11
 	link   Fault              // a link_* fault holds: the connection's FaultProxy applies it
 	frozen map[string]float64 // values held by sensor_stuck
+
+	declared []config.Point // a SunSpec device's points as the profile gives them (no addresses)
+	chain    *sunspec.Chain // its layout; nil for a plain device
 }
 
 // ioFault says whether an event kind acts on the instruments rather than on the room.
@@ -130,6 +134,16 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 		}
 		if sd.kind == 0 {
 			return nil, fmt.Errorf("device %s: profile %s has no role the simulator can model", d.Name, d.Profile)
+		}
+		if prof.HasSunSpec() {
+			base := 40000
+			if prof.SunSpecBase >= 0 {
+				base = prof.SunSpecBase
+			}
+			sd.declared = prof.Points
+			if err := layoutSunSpec(sd, prof.Points, uint16(base)); err != nil {
+				return nil, err
+			}
 		}
 		if sd.kind == kindRack {
 			racks = append(racks, d.Name)
