@@ -41,6 +41,9 @@ type Connection struct {
 	Timeout                time.Duration `yaml:"timeout"`
 	MaxRegistersPerRequest int           `yaml:"max_registers_per_request"`
 	MaxGap                 int           `yaml:"max_gap"`
+	// MaxInFlight is how many requests may be outstanding to a Modbus TCP gateway at once: one
+	// TCP connection each, its devices shared among them. 1 (the default) is one connection.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // Device is one Modbus unit: a rack's BMS, a UPS, a gas detector, a fire panel.
@@ -178,6 +181,9 @@ func connectionDefaults(c *Connection) {
 	}
 	if c.MaxRegistersPerRequest == 0 {
 		c.MaxRegistersPerRequest = 125
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 1
 	}
 }
 

@@ -205,7 +205,8 @@ func (cfg *Config) validate(c *collector) {
 	for i, cn := range cfg.Connections {
 		p := fmt.Sprintf("connections[%d]", i)
 		c.uniqueName(p+".name", "connection", cn.Name, conns)
-		if ep, err := ParseEndpoint(cn.URL); err != nil {
+		ep, err := ParseEndpoint(cn.URL)
+		if err != nil {
 			c.add(p+".url", err.Error(), cn.URL)
 		} else if ep.Scheme == "rtu" {
 			if other, ok := serial[ep.Addr]; ok {
@@ -221,6 +222,12 @@ func (cfg *Config) validate(c *collector) {
 		}
 		if cn.MaxGap < 0 || cn.MaxGap > 124 {
 			c.add(p+".max_gap", "must be 0..124", cn.MaxGap)
+		}
+		switch {
+		case cn.MaxInFlight < 1 || cn.MaxInFlight > 16:
+			c.add(p+".max_in_flight", "must be 1..16", cn.MaxInFlight)
+		case cn.MaxInFlight > 1 && err == nil && ep.Scheme != "tcp":
+			c.addf(p+".max_in_flight", cn.MaxInFlight, "must be 1 on %s: a serial bus carries one request at a time (only a Modbus TCP gateway takes several connections)", ep.Scheme)
 		}
 	}
 	if len(cfg.Connections) == 0 {

@@ -295,29 +295,41 @@ func readSecret(cfg *config.Config, file, env string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// build plans every device and makes one poller per connection.
+// build plans every device and makes the pollers: one per connection, or max_in_flight.
 func build(cfg *config.Config, clk clock.Clock, log *zap.Logger) ([]*collectors.Poller, error) {
-	byConn := map[string]*collectors.Poller{}
+	// A connection with max_in_flight N is N TCP connections to the gateway, each with its own
+	// owner goroutine; its devices are dealt out among them in config order.
+	byConn := map[string][]*collectors.Poller{}
 	var pollers []*collectors.Poller
 	for _, cn := range cfg.Connections {
 		ep, err := config.ParseEndpoint(cn.URL)
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: %w", cn.Name, err)
 		}
-		rd, err := collectors.NewReader(ep, cn.Timeout)
-		if err != nil {
-			return nil, fmt.Errorf("connection %s: %w", cn.Name, err)
+		for k := 0; k < max(cn.MaxInFlight, 1); k++ {
+			rd, err := collectors.NewReader(ep, cn.Timeout)
+			if err != nil {
+				return nil, fmt.Errorf("connection %s: %w", cn.Name, err)
+			}
+			name := cn.Name
+			if cn.MaxInFlight > 1 {
+				name = fmt.Sprintf("%s#%d", cn.Name, k+1)
+			}
+			p := &collectors.Poller{Conn: name, Reader: rd, Clock: clk, Log: log.With(zap.String("component", "poller"), zap.String("connection", name))}
+			byConn[cn.Name] = append(byConn[cn.Name], p)
+			pollers = append(pollers, p)
 		}
-		p := &collectors.Poller{Conn: cn.Name, Reader: rd, Clock: clk, Log: log.With(zap.String("component", "poller"), zap.String("connection", cn.Name))}
-		byConn[cn.Name] = p
-		pollers = append(pollers, p)
 	}
+	dealt := map[string]int{}
 	for _, d := range cfg.Devices {
 		dev, err := collectors.NewDevice(cfg, d)
 		if err != nil {
 			return nil, err
 		}
-		byConn[d.Connection].Devices = append(byConn[d.Connection].Devices, dev)
+		ps := byConn[d.Connection]
+		p := ps[dealt[d.Connection]%len(ps)]
+		dealt[d.Connection]++
+		p.Devices = append(p.Devices, dev)
 	}
 	return pollers, nil
 }
