@@ -72,6 +72,11 @@ func TestSunSpecDiscoveryAtEachBase(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var before strings.Builder
+		collectors.WriteDevicePlan(&before, dev)
+		if !strings.Contains(before.String(), "SunSpec models [802 804 805]: addresses found on the device at run time") {
+			t.Errorf("check before discovery says %q", before.String())
+		}
 		b := p.Poll(dev)
 		if b.Err != nil {
 			t.Fatalf("base %d: %v", base, b.Err)
