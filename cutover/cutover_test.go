@@ -130,3 +130,53 @@ func TestKeyRoundTrip(t *testing.T) {
 		t.Fatal("garbage accepted as a key")
 	}
 }
+
+// TestEpisodeIDsAcrossAnHAPair: two planners (two instances) see a zone rise a poll apart and
+// name the episode alike; the second episode in the same window gets its own id; a planner that
+// has seen the peer's signal joins the peer's episode even across a window boundary.
+func TestEpisodeIDsAcrossAnHAPair(t *testing.T) {
+	zones := []Zone{{Name: "b3", Domains: []string{"d"}, Targets: []string{"t"}}}
+	opts := func(instance string) Options {
+		return Options{Site: "pangyo", Instance: instance, Heartbeat: 10 * time.Second, Validity: time.Minute,
+			FireToPowerCut: time.Hour, CancelHold: time.Minute, EpisodeWindow: 10 * time.Minute}
+	}
+	rise := func(p *Planner, at time.Time) Signal {
+		p.StepRisk(alarms.RiskChange{Scope: alarms.ScopeZone, Name: "b3", Zone: "b3", To: alarms.StageCritical, At: at})
+		s := p.Ready()[len(p.Ready())-1]
+		p.Advance()
+		return s
+	}
+	t0 := time.Date(2026, 11, 23, 9, 3, 17, 0, time.UTC)
+	a, b := NewPlanner(opts("fb-1"), zones), NewPlanner(opts("fb-2"), zones)
+	sa, sb := rise(a, t0), rise(b, t0.Add(1300*time.Millisecond))
+	if sa.Episode != sb.Episode || sa.ID != sb.ID || sa.Episode != "pangyo.b3.1795424400" {
+		t.Fatalf("episodes %q and %q (ids %q, %q), want both pangyo.b3.1795424400", sa.Episode, sb.Episode, sa.ID, sb.ID)
+	}
+	// Cancelled on both; a new fire in the same window is a new episode, named alike on both.
+	for _, p := range []*Planner{a, b} {
+		p.StepRisk(alarms.RiskChange{Scope: alarms.ScopeZone, Name: "b3", Zone: "b3", To: alarms.StageNormal, At: t0.Add(time.Minute)})
+		if err := p.Cancel("b3", "op", "", t0.Add(3*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		p.Advance()
+	}
+	sa, sb = rise(a, t0.Add(4*time.Minute)), rise(b, t0.Add(4*time.Minute+time.Second))
+	if sa.Episode != "pangyo.b3.1795424400-2" || sb.Episode != sa.Episode {
+		t.Fatalf("second episode in the window: %q and %q, want pangyo.b3.1795424400-2 on both", sa.Episode, sb.Episode)
+	}
+	// Across a window boundary: fb-1 opens at 09:19:59.5, fb-2 at 09:20:00.7. fb-2 has
+	// verified fb-1's signal by then and joins its episode.
+	c, d := NewPlanner(opts("fb-1"), zones), NewPlanner(opts("fb-2"), zones)
+	edge := time.Date(2026, 11, 23, 9, 19, 59, 500e6, time.UTC)
+	sc := rise(c, edge)
+	d.PeerSignal(sc)
+	if sd := rise(d, edge.Add(1200*time.Millisecond)); sd.Episode != sc.Episode {
+		t.Fatalf("across the boundary: %q and %q, want the peer's episode joined", sc.Episode, sd.Episode)
+	}
+	// A peer's expired signal is not joined.
+	e := NewPlanner(opts("fb-2"), zones)
+	e.PeerSignal(sc)
+	if se := rise(e, edge.Add(2*time.Minute)); se.Episode == sc.Episode {
+		t.Fatalf("joined an episode whose signal expired a minute ago")
+	}
+}

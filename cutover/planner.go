@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/firebreak-dc/firebreak/alarms"
@@ -32,6 +34,10 @@ type Options struct {
 	// issue; one that does not is escalated and the signal is sent again.
 	Consumers  []string
 	AckTimeout time.Duration
+	// EpisodeWindow, if set, names an episode opened at t after t floored to the window, so
+	// that two instances watching one room, opening it a poll apart, name it alike; 0 names it
+	// after t to the millisecond (one instance, or tests that want every episode distinct).
+	EpisodeWindow time.Duration
 }
 
 type zoneState struct {
@@ -51,6 +57,15 @@ type zoneState struct {
 	ackDeadline time.Time
 	consumers   map[string]*consumerState
 	ups         map[string]upsState
+	// lastEpisode is the zone's previous episode, so a new one in the same window gets its own
+	// id; peer is the episode the HA peer has open for the zone, if any.
+	lastEpisode string
+	peer        peerEpisode
+}
+
+type peerEpisode struct {
+	episode string
+	until   time.Time // its last signal's valid_until
 }
 
 type consumerState struct {
@@ -120,7 +135,7 @@ func (p *Planner) StepRisk(rc alarms.RiskChange) {
 func (p *Planner) raise(zs *zoneState, a Action, reason string, ev []EvidenceItem, at time.Time) {
 	if zs.action == "" {
 		zs.episodeAt = at
-		zs.episode = fmt.Sprintf("%s.%s.%d", p.o.Site, zs.z.Name, at.UnixMilli())
+		zs.episode = p.episodeID(zs, at)
 	}
 	zs.action = a
 	zs.actionAt = at
@@ -194,8 +209,62 @@ func (p *Planner) Cancel(zone, operator, reason string, now time.Time) error {
 		}
 		cs.ConsumerProgress = ConsumerProgress{}
 	}
+	zs.lastEpisode = zs.episode
 	zs.action, zs.episode, zs.fireAt = "", "", time.Time{}
 	return nil
+}
+
+// episodeID names a new episode of zs opened at at. If the HA peer already has one open for the
+// zone (its signal verified and still valid), it is the same fire: its id is taken. Otherwise
+// the id is <site>.<zone>.<at floored to EpisodeWindow, Unix s>, with -2, -3 … when the zone's
+// previous episode had that name.
+func (p *Planner) episodeID(zs *zoneState, at time.Time) string {
+	if pe := zs.peer; pe.episode != "" && at.Before(pe.until) && pe.episode != zs.lastEpisode {
+		return pe.episode
+	}
+	id := fmt.Sprintf("%s.%s.%d", p.o.Site, zs.z.Name, at.UnixMilli())
+	if w := int64(p.o.EpisodeWindow / time.Second); w > 0 {
+		t := at.Unix()
+		id = fmt.Sprintf("%s.%s.%d", p.o.Site, zs.z.Name, t-((t%w)+w)%w)
+	}
+	if last := zs.lastEpisode; last == id || strings.HasPrefix(last, id+"-") {
+		n, _ := strconv.Atoi(strings.TrimPrefix(last, id+"-"))
+		id = fmt.Sprintf("%s-%d", id, max(n, 1)+1)
+	}
+	return id
+}
+
+// PeerSignal takes a drain signal the HA peer published (the caller has verified its signature
+// and expiry): an episode it has open is the one this instance joins if the zone's risk rises
+// here too; its cancel ends that.
+func (p *Planner) PeerSignal(s Signal) {
+	zs := p.zones[s.Zone]
+	if zs == nil || s.Site != p.o.Site || s.Instance == p.o.Instance {
+		return
+	}
+	if s.Action == Cancel {
+		if zs.peer.episode == s.Episode {
+			zs.peer = peerEpisode{}
+		}
+		return
+	}
+	zs.peer = peerEpisode{episode: s.Episode, until: s.ValidUntil}
+}
+
+// Episode is the zone's open episode ("" for none).
+func (p *Planner) Episode(zone string) string {
+	if zs := p.zones[zone]; zs != nil {
+		return zs.episode
+	}
+	return ""
+}
+
+// PeerEpisode is the episode the HA peer has open for zone ("" for none known).
+func (p *Planner) PeerEpisode(zone string) string {
+	if zs := p.zones[zone]; zs != nil {
+		return zs.peer.episode
+	}
+	return ""
 }
 
 // Tick re-sends every active signal whose heartbeat is due.

@@ -12,6 +12,8 @@ import (
 type PlannerState struct {
 	Seq   uint64      `json:"seq"`
 	Zones []ZoneState `json:"zones"`
+	// LastEpisodes is each zone's previous episode, so a new one never reuses its id.
+	LastEpisodes map[string]string `json:"last_episodes,omitempty"`
 }
 
 // ZoneState is one active zone in a PlannerState.
@@ -32,6 +34,12 @@ func (p *Planner) State() PlannerState {
 	s := PlannerState{Seq: p.seq}
 	for _, name := range sortedNames(p.zones) {
 		zs := p.zones[name]
+		if zs.lastEpisode != "" {
+			if s.LastEpisodes == nil {
+				s.LastEpisodes = map[string]string{}
+			}
+			s.LastEpisodes[name] = zs.lastEpisode
+		}
 		if zs.action == "" {
 			continue
 		}
@@ -50,6 +58,11 @@ func (p *Planner) State() PlannerState {
 // as 0 from now (a cancel still needs cancel_hold of it); the signal is re-sent at the next tick.
 func (p *Planner) Restore(s PlannerState, now time.Time) {
 	p.seq = max(p.seq, s.Seq)
+	for name, last := range s.LastEpisodes {
+		if zs := p.zones[name]; zs != nil {
+			zs.lastEpisode = last
+		}
+	}
 	for _, z := range s.Zones {
 		zs := p.zones[z.Zone]
 		if zs == nil {

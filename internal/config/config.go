@@ -26,6 +26,11 @@ type Config struct {
 	Influx      Influx            `yaml:"influx"`
 	Cutover     Cutover           `yaml:"cutover"`
 	Commands    Commands          `yaml:"commands"`
+	HA          HA                `yaml:"ha"`
+	Metrics     Metrics           `yaml:"metrics"`
+	// ShutdownTimeout bounds a graceful shutdown: the outbox and the Influx queue are flushed
+	// and offline published within it; a second signal cuts it short.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	// File is where the config was read from ("" when built in code); relative paths resolve
 	// against its directory.
@@ -147,6 +152,30 @@ type Cutover struct {
 	FireToPowerCut time.Duration `yaml:"fire_to_power_cut"`
 	// CancelHold is how long a zone must have been at stage 0 before an operator may cancel.
 	CancelHold time.Duration `yaml:"cancel_hold"`
+	// EpisodeWindow makes episode ids deterministic: an episode opened at t is
+	// <site>.<zone>.<t floored to the window, Unix seconds>, so two instances watching one room
+	// name it alike (see HA).
+	EpisodeWindow time.Duration `yaml:"episode_window"`
+}
+
+// HA pairs this instance with another watching the same room.
+type HA struct {
+	// Peer is the other instance's name; empty for a single instance.
+	Peer string `yaml:"peer"`
+	// PeerPublicKey (base64 Ed25519) verifies the peer's drain signals before this instance
+	// adopts the episode id the peer opened.
+	PeerPublicKey string `yaml:"peer_public_key"`
+	// StaleAfter: a peer whose status has not been heard for this long (or says offline) is
+	// lost, and the alarm ha.<peer>.redundancy_lost is raised.
+	StaleAfter time.Duration `yaml:"stale_after"`
+	// Heartbeat is how often each instance re-publishes its retained status.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+}
+
+// Metrics is the HTTP endpoint for Prometheus and health checks.
+type Metrics struct {
+	// Listen is host:port for /metrics, /healthz and /readyz; "off" disables it.
+	Listen string `yaml:"listen"`
 }
 
 // Default is the config before the file is read.
@@ -170,7 +199,11 @@ func Default() Config {
 			Validity:       60 * time.Second,
 			FireToPowerCut: time.Hour,
 			CancelHold:     10 * time.Minute,
+			EpisodeWindow:  10 * time.Minute,
 		},
+		HA:              HA{StaleAfter: 30 * time.Second, Heartbeat: 10 * time.Second},
+		Metrics:         Metrics{Listen: "127.0.0.1:9464"},
+		ShutdownTimeout: 10 * time.Second,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -377,12 +378,35 @@ func (cfg *Config) validate(c *collector) {
 	for _, d := range []struct {
 		f string
 		v time.Duration
-	}{{"ack_timeout", cu.AckTimeout}, {"heartbeat", cu.Heartbeat}, {"validity", cu.Validity}, {"fire_to_power_cut", cu.FireToPowerCut}, {"cancel_hold", cu.CancelHold}} {
+	}{{"ack_timeout", cu.AckTimeout}, {"heartbeat", cu.Heartbeat}, {"validity", cu.Validity}, {"fire_to_power_cut", cu.FireToPowerCut}, {"cancel_hold", cu.CancelHold}, {"episode_window", cu.EpisodeWindow}} {
 		if d.v <= 0 {
 			c.add("cutover."+d.f, "must be a positive duration", d.v.String())
 		}
 	}
 	if cu.Validity > 0 && cu.Heartbeat > 0 && cu.Validity <= cu.Heartbeat {
 		c.addf("cutover.validity", cu.Validity.String(), "must be longer than cutover.heartbeat (%s), or a live signal expires between re-sends", cu.Heartbeat)
+	}
+
+	ha := cfg.HA
+	if ha.Peer != "" {
+		if !siteRe.MatchString(ha.Peer) || ha.Peer == cfg.Instance {
+			c.add("ha.peer", "must be the other instance's name ([a-z0-9-]+, not this instance's)", ha.Peer)
+		}
+		if k, err := base64.StdEncoding.DecodeString(ha.PeerPublicKey); err != nil || len(k) != ed25519.PublicKeySize {
+			c.add("ha.peer_public_key", "must be the base64 of the peer's 32-byte Ed25519 drain-signing public key (firebreak keygen prints it)", ha.PeerPublicKey)
+		}
+	} else if ha.PeerPublicKey != "" {
+		c.add("ha.peer_public_key", "is set but ha.peer is not", nil)
+	}
+	if ha.Heartbeat <= 0 || ha.StaleAfter <= ha.Heartbeat {
+		c.addf("ha.stale_after", ha.StaleAfter.String(), "must be longer than ha.heartbeat (%s), which must be positive", ha.Heartbeat)
+	}
+	if m := cfg.Metrics.Listen; m != "off" {
+		if _, _, err := net.SplitHostPort(m); err != nil {
+			c.add("metrics.listen", `must be host:port (e.g. 127.0.0.1:9464), or "off"`, m)
+		}
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		c.add("shutdown_timeout", "must be a positive duration", cfg.ShutdownTimeout.String())
 	}
 }

@@ -17,8 +17,15 @@ import (
 // P/cmd/result/<instance>: done, or refused with the reason (then nothing changed). Only a failure
 // to write the outbox is returned: that is the daemon's failure, not the command's.
 func (l *engineLoop) command(rc rawCommand) error {
-	if rc.ack {
+	switch {
+	case rc.ack:
 		return l.ack(rc)
+	case rc.peerStatus:
+		l.peerStatus(rc.payload)
+		return nil
+	case rc.peerSignal:
+		l.peerSignal(rc.payload)
+		return nil
 	}
 	now := l.clk.Now()
 	verb := rc.topic[strings.LastIndexByte(rc.topic, '/')+1:]

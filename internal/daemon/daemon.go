@@ -138,7 +138,7 @@ func Run(ctx context.Context, o Options) error {
 		Username: cfg.MQTT.Username, Password: password,
 		CAFile: resolve(cfg, cfg.MQTT.TLS.CAFile), CertFile: resolve(cfg, cfg.MQTT.TLS.CertFile), KeyFile: resolve(cfg, cfg.MQTT.TLS.KeyFile),
 		WillTopic: enc.StatusTopic(), WillPayload: enc.Offline(o.Version, o.Clock.Now()),
-		Subscriptions: []mqttx.Subscription{
+		Subscriptions: append([]mqttx.Subscription{
 			{Topic: enc.CommandTopic(), QoS: 1, Handle: func(topic string, payload []byte) {
 				select {
 				case commands <- rawCommand{topic: topic, payload: payload}:
@@ -154,7 +154,7 @@ func Run(ctx context.Context, o Options) error {
 					mqLog.Warn("drain ack dropped: too many waiting", zap.String("topic", topic))
 				}
 			}},
-		}}, mqLog)
+		}, haSubscriptions(cfg, enc, commands, mqLog)...)}, mqLog)
 	if err != nil {
 		return err
 	}
@@ -166,6 +166,9 @@ func Run(ctx context.Context, o Options) error {
 	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log, ob: ob, operators: operators, observe: o.Observe,
 		stale:     newStaleTracker(cfg, o.Clock.Now()),
 		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, telemetry: telemetry, sink: sink, online: map[string]bool{}}
+	if loop.ha, err = newHAWatch(cfg, o.Version, o.Clock.Now()); err != nil {
+		return err
+	}
 	startup := []wire.Message{enc.Status("online", o.Version, o.Clock.Now())}
 	if cfg.MQTT.HomeAssist.Enabled {
 		startup = append(startup, wire.Discovery(cfg.MQTT.HomeAssist.Prefix, enc, cfg.Devices, cfg.Points)...)
@@ -260,6 +263,8 @@ type rawCommand struct {
 	topic   string
 	payload []byte
 	ack     bool
+	// From the HA peer: its status, or a drain signal on P/drain/<zone> (ours come back too).
+	peerStatus, peerSignal bool
 }
 
 // operatorKeys decodes commands.operators (validated by config).
@@ -351,6 +356,7 @@ type engineLoop struct {
 	stale     *staleTracker
 	online    map[string]bool
 	dropped   int
+	ha        *haWatch // nil without an HA peer
 }
 
 func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, commands <-chan rawCommand) error {
@@ -373,6 +379,11 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, comma
 			}
 			for _, sb := range l.stale.due(next) {
 				l.telemeter(sb)
+			}
+			if l.ha != nil {
+				if err := l.haTick(next); err != nil {
+					return err
+				}
 			}
 			next = next.Add(time.Second)
 		}

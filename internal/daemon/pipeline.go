@@ -91,7 +91,7 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 		plan: cutover.NewPlanner(cutover.Options{Site: cfg.Site, Instance: cfg.Instance, BootID: o.BootID,
 			Heartbeat: cfg.Cutover.Heartbeat, Validity: cfg.Cutover.Validity, FireToPowerCut: cfg.Cutover.FireToPowerCut,
 			DryRun: cfg.Cutover.Mode == "dry-run", SeqStart: o.SeqStart, CancelHold: cfg.Cutover.CancelHold,
-			Consumers: cfg.Cutover.Consumers, AckTimeout: cfg.Cutover.AckTimeout}, zones),
+			Consumers: cfg.Cutover.Consumers, AckTimeout: cfg.Cutover.AckTimeout, EpisodeWindow: cfg.Cutover.EpisodeWindow}, zones),
 		upsZone:    upsZones(cfg),
 		enc:        wire.NewEncoder(cfg.MQTT.TopicPrefix, cfg.Site, cfg.Instance, o.BootID),
 		key:        o.Key,

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -43,6 +44,9 @@ type childSpec struct {
 	Epoch, RealStart                 time.Time
 	Speed                            float64
 	KeyPEM                           []byte
+	// An HA pair's member sets these: its own instance name and its peer's.
+	Instance, Peer, PeerPub string
+	HAHeartbeat, HAStale    time.Duration
 }
 
 func runChild(spec string) error {
@@ -56,6 +60,11 @@ func runChild(spec string) error {
 	}
 	for i, cn := range cfg.Connections {
 		cfg.Connections[i].URL = cs.Conns[cn.Name]
+	}
+	if cs.Instance != "" {
+		cfg.Instance = cs.Instance
+		cfg.HA.Peer, cfg.HA.PeerPublicKey = cs.Peer, cs.PeerPub
+		cfg.HA.Heartbeat, cfg.HA.StaleAfter = cs.HAHeartbeat, cs.HAStale
 	}
 	key, err := cutover.ParseKey(cs.KeyPEM)
 	if err != nil {
@@ -80,8 +89,14 @@ type child struct {
 
 func startChild(t *testing.T, r *hiltest.Room) *child {
 	t.Helper()
+	return startChildWith(t, r, r.Key, func(*childSpec) {})
+}
+
+// startChildWith starts a child daemon of the room signing with key, its spec changed by edit.
+func startChildWith(t *testing.T, r *hiltest.Room, key ed25519.PrivateKey, edit func(*childSpec)) *child {
+	t.Helper()
 	epoch, realStart := r.Clk.Origin()
-	pemKey, err := cutover.MarshalKey(r.Key)
+	pemKey, err := cutover.MarshalKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +105,7 @@ func startChild(t *testing.T, r *hiltest.Room) *child {
 	for _, cn := range r.Cfg.Connections {
 		cs.Conns[cn.Name] = cn.URL
 	}
+	edit(&cs)
 	spec, _ := json.Marshal(cs)
 	c := &child{cmd: exec.Command(os.Args[0], "-test.run=^$"), exited: make(chan error, 1)}
 	c.cmd.Env = append(os.Environ(), "FIREBREAK_TEST_CHILD="+string(spec))
