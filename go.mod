@@ -15,6 +15,8 @@ go 1.26.0
 //   golang.org/x/sync                 errgroup: every goroutine has an owner that waits for it.
 //   go.etcd.io/bbolt                  the durable MQTT outbox in state_dir: fsync'd transactions,
 //                                     one file, no server, a single writer (the engine loop).
+//   prometheus/client_golang          /metrics: the exposition format Prometheus parses, Go runtime
+//                                     and process (CPU, RSS, fds) metrics; its expfmt parses it in tests.
 require gopkg.in/yaml.v3 v3.0.1
 
 require (
@@ -23,6 +25,9 @@ require (
 	github.com/gowebpki/jcs v1.0.2
 	github.com/influxdata/influxdb-client-go/v2 v2.14.0
 	github.com/mochi-mqtt/server/v2 v2.7.9
+	github.com/prometheus/client_golang v1.23.2
+	github.com/prometheus/client_model v0.6.2
+	github.com/prometheus/common v0.66.1
 	github.com/simonvetter/modbus v1.6.4
 	go.etcd.io/bbolt v1.4.3
 	go.uber.org/zap v1.28.0
@@ -31,13 +36,19 @@ require (
 
 require (
 	github.com/apapsch/go-jsonmerge/v2 v2.0.0 // indirect
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/goburrow/serial v0.1.0 // indirect
 	github.com/google/uuid v1.3.1 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/influxdata/line-protocol v0.0.0-20200327222509-2487e7298839 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/oapi-codegen/runtime v1.0.0 // indirect
+	github.com/prometheus/procfs v0.16.1 // indirect
 	github.com/rs/xid v1.4.0 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
+	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/net v0.44.0 // indirect
 	golang.org/x/sys v0.36.0 // indirect
+	google.golang.org/protobuf v1.36.8 // indirect
 )

@@ -168,7 +168,9 @@ func (p *Poller) Run(ctx context.Context) error {
 		if now := p.Clock.Now(); now.Before(d.restUntil) {
 			b = p.resting(d, now)
 		} else {
+			t0 := p.Clock.Now()
 			b = p.Poll(d)
+			b.Took = p.Clock.Now().Sub(t0)
 			p.rest(d, b)
 		}
 		select {

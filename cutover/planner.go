@@ -291,6 +291,9 @@ func (p *Planner) Tick(now time.Time) {
 	}
 }
 
+// Zones lists the planner's zones, sorted.
+func (p *Planner) Zones() []string { return sortedNames(p.zones) }
+
 // Active is the zone's present action ("" for none).
 func (p *Planner) Active(zone string) Action {
 	if zs := p.zones[zone]; zs != nil {

@@ -123,6 +123,7 @@ func serveSite(b *testing.B, bin, dir, site string, base, gateways int) (*config
 	if err != nil {
 		b.Fatal(err)
 	}
+	cfg.Metrics.Listen = "127.0.0.1:0"
 	cmd := exec.Command(bin, "-site", sitePath, "-scenario", "normal", "-speed", "1", "-listen", fmt.Sprintf("127.0.0.1:%d", base))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {

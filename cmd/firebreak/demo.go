@@ -54,6 +54,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer os.RemoveAll(stateDir)
 	cfg.StateDir = stateDir
+	cfg.Metrics.Listen = "127.0.0.1:0" // the log says which port
 
 	// On a scaled clock a signal's validity shrinks with the speed, but MQTT delivery does not:
 	// give every signal at least 5 s of real time to reach the control plane.

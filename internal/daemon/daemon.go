@@ -50,6 +50,8 @@ type Options struct {
 	// Observe, if set, sees every batch in the engine loop (benchmarks measure poll timing with
 	// it); it must be quick and must not keep the batch.
 	Observe func(sample.Batch)
+	// OnMetrics, if set, is told the address /metrics listens on (metrics.listen may say port 0).
+	OnMetrics func(addr string)
 }
 
 // NewBootID returns a random id for one run of the daemon.
@@ -169,6 +171,18 @@ func Run(ctx context.Context, o Options) error {
 	if loop.ha, err = newHAWatch(cfg, o.Version, o.Clock.Now()); err != nil {
 		return err
 	}
+	var devices []string
+	for _, d := range cfg.Devices {
+		devices = append(devices, d.Name)
+	}
+	loop.m = newMetrics(devices, loop.ha != nil, ob.Len, mq.Connected)
+	var serveMetrics func() error
+	if cfg.Metrics.Listen != "off" {
+		if serveMetrics, err = loop.m.serve(ctx, cfg.Metrics.Listen, log, o.OnMetrics); err != nil {
+			mq.Close(nil)
+			return err
+		}
+	}
 	startup := []wire.Message{enc.Status("online", o.Version, o.Clock.Now())}
 	if cfg.MQTT.HomeAssist.Enabled {
 		startup = append(startup, wire.Discovery(cfg.MQTT.HomeAssist.Prefix, enc, cfg.Devices, cfg.Points)...)
@@ -196,6 +210,13 @@ func Run(ctx context.Context, o Options) error {
 		close(batches)
 		return err
 	})
+	if serveMetrics != nil {
+		g.Go(serveMetrics)
+	}
+	go func() {
+		<-ctx.Done()
+		loop.m.stopping.Store(true)
+	}()
 	if o.Record != nil {
 		if loop.record, err = trace.NewWriter(o.Record); err != nil {
 			return fmt.Errorf("record: %w", err)
@@ -219,7 +240,7 @@ func Run(ctx context.Context, o Options) error {
 	})
 	var telemetryDropped int
 	g.Go(func() error {
-		telemetryDropped = publishTelemetry(mq, telemetry)
+		telemetryDropped = publishTelemetry(mq, telemetry, loop.m.telDropped)
 		return nil
 	})
 	g.Go(func() error {
@@ -236,7 +257,7 @@ func Run(ctx context.Context, o Options) error {
 			case <-pubCtx.Done():
 			}
 		}()
-		pub := &criticalPublisher{mq: mq, ob: ob, log: mqLog}
+		pub := &criticalPublisher{mq: mq, ob: ob, log: mqLog, observe: loop.m.publish.Observe}
 		if err := pub.run(pubCtx, engineDone); err != nil {
 			log.Error("shutdown", zap.Error(err))
 		}
@@ -357,6 +378,7 @@ type engineLoop struct {
 	online    map[string]bool
 	dropped   int
 	ha        *haWatch // nil without an HA peer
+	m         *metrics
 }
 
 func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, commands <-chan rawCommand) error {
@@ -369,6 +391,7 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, comma
 	timer := l.clk.NewTimer(next.Add(fallback).Sub(l.clk.Now()))
 	defer func() { timer.Stop() }()
 	tickUntil := func(t time.Time) error {
+		l.m.beat(l.clk.Now())
 		for !next.After(t) {
 			msgs, err := l.pipe.Tick(next)
 			if perr := l.put(msgs); perr != nil {
@@ -406,6 +429,7 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, comma
 				l.observe(b)
 			}
 			l.stale.seen(b)
+			l.m.batch(b)
 			if err := l.availability(b); err != nil {
 				return err
 			}
@@ -447,6 +471,7 @@ func (l *engineLoop) telemeter(b sample.Batch) {
 	case l.telemetry <- l.enc.Telemetry(b):
 	default:
 		l.dropped++
+		l.m.telDropped.Inc()
 	}
 }
 
@@ -455,6 +480,9 @@ func (l *engineLoop) put(msgs []wire.Message) error {
 	dropped, err := l.ob.Put(msgs)
 	if err != nil {
 		return err
+	}
+	if len(msgs) > 0 {
+		l.m.state(l.pipe.Alarms(), l.pipe.ZoneStages(), l.pipe.Actions())
 	}
 	if dropped > 0 {
 		l.log.Error("outbox full: oldest undelivered messages dropped (mqtt.outbox_max)", zap.Int("messages", dropped))

@@ -116,6 +116,11 @@ func (l *engineLoop) haTick(now time.Time) error {
 	case silent > h.stale:
 		lost, why = true, fmt.Sprintf("HA peer %s not heard for %s (ha.stale_after %s)", h.peer, silent.Round(time.Second), h.stale)
 	}
+	if lost {
+		l.m.peerUp.Set(0)
+	} else {
+		l.m.peerUp.Set(1)
+	}
 	if lost != h.lost {
 		h.lost = lost
 		if lost {
@@ -171,4 +176,19 @@ func haSubscriptions(cfg *config.Config, enc *wire.Encoder, to chan<- rawCommand
 			hand(rawCommand{topic: topic, payload: payload, peerSignal: true})
 		}},
 	}
+}
+
+// Alarms are the alarms that are not plainly normal.
+func (p *Pipeline) Alarms() []alarms.Alarm { return p.eng.Alarms() }
+
+// ZoneStages is each zone's stage as last announced.
+func (p *Pipeline) ZoneStages() map[string]alarms.Stage { return p.zones }
+
+// Actions is each configured zone's drain action ("" for none).
+func (p *Pipeline) Actions() map[string]cutover.Action {
+	out := map[string]cutover.Action{}
+	for _, z := range p.plan.Zones() {
+		out[z] = p.plan.Active(z)
+	}
+	return out
 }

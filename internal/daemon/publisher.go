@@ -6,6 +6,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
@@ -40,6 +41,8 @@ type criticalPublisher struct {
 
 	inflight []flight
 	last     uint64 // the newest outbox ID handed to paho since the last reset
+	// observe, if set, takes each message's time from hand-over to PUBACK.
+	observe func(float64)
 }
 
 // run publishes until the outbox is empty after engineDone closed, or ctx ends (then what is left
@@ -122,6 +125,9 @@ func (p *criticalPublisher) collect() error {
 		}
 		done = append(done, f.e)
 		p.inflight = p.inflight[1:]
+		if p.observe != nil {
+			p.observe(time.Since(f.sent).Seconds())
+		}
 	}
 	return p.ob.Done(done)
 }
@@ -156,10 +162,11 @@ func (p *criticalPublisher) reconnected(ctx context.Context) {
 
 // publishTelemetry sends telemetry at QoS 0 while the broker is there and drops it, counted,
 // while it is not: it never queues behind, or competes with, the outbox.
-func publishTelemetry(mq *mqttx.Client, telemetry <-chan wire.Message) (dropped int) {
+func publishTelemetry(mq *mqttx.Client, telemetry <-chan wire.Message, counted prometheus.Counter) (dropped int) {
 	for m := range telemetry {
 		if !mq.Connected() {
 			dropped++
+			counted.Inc()
 			continue
 		}
 		mq.PublishAsync(m)

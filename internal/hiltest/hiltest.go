@@ -42,6 +42,7 @@ func RoomConfig(site, scenario, broker, stateDir string) (*config.Config, *sim.S
 	}
 	cfg.Site = site
 	cfg.StateDir = stateDir
+	cfg.Metrics.Listen = "127.0.0.1:0" // rooms run side by side: each its own port
 	cfg.MQTT.Brokers = []string{broker}
 	sc, err := sim.LoadScenario(scenario)
 	if err != nil {

@@ -55,4 +55,6 @@ type Batch struct {
 	At      time.Time
 	Samples []Sample
 	Err     error
+	// Took is how long the poll took (0 when it was not asked: a resting device, replay).
+	Took time.Duration
 }

@@ -1,0 +1,220 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/firebreak-dc/firebreak/alarms"
+	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/sample"
+)
+
+// metrics are the daemon's Prometheus metrics and the state /healthz and /readyz report. They
+// are updated by the goroutines that own what they measure (the engine loop, the publisher);
+// the HTTP handlers only read.
+type metrics struct {
+	reg *prometheus.Registry
+
+	pollDuration *prometheus.HistogramVec
+	polls        *prometheus.CounterVec
+	samples      *prometheus.CounterVec
+	alarms       *prometheus.GaugeVec
+	zoneStage    *prometheus.GaugeVec
+	drainAction  *prometheus.GaugeVec
+	outbox       prometheus.GaugeFunc
+	publish      prometheus.Histogram
+	telDropped   prometheus.Counter
+	peerUp       prometheus.Gauge
+	reloads      *prometheus.CounterVec
+
+	engineBeat atomic.Int64 // unix nanos of the engine loop's last turn
+	mu         sync.Mutex
+	unpolled   map[string]bool // devices with no poll yet
+	stopping   atomic.Bool
+	connected  func() bool
+}
+
+func newMetrics(devices []string, hasPeer bool, outboxLen func() int, connected func() bool) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), unpolled: map[string]bool{}, connected: connected}
+	for _, d := range devices {
+		m.unpolled[d] = true
+	}
+	m.pollDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "firebreak_poll_duration_seconds",
+		Help:    "Time to poll one device once (all its requests), by device.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"device"})
+	m.polls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firebreak_polls_total",
+		Help: "Polls by device and result (ok, failed: the device or its link did not answer)."}, []string{"device", "result"})
+	m.samples = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firebreak_samples_total",
+		Help: "Samples by quality."}, []string{"quality"})
+	m.alarms = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_alarms",
+		Help: "Alarms that are not plainly normal, by stage and ISA-18.2 state."}, []string{"stage", "state"})
+	m.zoneStage = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_zone_stage",
+		Help: "Each zone's risk stage (0 normal … 4 fire)."}, []string{"zone"})
+	m.drainAction = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_drain_action",
+		Help: "Each zone's drain action: 0 none, 1 prepare, 2 drain, 3 evacuate."}, []string{"zone"})
+	m.outbox = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "firebreak_outbox_messages",
+		Help: "Critical messages not yet acknowledged by the broker."}, func() float64 { return float64(outboxLen()) })
+	m.publish = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "firebreak_publish_latency_seconds",
+		Help:    "From handing a critical message to the broker to its PUBACK.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}})
+	m.telDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "firebreak_telemetry_dropped_total",
+		Help: "Telemetry messages dropped because the broker was slow or away (critical messages never are)."})
+	m.peerUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "firebreak_ha_peer_up",
+		Help: "1 while the HA peer is heard and online, 0 when redundancy is lost; absent without a peer."})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firebreak_config_reloads_total",
+		Help: "SIGHUP reloads by result (applied, refused)."}, []string{"result"})
+	m.reg.MustRegister(m.pollDuration, m.polls, m.samples, m.alarms, m.zoneStage, m.drainAction, m.outbox, m.publish,
+		m.telDropped, m.reloads, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if hasPeer {
+		m.reg.MustRegister(m.peerUp)
+	}
+	for _, r := range []string{"applied", "refused"} {
+		m.reloads.WithLabelValues(r)
+	}
+	return m
+}
+
+// batch records one poll.
+func (m *metrics) batch(b sample.Batch) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if b.Err != nil {
+		result = "failed"
+	}
+	m.polls.WithLabelValues(b.Device, result).Inc()
+	if b.Took > 0 {
+		m.pollDuration.WithLabelValues(b.Device).Observe(b.Took.Seconds())
+	}
+	counts := map[sample.Quality]int{}
+	for _, s := range b.Samples {
+		counts[s.Quality]++
+	}
+	for q, n := range counts {
+		m.samples.WithLabelValues(q.String()).Add(float64(n))
+	}
+	m.mu.Lock()
+	delete(m.unpolled, b.Device)
+	m.mu.Unlock()
+}
+
+// state records the alarms, zone stages and drain actions after they changed.
+func (m *metrics) state(as []alarms.Alarm, zones map[string]alarms.Stage, actions map[string]cutover.Action) {
+	if m == nil {
+		return
+	}
+	m.alarms.Reset()
+	for _, a := range as {
+		m.alarms.WithLabelValues(fmt.Sprint(int(a.Stage)), string(a.State)).Inc()
+	}
+	for z, st := range zones {
+		m.zoneStage.WithLabelValues(z).Set(float64(st))
+	}
+	rank := map[cutover.Action]float64{cutover.Prepare: 1, cutover.Drain: 2, cutover.Evacuate: 3}
+	for z, a := range actions {
+		m.drainAction.WithLabelValues(z).Set(rank[a])
+	}
+}
+
+func (m *metrics) beat(now time.Time) {
+	if m != nil {
+		m.engineBeat.Store(now.UnixNano())
+	}
+}
+
+// healthStale is how long the engine loop may go without a turn before /healthz fails: it turns
+// at least once a second (its tick) whatever the devices do.
+const healthStale = 10 * time.Second
+
+func (m *metrics) health() (bool, string) {
+	last := m.engineBeat.Load()
+	if last == 0 {
+		return false, "engine loop not started"
+	}
+	if age := time.Since(time.Unix(0, last)); age > healthStale {
+		return false, fmt.Sprintf("engine loop last turned %s ago", age.Round(time.Second))
+	}
+	return true, "ok"
+}
+
+func (m *metrics) ready() (bool, string) {
+	var why []string
+	if ok, msg := m.health(); !ok {
+		why = append(why, msg)
+	}
+	if m.stopping.Load() {
+		why = append(why, "shutting down")
+	}
+	if !m.connected() {
+		why = append(why, "not connected to the MQTT broker")
+	}
+	m.mu.Lock()
+	var unpolled []string
+	for d := range m.unpolled {
+		unpolled = append(unpolled, d)
+	}
+	m.mu.Unlock()
+	if len(unpolled) > 0 {
+		sort.Strings(unpolled)
+		why = append(why, "no poll yet of "+strings.Join(unpolled, ", "))
+	}
+	if len(why) > 0 {
+		return false, strings.Join(why, "; ")
+	}
+	return true, "ok"
+}
+
+// serve runs the HTTP endpoint until ctx ends: /metrics (Prometheus text), /healthz (the engine
+// loop turns), /readyz (healthy, connected to the broker, every device polled at least once, not
+// shutting down). A listen error is returned at once, so a bad metrics.listen stops the start.
+func (m *metrics) serve(ctx context.Context, listen string, log *zap.Logger, bound func(string)) (func() error, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen %s: %w", listen, err)
+	}
+	if bound != nil {
+		bound(ln.Addr().String())
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	check := func(f func() (bool, string)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			ok, msg := f()
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			if !ok {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			fmt.Fprintln(w, msg)
+		}
+	}
+	mux.Handle("/healthz", check(m.health))
+	mux.Handle("/readyz", check(m.ready))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("metrics and health endpoint", zap.String("listen", ln.Addr().String()))
+	return func() error {
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, nil
+}
