@@ -723,7 +723,9 @@ func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v
 		e.conds[id] = c
 		d.nconds++
 		c.stage, c.value, c.unit, c.text = st, v, unit, text
-		_ = e.transition(id, "activate", now, c, v)
+		if !e.confirmRestoredActive(id, c, v, now) {
+			_ = e.transition(id, "activate", now, c, v)
+		}
 		return
 	}
 	escalate := st > c.stage
@@ -733,6 +735,23 @@ func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v
 	} else if a := e.alarms[id]; a != nil {
 		a.Value, a.Stage, a.Text = v, st, text
 	}
+}
+
+// confirmRestoredActive takes a condition that comes back for an alarm restored active (after
+// a restart or a config reload): the alarm is the same one, still active, so it is not
+// announced again; only a higher stage is, as an escalation. It says whether it took it.
+func (e *Engine) confirmRestoredActive(id string, c *cond, v float64, now time.Time) bool {
+	a := e.alarms[id]
+	if _, restored := e.restored[id]; !restored || a == nil || !a.Active {
+		return false
+	}
+	delete(e.restored, id)
+	if c.stage > a.Stage {
+		_ = e.transition(id, "escalate", now, c, v)
+		return true
+	}
+	a.Value, a.Stage, a.Text = v, c.stage, c.text
+	return true
 }
 
 // SetProtocolAlarm raises, escalates or (with StageNormal) clears an alarm that no detector owns:
@@ -752,7 +771,9 @@ func (e *Engine) SetProtocolAlarm(source, detector, zone string, st Stage, text 
 	case c == nil:
 		c = &cond{id: id, device: source, zone: zone, detector: detector, modality: Protocol, stage: st, text: text}
 		e.conds[id] = c
-		_ = e.transition(id, "activate", now, c, 0)
+		if !e.confirmRestoredActive(id, c, 0, now) {
+			_ = e.transition(id, "activate", now, c, 0)
+		}
 	default:
 		escalate := st > c.stage
 		c.stage, c.text = st, text

@@ -617,6 +617,22 @@ func TestRestartKeepsAlarms(t *testing.T) {
 			t.Fatalf("event seq %d after restart is not past %d", ev.Seq, seq)
 		}
 	}
+	// The smoke seen again after a restart is the same alarm, still active: not announced again.
+	r3 := newRig(t)
+	r3.now = r.now.Add(30 * time.Second)
+	if err := r3.e.Restore(snap, r3.now); err != nil {
+		t.Fatal(err)
+	}
+	r3.one("panel", "smoke", "smoke", 1, sample.Good)
+	r3.tick()
+	for _, ev := range r3.events {
+		if ev.Alarm.ID == "panel.smoke.smoke" {
+			t.Errorf("smoke after restart announced again: %s (%s)", ev.Cause, ev.Alarm.State)
+		}
+	}
+	if a := r3.alarm("panel.smoke.smoke"); a.State != Unacked || !a.Active {
+		t.Errorf("smoke after restart: %+v", a)
+	}
 }
 
 func TestLivePollerLateIsNotSilence(t *testing.T) {
