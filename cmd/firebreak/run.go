@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/ed25519"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -75,13 +76,14 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pub := base64.StdEncoding.EncodeToString(key.Public().([]byte))
+	pub := base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
 	if created {
 		log.Warn("created a new drain-signing key in state_dir; give its public key to the control plane", zap.String("public_key", pub))
 	} else {
 		log.Info("drain-signing key loaded", zap.String("public_key", pub))
 	}
-	if cfg.MQTT.Embedded.Listen != "" {
+	embedded := cfg.MQTT.Embedded.Listen
+	if embedded != "" {
 		b, err := mqttx.StartBroker(cfg.MQTT.Embedded.Listen)
 		if err != nil {
 			return err
@@ -92,7 +94,28 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			cfg.MQTT.Brokers = []string{"tcp://" + b.Addr}
 		}
 	}
-	opts := daemon.Options{Config: cfg, Clock: clock.Real{}, Log: log, Version: version, SigningKey: key}
+	reloads := make(chan daemon.Reload)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			log.Info("SIGHUP: reloading the config", zap.String("config", *path))
+			nu, err := loadConfig(*path)
+			if err == nil && embedded != "" && len(nu.MQTT.Brokers) == 0 {
+				nu.MQTT.Brokers = cfg.MQTT.Brokers // as at start: the embedded broker
+			}
+			select {
+			case reloads <- daemon.Reload{Config: nu, Err: err}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	opts := daemon.Options{Config: cfg, Clock: clock.Real{}, Log: log, Version: version, SigningKey: key,
+		ShutdownGrace: cfg.ShutdownTimeout, Reload: reloads}
 	if *record != "" {
 		f, err := os.Create(*record)
 		if err != nil {
