@@ -20,13 +20,44 @@ import (
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx := signals(os.Stderr)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "firebreak:", err)
 		os.Exit(exitCode(err))
 	}
+}
+
+// hup carries SIGHUP to `run`, which reloads its config.
+var hup = make(chan struct{}, 1)
+
+// signals: the first SIGINT or SIGTERM ends ctx (a graceful shutdown: the daemon flushes its
+// outbox and publishes offline, bounded by shutdown_timeout); a second one exits at once, with
+// whatever is not yet delivered kept in the outbox for the next start. SIGHUP goes to hup.
+func signals(stderr io.Writer) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		stopping := false
+		for s := range ch {
+			switch {
+			case s == syscall.SIGHUP:
+				select {
+				case hup <- struct{}{}:
+				default: // one reload is already waiting; it will read the file as it is now
+				}
+			case !stopping:
+				stopping = true
+				fmt.Fprintf(stderr, "firebreak: %s: shutting down (a second signal stops at once)\n", s)
+				cancel()
+			default:
+				fmt.Fprintf(stderr, "firebreak: second %s: stopping now; undelivered messages stay in the outbox for the next start\n", s)
+				os.Exit(130)
+			}
+		}
+	}()
+	return ctx
 }
 
 // usageError marks bad command-line usage (exit 2).

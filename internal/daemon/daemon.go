@@ -52,6 +52,8 @@ type Options struct {
 	Observe func(sample.Batch)
 	// OnMetrics, if set, is told the address /metrics listens on (metrics.listen may say port 0).
 	OnMetrics func(addr string)
+	// Reload, if set, brings new configs to apply (SIGHUP): see Reload.
+	Reload <-chan Reload
 }
 
 // NewBootID returns a random id for one run of the daemon.
@@ -86,10 +88,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	alarmFile := filepath.Join(cfg.StateDir, "alarms.json")
 	plannerFile := filepath.Join(cfg.StateDir, "cutover.json")
-	pipe := NewPipeline(cfg, PipelineOptions{BootID: bootID, Key: o.SigningKey, SeqStart: seqStart, Live: true,
+	pipeOpts := PipelineOptions{BootID: bootID, Key: o.SigningKey, SeqStart: seqStart, Live: true,
 		PersistSeq:     func(n uint64) error { return writeSeq(seqFile, n) },
 		PersistAlarms:  func(s alarms.Snapshot) error { return writeJSON(alarmFile, s) },
-		PersistPlanner: func(s cutover.PlannerState) error { return writeJSON(plannerFile, s) }})
+		PersistPlanner: func(s cutover.PlannerState) error { return writeJSON(plannerFile, s) }}
+	pipe := NewPipeline(cfg, pipeOpts)
 	if snap, ok, err := readSnapshot(alarmFile); err != nil {
 		return err
 	} else if ok {
@@ -166,6 +169,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	telemetry := make(chan wire.Message, telemetryQueue)
 	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log, ob: ob, operators: operators, observe: o.Observe,
+		cfg: cfg, pipeOpts: pipeOpts, reloads: o.Reload,
 		stale:     newStaleTracker(cfg, o.Clock.Now()),
 		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, telemetry: telemetry, sink: sink, online: map[string]bool{}}
 	if loop.ha, err = newHAWatch(cfg, o.Version, o.Clock.Now()); err != nil {
@@ -199,17 +203,9 @@ func Run(ctx context.Context, o Options) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	batches := make(chan sample.Batch, batchQueue)
-	var pg errgroup.Group
-	for _, p := range pollers {
-		p.Out = batches
-		pg.Go(func() error { return p.Run(ctx) })
-	}
+	loop.polls = newPollGroup(ctx, batches, log)
+	loop.polls.start(pollers)
 	var g errgroup.Group
-	g.Go(func() error {
-		err := pg.Wait()
-		close(batches)
-		return err
-	})
 	if serveMetrics != nil {
 		g.Go(serveMetrics)
 	}
@@ -233,6 +229,7 @@ func Run(ctx context.Context, o Options) error {
 		err := loop.run(ctx, batches, commands)
 		if err != nil {
 			stop() // the pollers must not wait on an engine that is gone
+			loop.polls.release()
 			for range batches {
 			}
 		}
@@ -263,7 +260,17 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return nil
 	})
-	err = g.Wait()
+	// The whole shutdown is bounded: pollers finish their request, the engine its batches, the
+	// publisher the outbox (ShutdownGrace), InfluxDB its queue. Past the deadline the daemon
+	// exits anyway; the outbox keeps what was not delivered.
+	waited := make(chan error, 1)
+	go func() { waited <- g.Wait() }()
+	select {
+	case err = <-waited:
+	case <-afterDone(ctx, o.ShutdownGrace+2*time.Second):
+		log.Error("shutdown deadline passed; exiting with work left (the outbox keeps undelivered messages)",
+			zap.Duration("shutdown_timeout", o.ShutdownGrace), zap.Int("outbox", ob.Len()))
+	}
 	final := enc.Status("offline", o.Version, o.Clock.Now())
 	mq.Close(&final)
 	if n := loop.dropped + telemetryDropped; n > 0 {
@@ -379,6 +386,13 @@ type engineLoop struct {
 	dropped   int
 	ha        *haWatch // nil without an HA peer
 	m         *metrics
+	polls     *pollGroup
+	next      time.Time // the next tick
+
+	// For SIGHUP: the config in force, what rebuilding the pipeline needs, and the requests.
+	cfg      *config.Config
+	pipeOpts PipelineOptions
+	reloads  <-chan Reload
 }
 
 func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, commands <-chan rawCommand) error {
@@ -387,78 +401,103 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, comma
 	// does the timer perform it. So a poll stamped just before T but delivered just after is still
 	// seen before T's tick, and a trace of this run replays to the same messages.
 	const fallback = time.Second
-	next := l.clk.Now().Truncate(time.Second).Add(time.Second)
-	timer := l.clk.NewTimer(next.Add(fallback).Sub(l.clk.Now()))
+	l.next = l.clk.Now().Truncate(time.Second).Add(time.Second)
+	timer := l.clk.NewTimer(l.next.Add(fallback).Sub(l.clk.Now()))
 	defer func() { timer.Stop() }()
-	tickUntil := func(t time.Time) error {
-		l.m.beat(l.clk.Now())
-		for !next.After(t) {
-			msgs, err := l.pipe.Tick(next)
-			if perr := l.put(msgs); perr != nil {
-				return perr
-			}
-			if err != nil {
-				return err
-			}
-			for _, sb := range l.stale.due(next) {
-				l.telemeter(sb)
-			}
-			if l.ha != nil {
-				if err := l.haTick(next); err != nil {
-					return err
-				}
-			}
-			next = next.Add(time.Second)
-		}
-		return nil
-	}
+	defer l.polls.release()
 	rearm := func() {
 		timer.Stop()
-		timer = l.clk.NewTimer(next.Add(fallback).Sub(l.clk.Now()))
+		timer = l.clk.NewTimer(l.next.Add(fallback).Sub(l.clk.Now()))
 	}
+	stopping := ctx.Done()
 	for {
 		select {
 		case b, ok := <-batches:
 			if !ok {
 				return nil
 			}
-			if err := tickUntil(b.At); err != nil {
+			if err := l.batch(b); err != nil {
 				return err
 			}
-			if l.observe != nil {
-				l.observe(b)
-			}
-			l.stale.seen(b)
-			l.m.batch(b)
-			if err := l.availability(b); err != nil {
-				return err
-			}
-			if l.record != nil && b.Err == nil {
-				if err := l.record.Write(b); err != nil {
-					l.log.Error("recording the polled trace failed; recording stops", zap.Error(err))
-					l.record = nil
-				}
-			}
-			msgs, err := l.pipe.Step(b)
-			if perr := l.put(msgs); perr != nil {
-				return perr
-			}
-			if err != nil {
-				return err
-			}
-			l.telemeter(b)
 			rearm()
 		case c := <-commands:
 			if err := l.command(c); err != nil {
 				return err
 			}
+		case r := <-l.reloads:
+			if stopping == nil {
+				l.log.Warn("config reload refused: shutting down")
+				continue
+			}
+			if err := l.reload(r, batches); err != nil {
+				return err
+			}
+		case <-stopping:
+			// No more pollers will start: once these have stopped, batches closes and the loop
+			// ends after the last of them.
+			l.polls.release()
+			stopping = nil
 		case <-timer.C():
-			if err := tickUntil(l.clk.Now().Add(-fallback)); err != nil {
+			if err := l.tickUntil(l.clk.Now().Add(-fallback)); err != nil {
 				return err
 			}
 			rearm()
 		}
 	}
+}
+
+// tickUntil performs every tick up to t.
+func (l *engineLoop) tickUntil(t time.Time) error {
+	l.m.beat(l.clk.Now())
+	for !l.next.After(t) {
+		msgs, err := l.pipe.Tick(l.next)
+		if perr := l.put(msgs); perr != nil {
+			return perr
+		}
+		if err != nil {
+			return err
+		}
+		for _, sb := range l.stale.due(l.next) {
+			l.telemeter(sb)
+		}
+		if l.ha != nil {
+			if err := l.haTick(l.next); err != nil {
+				return err
+			}
+		}
+		l.next = l.next.Add(time.Second)
+	}
+	return nil
+}
+
+// batch takes one device poll.
+func (l *engineLoop) batch(b sample.Batch) error {
+	if err := l.tickUntil(b.At); err != nil {
+		return err
+	}
+	if l.observe != nil {
+		l.observe(b)
+	}
+	l.stale.seen(b)
+	l.m.batch(b)
+	if err := l.availability(b); err != nil {
+		return err
+	}
+	if l.record != nil && b.Err == nil {
+		if err := l.record.Write(b); err != nil {
+			l.log.Error("recording the polled trace failed; recording stops", zap.Error(err))
+			l.record = nil
+		}
+	}
+	msgs, err := l.pipe.Step(b)
+	if perr := l.put(msgs); perr != nil {
+		return perr
+	}
+	if err != nil {
+		return err
+	}
+	l.telemeter(b)
+	return nil
 }
 
 // telemeter sends a batch to InfluxDB and as MQTT telemetry, dropping (and counting) rather than
@@ -644,4 +683,15 @@ func LoadOrCreateKey(cfg *config.Config) (ed25519.PrivateKey, bool, error) {
 		return nil, false, fmt.Errorf("signing key: %w", err)
 	}
 	return k, true, nil
+}
+
+// afterDone fires d after ctx ends.
+func afterDone(ctx context.Context, d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		time.Sleep(d)
+		close(ch)
+	}()
+	return ch
 }

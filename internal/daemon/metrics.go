@@ -43,12 +43,13 @@ type metrics struct {
 	engineBeat atomic.Int64 // unix nanos of the engine loop's last turn
 	mu         sync.Mutex
 	unpolled   map[string]bool // devices with no poll yet
+	polled     map[string]bool
 	stopping   atomic.Bool
 	connected  func() bool
 }
 
 func newMetrics(devices []string, hasPeer bool, outboxLen func() int, connected func() bool) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry(), unpolled: map[string]bool{}, connected: connected}
+	m := &metrics{reg: prometheus.NewRegistry(), unpolled: map[string]bool{}, polled: map[string]bool{}, connected: connected}
 	for _, d := range devices {
 		m.unpolled[d] = true
 	}
@@ -109,6 +110,7 @@ func (m *metrics) batch(b sample.Batch) {
 	}
 	m.mu.Lock()
 	delete(m.unpolled, b.Device)
+	m.polled[b.Device] = true
 	m.mu.Unlock()
 }
 
@@ -127,6 +129,19 @@ func (m *metrics) state(as []alarms.Alarm, zones map[string]alarms.Stage, action
 	rank := map[cutover.Action]float64{cutover.Prepare: 1, cutover.Drain: 2, cutover.Evacuate: 3}
 	for z, a := range actions {
 		m.drainAction.WithLabelValues(z).Set(rank[a])
+	}
+}
+
+// expect makes /readyz wait for a first poll of devices not polled yet (after a reload).
+func (m *metrics) expect(devices []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := m.polled
+	m.unpolled = map[string]bool{}
+	for _, d := range devices {
+		if !seen[d] {
+			m.unpolled[d] = true
+		}
 	}
 }
 

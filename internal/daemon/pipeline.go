@@ -47,6 +47,8 @@ type PipelineOptions struct {
 	PersistPlanner func(cutover.PlannerState) error
 	// Live says a poller feeds the pipeline (see alarms.LivePoller); replay leaves it false.
 	Live bool
+	// Encoder, if set, is used instead of a new one (a reload goes on with its envelope seq).
+	Encoder *wire.Encoder
 }
 
 // Topology is the engine's view of the configured site.
@@ -86,6 +88,10 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 	if o.Live {
 		eopts = append(eopts, alarms.LivePoller())
 	}
+	enc := o.Encoder
+	if enc == nil {
+		enc = wire.NewEncoder(cfg.MQTT.TopicPrefix, cfg.Site, cfg.Instance, o.BootID)
+	}
 	return &Pipeline{
 		eng: alarms.New(Topology(cfg), cfg.Detection, eopts...),
 		plan: cutover.NewPlanner(cutover.Options{Site: cfg.Site, Instance: cfg.Instance, BootID: o.BootID,
@@ -93,7 +99,7 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 			DryRun: cfg.Cutover.Mode == "dry-run", SeqStart: o.SeqStart, CancelHold: cfg.Cutover.CancelHold,
 			Consumers: cfg.Cutover.Consumers, AckTimeout: cfg.Cutover.AckTimeout, EpisodeWindow: cfg.Cutover.EpisodeWindow}, zones),
 		upsZone:    upsZones(cfg),
-		enc:        wire.NewEncoder(cfg.MQTT.TopicPrefix, cfg.Site, cfg.Instance, o.BootID),
+		enc:        enc,
 		key:        o.Key,
 		persistSeq: persist,
 		persistAlm: o.PersistAlarms,
