@@ -1,0 +1,128 @@
+// Package packaging holds the systemd unit, the example /etc/firebreak layout and (at the repo
+// root) the Dockerfile; its tests keep them true to the daemon.
+package packaging_test
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firebreak-dc/firebreak/internal/config"
+)
+
+// TestExampleConfigLoads: the example /etc/firebreak/b3.yaml is a valid config.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := config.Load("etc/firebreak/b3.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HA.Peer == "" || cfg.StateDir != "/var/lib/firebreak/b3" {
+		t.Errorf("the example should show an HA pair member with the unit's state directory: %+v %s", cfg.HA, cfg.StateDir)
+	}
+}
+
+func directives(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			out[k] = append(out[k], v)
+		}
+	}
+	return out
+}
+
+// TestSystemdUnit: the unit runs `firebreak run` on the room's config with the hardening the
+// operations guide promises, reloads with SIGHUP, outwaits shutdown_timeout, and systemd itself
+// finds nothing wrong with it (systemd-analyze verify: unknown keys, bad values).
+func TestSystemdUnit(t *testing.T) {
+	unit := "systemd/firebreak@.service"
+	d := directives(t, unit)
+	want := map[string]string{
+		"ExecStart": "/usr/local/bin/firebreak run -config /etc/firebreak/%i.yaml", "ExecReload": "/bin/kill -HUP $MAINPID",
+		"DynamicUser": "yes", "StateDirectory": "firebreak/%i", "ProtectSystem": "strict", "ProtectHome": "yes",
+		"NoNewPrivileges": "yes", "CapabilityBoundingSet": "", "PrivateTmp": "yes", "Restart": "always",
+	}
+	for k, v := range want {
+		if got := d[k]; len(got) != 1 || got[0] != v {
+			t.Errorf("%s=%v, want %q", k, got, v)
+		}
+	}
+	stop, err := time.ParseDuration(d["TimeoutStopSec"][0])
+	if err != nil {
+		t.Fatalf("TimeoutStopSec: %v", err)
+	}
+	cfg, err := config.Load("etc/firebreak/b3.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stop <= cfg.ShutdownTimeout+2*time.Second {
+		t.Errorf("TimeoutStopSec %s does not outwait shutdown_timeout %s (+2 s)", stop, cfg.ShutdownTimeout)
+	}
+
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("systemd-analyze not found (CI installs systemd)")
+		}
+		t.Skip("systemd-analyze not found")
+	}
+	// verify wants ExecStart to exist: point it at this test binary.
+	body, _ := os.ReadFile(unit)
+	path := filepath.Join(t.TempDir(), "firebreak@b3.service")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(body), "/usr/local/bin/firebreak", os.Args[0])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	sec, err := exec.Command(analyze, "security", "--offline=yes", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, sec)
+	}
+	lines := strings.Split(strings.TrimSpace(string(sec)), "\n")
+	t.Logf("%s", lines[len(lines)-1])
+}
+
+// TestDockerfile: multi-stage, a static build, and a non-root user in the final image.
+func TestDockerfile(t *testing.T) {
+	body, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var froms []string
+	user := ""
+	for _, l := range strings.Split(string(body), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "FROM":
+			froms = append(froms, f[1])
+		case "USER":
+			user = f[1]
+		}
+	}
+	if len(froms) < 2 {
+		t.Errorf("want a multi-stage build, FROM lines: %v", froms)
+	}
+	if user == "" || strings.HasPrefix(user, "0") || strings.HasPrefix(user, "root") {
+		t.Errorf("the final image runs as %q, want a non-root user", user)
+	}
+	if !strings.Contains(string(body), "CGO_ENABLED=0") || !strings.Contains(string(body), "./cmd/firebreak") {
+		t.Error("want a static build of ./cmd/firebreak")
+	}
+}
