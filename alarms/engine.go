@@ -51,6 +51,7 @@ type Engine struct {
 	// zoneNames and rackNames are the keys above in order, kept so that restaging (per batch)
 	// does not sort hundreds of names every time.
 	zoneNames, rackNames []string
+	rackList             []*scopeState // racks[rackNames[i]]
 	conds                map[string]*cond
 	alarms               map[string]*Alarm
 	held                 map[string]bool // alarms shelved or suppressed by design: lifecycleTick watches them
@@ -267,9 +268,11 @@ func (e *Engine) Step(b sample.Batch) {
 	e.peers(d, b.At)
 	e.voltages(d, b.At)
 	if _, isRack := e.racks[d.info.Name]; !isRack && d.isRack() {
-		e.racks[d.info.Name] = &scopeState{scope: ScopeRack, name: d.info.Name, zone: d.info.Zone}
+		r := &scopeState{scope: ScopeRack, name: d.info.Name, zone: d.info.Zone}
+		e.racks[d.info.Name] = r
 		i, _ := slices.BinarySearch(e.rackNames, d.info.Name)
 		e.rackNames = slices.Insert(e.rackNames, i, d.info.Name)
+		e.rackList = slices.Insert(e.rackList, i, r)
 	}
 	e.lifecycleTick(b.At)
 	e.restage(b.At)
@@ -1023,9 +1026,12 @@ func (e *Engine) restage(now time.Time) {
 			zoneGas[c.zone] = append(zoneGas[c.zone], c)
 		}
 	}
-	for _, name := range e.rackNames {
-		r := e.racks[name]
-		e.apply(r, byScope[r], zoneGas[r.zone], now)
+	for _, r := range e.rackList {
+		cs, gas := byScope[r], zoneGas[r.zone]
+		if len(cs) == 0 && len(gas) == 0 && r.stage == StageNormal && r.lowerSince.IsZero() {
+			continue // a quiet rack: apply would assess normal and change nothing
+		}
+		e.apply(r, cs, gas, now)
 	}
 	for _, name := range e.zoneNames {
 		z := e.zones[name]
