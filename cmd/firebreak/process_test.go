@@ -125,14 +125,17 @@ func TestSIGHUPReload(t *testing.T) {
 	t.Parallel()
 	broker := testenv.Mosquitto(t)
 	dir := t.TempDir()
-	write := func(watch string) {
+	write := func(watch string, withRack2 bool) {
 		srvAddr := servedAddr(t, dir)
 		body := fmt.Sprintf(hupSite, filepath.Join(dir, "state"), srvAddr, watch, broker, "5s")
+		if !withRack2 {
+			body = strings.Replace(body, "  - {name: rack-02, connection: gw, unit_id: 2, profile: li-ion-rack, zone: z}\n", "", 1)
+		}
 		if err := os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("45")
+	write("45", true)
 	rec := hiltest.Record(t, broker, "hup-watch", false, "firebreak/hup/events", "firebreak/hup/dev/+/telemetry")
 	fb := startFirebreak(t, "run", "-config", filepath.Join(dir, "site.yaml"))
 	events := func(alarm, cause string) int {
@@ -155,12 +158,22 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Fatalf("cell temperature alarms at 45 C with cells at room temperature: %d", n)
 	}
 
-	write("20")
+	// A lower threshold, and rack-02 taken out of the config.
+	write("20", false)
 	_ = fb.cmd.Process.Signal(syscall.SIGHUP)
 	hiltest.WaitFor(t, 20*time.Second, "config reloaded", func() bool { return len(fb.logged("config reloaded")) == 1 })
+	if removed := fmt.Sprint(fb.logged("config reloaded")[0]["devices_removed"]); removed != "[rack-02]" {
+		t.Errorf("devices_removed %s, want [rack-02]", removed)
+	}
 	hiltest.WaitFor(t, 20*time.Second, "a cell temperature watch alarm under the new threshold", func() bool {
-		return events("rack-01.cell_temp", "activate") > 0 || events("rack-02.cell_temp", "activate") > 0
+		return events("rack-01.cell_temp", "activate") > 0
 	})
+	got, _ := rec.Snapshot()
+	rack2 := len(got["firebreak/hup/dev/rack-02/telemetry"])
+	time.Sleep(2 * time.Second)
+	if got, _ := rec.Snapshot(); len(got["firebreak/hup/dev/rack-02/telemetry"]) > rack2+1 {
+		t.Errorf("rack-02 still polled after it left the config: %d telemetry messages, then %d", rack2, len(got["firebreak/hup/dev/rack-02/telemetry"]))
+	}
 	if a, c := events("rack-01.soc.rule:always", "activate"), events("rack-01.soc.rule:always", "clear"); a != 1 || c != 0 {
 		t.Fatalf("the rule's alarm across the reload: %d activations, %d clears; want it kept as it was (1, 0)", a, c)
 	}
@@ -184,7 +197,7 @@ func TestSIGHUPReload(t *testing.T) {
 		})
 	}
 	// Still running on the config it had: telemetry keeps coming.
-	got, _ := rec.Snapshot()
+	got, _ = rec.Snapshot()
 	before := len(got["firebreak/hup/dev/rack-01/telemetry"])
 	hiltest.WaitFor(t, 10*time.Second, "telemetry after the refused reloads", func() bool {
 		got, _ := rec.Snapshot()
