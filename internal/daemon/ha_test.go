@@ -5,11 +5,18 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/agent"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 )
@@ -18,13 +25,14 @@ import (
 // polling the simulator's gateways and both publishing to one Mosquitto. fb-1 is SIGKILLed once
 // both have signalled. The drain still goes out (from fb-2, issued after the kill), fb-2 raises
 // ha.fb-1.redundancy_lost, and a control-plane subscriber that dedupes on the episode id sees
-// one episode: both daemons named it alike.
+// one episode: both daemons named it alike. A firebreak-agent with both daemons' keys runs its
+// hook once per signal id, whichever daemon sent it, and fb-2 takes its acks.
 func TestHAPairSurvivesAKill(t *testing.T) {
 	t.Parallel()
 	broker := testenv.StartMosquitto(t, false)
 	r := hiltest.NewRoom(t, "ha", "internal-short", broker.URL)
 	p := r.Prefix()
-	rec := hiltest.Record(t, broker.URL, "cp-ha", true, p+"/drain/+", p+"/alarm/+")
+	rec := hiltest.Record(t, broker.URL, "cp-ha", true, p+"/drain/+", p+"/alarm/+", p+"/drain/+/status")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	simDone := make(chan error, 1)
@@ -44,6 +52,25 @@ func TestHAPairSurvivesAKill(t *testing.T) {
 	a := startChildWith(t, r, r.Key, member("fb-1", "fb-2", pubB))
 	b := startChildWith(t, r, keyB, member("fb-2", "fb-1", r.Pub))
 	keys := map[string]ed25519.PublicKey{"fb-1": r.Pub, "fb-2": pubB}
+
+	// The control plane's agent trusts both daemons; its hook logs each signal id it runs for.
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "ran")
+	acfg, err := agent.ParseConfig([]byte(fmt.Sprintf(`brokers: [%s]
+topic_prefix: %s
+consumer: control-plane
+public_keys: [%s, %s]
+state_dir: %s
+actions:
+  - {name: move-traffic, targets: ["*"], on: [prepare, drain, evacuate], exec: {command: [sh, -c, 'echo "$FIREBREAK_SIGNAL_ID" >> %s']}}
+`, broker.URL, p, base64.StdEncoding.EncodeToString(r.Pub), base64.StdEncoding.EncodeToString(pubB), filepath.Join(dir, "agent"), ran)), "agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- agent.New(acfg, zap.NewNop()).Run(agentCtx) }()
+	defer func() { stopAgent(); <-agentDone }()
 
 	signals := func() []cutover.Signal {
 		got, _ := rec.Snapshot()
@@ -107,11 +134,42 @@ func TestHAPairSurvivesAKill(t *testing.T) {
 	if len(episodes) != 1 {
 		t.Fatalf("the control plane saw %d episodes, want 1: %v", len(episodes), episodes)
 	}
+	// The agent ran its hook once per signal id, though both daemons sent most of them.
+	hiltest.WaitFor(t, 30*time.Second, "fb-2 to record the agent's drained ack", func() bool {
+		got, _ := rec.Snapshot()
+		for _, raw := range got[p+"/drain/b3-battery/status"] {
+			var pr struct {
+				Instance string `json:"instance"`
+				cutover.Progress
+			}
+			if json.Unmarshal(raw, &pr) == nil && pr.Instance == "fb-2" && pr.Consumers["control-plane"].Status == cutover.AckDrained &&
+				(pr.Action == cutover.Drain || pr.Action == cutover.Evacuate) {
+				return true
+			}
+		}
+		return false
+	})
+	body, err := os.ReadFile(ran)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := map[string]int{}
+	for _, id := range strings.Fields(string(body)) {
+		runs[id]++
+	}
+	for id, n := range runs {
+		if n != 1 {
+			t.Errorf("the agent ran its hook %d times for %s", n, id)
+		}
+	}
+	if len(runs) == 0 {
+		t.Error("the agent's hook never ran")
+	}
 	b.signal(syscall.SIGTERM)
 	select {
 	case <-b.exited:
 	case <-time.After(20 * time.Second):
 		t.Fatal("fb-2 did not stop within 20 s of SIGTERM")
 	}
-	t.Logf("HA pair: fb-1 SIGKILLed mid-fire; fb-2 drained on, raised redundancy_lost; the control plane saw one episode: %v", episodes)
+	t.Logf("HIL HA pair: fb-1 SIGKILLed mid-fire; fb-2 drained on, raised redundancy_lost; the control plane saw one episode %v; the agent ran its hook once for each of %v", episodes, runs)
 }
