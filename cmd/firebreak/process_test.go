@@ -136,7 +136,7 @@ func TestSIGHUPReload(t *testing.T) {
 		}
 	}
 	write("45", true)
-	rec := hiltest.Record(t, broker, "hup-watch", false, "firebreak/hup/events", "firebreak/hup/dev/+/telemetry")
+	rec := hiltest.Record(t, broker, "hup-watch", false, "firebreak/hup/events", "firebreak/hup/dev/+/telemetry", "firebreak/hup/dev/+/availability")
 	fb := startFirebreak(t, "run", "-config", filepath.Join(dir, "site.yaml"))
 	events := func(alarm, cause string) int {
 		got, _ := rec.Snapshot()
@@ -167,6 +167,11 @@ func TestSIGHUPReload(t *testing.T) {
 	}
 	hiltest.WaitFor(t, 20*time.Second, "a cell temperature watch alarm under the new threshold", func() bool {
 		return events("rack-01.cell_temp", "activate") > 0
+	})
+	hiltest.WaitFor(t, 10*time.Second, "rack-02 reported offline: removed", func() bool {
+		got, _ := rec.Snapshot()
+		msgs := got["firebreak/hup/dev/rack-02/availability"]
+		return len(msgs) > 0 && strings.Contains(string(msgs[len(msgs)-1]), "removed from the config")
 	})
 	got, _ := rec.Snapshot()
 	rack2 := len(got["firebreak/hup/dev/rack-02/telemetry"])

@@ -14,6 +14,7 @@ import (
 	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
 // Reload is a request to apply a new config (SIGHUP): the caller has loaded and validated it, or
@@ -169,6 +170,15 @@ func (l *engineLoop) reload(r Reload, batches <-chan sample.Batch) error {
 	added, removed := diff(before, deviceNames(nu))
 	l.log.Info("config reloaded", zap.Int("devices", len(nu.Devices)), zap.Strings("devices_added", added),
 		zap.Strings("devices_removed", removed), zap.Int("alarms_kept", len(pipe.Alarms())))
+	// A device no longer polled must not stay "online" on every dashboard (the retained state).
+	var gone []wire.Message
+	for _, d := range removed {
+		delete(l.online, d)
+		gone = append(gone, l.enc.Availability(d, false, now, "removed from the config by a reload", now))
+	}
+	if err := l.put(gone); err != nil {
+		return err
+	}
 	if l.ha != nil && l.ha.lost {
 		// The restored alarm waits for its condition like any other: say it holds.
 		out, err := l.pipe.Redundancy(l.ha.peer, true, "HA peer "+l.ha.peer+" still lost after a config reload", now)
