@@ -63,8 +63,11 @@ func TestCheckPrintsThePlan(t *testing.T) {
 	}
 	// The rack profile's input registers 0-2, 10 and 20-21 merge across gaps of 7 and 9 under
 	// max_gap 16; 100-115, 200-207 and 300 stand apart; the contactor is a discrete input.
-	if !strings.Contains(out.String(), "rack-01: 31 points, 5 requests per cycle, 48 registers read, 16 read and discarded") {
-		t.Errorf("plan:\n%s", out.String())
+	for _, want := range []string{"rack-01: 31 points, 5 requests per cycle, 48 registers read, 16 read and discarded",
+		"single instance (no ha.peer)", "http://127.0.0.1:9464/metrics"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 

@@ -141,6 +141,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: site %s, instance %s: %d connections, %d devices, %d zones: ok\n",
 		cfg.File, cfg.Site, cfg.Instance, len(cfg.Connections), len(cfg.Devices), len(cfg.Zones))
+	if cfg.HA.Peer != "" {
+		fmt.Fprintf(stdout, "HA pair with %s: its status is watched (lost after %s unheard), its drain episodes joined\n", cfg.HA.Peer, cfg.HA.StaleAfter)
+	} else {
+		fmt.Fprintln(stdout, "single instance (no ha.peer): nothing takes over if this daemon stops")
+	}
+	if cfg.Metrics.Listen != "off" {
+		fmt.Fprintf(stdout, "metrics, health and readiness on http://%s/metrics, /healthz, /readyz\n", cfg.Metrics.Listen)
+	}
 	for _, d := range cfg.Devices {
 		dev, err := collectors.NewDevice(cfg, d)
 		if err != nil {
