@@ -219,10 +219,17 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer loop.record.Close()
 	}
-	if sink != nil {
-		g.Go(func() error { return sink.Run(ctx) })
-	}
 	engineDone := make(chan struct{})
+	if sink != nil {
+		// The sink outlives ctx until the engine has taken the pollers' last batches: those are
+		// written and flushed too (within the shutdown deadline).
+		sinkCtx, stopSink := context.WithCancel(context.Background())
+		go func() {
+			<-engineDone
+			stopSink()
+		}()
+		g.Go(func() error { return sink.Run(sinkCtx) })
+	}
 	g.Go(func() error {
 		defer close(engineDone)
 		defer close(telemetry)
