@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-go test -race -count=1 -parallel 8 -timeout 12m -v ./... >"$log" 2>&1
+go test -race -count=1 -parallel 8 -timeout 14m -v ./... >"$log" 2>&1
 status=$?
 grep -E '^(ok|FAIL|panic:|--- FAIL|--- SKIP)|HIL |E2E ' "$log"
 if [ $status -ne 0 ]; then

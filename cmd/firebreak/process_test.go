@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,71 +32,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// proc is a `firebreak` process and the lines it has written to stderr so far.
-type proc struct {
-	cmd    *exec.Cmd
-	exited chan error
-	mu     sync.Mutex
-	lines  []string
-}
-
-func startFirebreak(t *testing.T, args ...string) *proc {
+func startFirebreak(t *testing.T, args ...string) *hiltest.Process {
 	t.Helper()
-	p := &proc{cmd: exec.Command(os.Args[0], args...), exited: make(chan error, 1)}
-	p.cmd.Env = append(os.Environ(), "FIREBREAK_MAIN=1")
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			p.mu.Unlock()
-		}
-		p.exited <- p.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		if t.Failed() {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			for _, l := range p.lines {
-				t.Log("firebreak: " + l)
-			}
-		}
-	})
-	return p
-}
-
-// logged returns the JSON log lines whose msg is msg, decoded.
-func (p *proc) logged(msg string) []map[string]any {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []map[string]any
-	for _, l := range p.lines {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func (p *proc) said(s string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, l := range p.lines {
-		if strings.Contains(l, s) {
-			return true
-		}
-	}
-	return false
+	return hiltest.StartProcess(t, []string{"FIREBREAK_MAIN=1"}, args...)
 }
 
 const hupSite = `site: hup
@@ -160,9 +97,9 @@ func TestSIGHUPReload(t *testing.T) {
 
 	// A lower threshold, and rack-02 taken out of the config.
 	write("20", false)
-	_ = fb.cmd.Process.Signal(syscall.SIGHUP)
-	hiltest.WaitFor(t, 20*time.Second, "config reloaded", func() bool { return len(fb.logged("config reloaded")) == 1 })
-	if removed := fmt.Sprint(fb.logged("config reloaded")[0]["devices_removed"]); removed != "[rack-02]" {
+	_ = fb.Cmd.Process.Signal(syscall.SIGHUP)
+	hiltest.WaitFor(t, 20*time.Second, "config reloaded", func() bool { return len(fb.Logged("config reloaded")) == 1 })
+	if removed := fmt.Sprint(fb.Logged("config reloaded")[0]["devices_removed"]); removed != "[rack-02]" {
 		t.Errorf("devices_removed %s, want [rack-02]", removed)
 	}
 	hiltest.WaitFor(t, 20*time.Second, "a cell temperature watch alarm under the new threshold", func() bool {
@@ -174,8 +111,11 @@ func TestSIGHUPReload(t *testing.T) {
 		return len(msgs) > 0 && strings.Contains(string(msgs[len(msgs)-1]), "removed from the config")
 	})
 	got, _ := rec.Snapshot()
-	rack2 := len(got["firebreak/hup/dev/rack-02/telemetry"])
-	time.Sleep(2 * time.Second)
+	rack1, rack2 := len(got["firebreak/hup/dev/rack-01/telemetry"]), len(got["firebreak/hup/dev/rack-02/telemetry"])
+	hiltest.WaitFor(t, 10*time.Second, "rack-01 polled on", func() bool {
+		got, _ := rec.Snapshot()
+		return len(got["firebreak/hup/dev/rack-01/telemetry"]) >= rack1+2
+	})
 	if got, _ := rec.Snapshot(); len(got["firebreak/hup/dev/rack-02/telemetry"]) > rack2+1 {
 		t.Errorf("rack-02 still polled after it left the config: %d telemetry messages, then %d", rack2, len(got["firebreak/hup/dev/rack-02/telemetry"]))
 	}
@@ -190,10 +130,10 @@ func TestSIGHUPReload(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(bad.body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		n := len(fb.logged("config reload refused; the running config stays"))
-		_ = fb.cmd.Process.Signal(syscall.SIGHUP)
+		n := len(fb.Logged("config reload refused; the running config stays"))
+		_ = fb.Cmd.Process.Signal(syscall.SIGHUP)
 		hiltest.WaitFor(t, 20*time.Second, "the reload refused: "+bad.reason, func() bool {
-			refused := fb.logged("config reload refused; the running config stays")
+			refused := fb.Logged("config reload refused; the running config stays")
 			if len(refused) <= n {
 				return false
 			}
@@ -208,9 +148,9 @@ func TestSIGHUPReload(t *testing.T) {
 		got, _ := rec.Snapshot()
 		return len(got["firebreak/hup/dev/rack-01/telemetry"]) > before+2
 	})
-	_ = fb.cmd.Process.Signal(syscall.SIGTERM)
+	_ = fb.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-fb.exited:
+	case err := <-fb.Exited:
 		if err != nil {
 			t.Fatalf("exit after SIGTERM: %v", err)
 		}
@@ -256,7 +196,7 @@ func TestShutdownDeadlineAndSecondSignal(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	nobody := "tcp://" + ln.Addr().String() // a port with no broker
 	ln.Close()
-	start := func(timeout string) *proc {
+	start := func(timeout string) *hiltest.Process {
 		state := filepath.Join(dir, "state-"+timeout)
 		body := fmt.Sprintf(hupSite, state, servedAddr(t, dir), "45", nobody, timeout)
 		path := filepath.Join(dir, "site-"+timeout+".yaml")
@@ -264,16 +204,16 @@ func TestShutdownDeadlineAndSecondSignal(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := startFirebreak(t, "run", "-config", path)
-		hiltest.WaitFor(t, 20*time.Second, "the daemon running", func() bool { return len(p.logged("firebreak running")) == 1 })
-		time.Sleep(time.Second) // a few polls: messages wait in the outbox for a broker that is not there
+		// Its online status is in the outbox before it says so, waiting for a broker that is not there.
+		hiltest.WaitFor(t, 20*time.Second, "the daemon running", func() bool { return len(p.Logged("firebreak running")) == 1 })
 		return p
 	}
 
 	p := start("2s")
 	t0 := time.Now()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.exited:
+	case <-p.Exited:
 	case <-time.After(15 * time.Second):
 		t.Fatal("shutdown_timeout 2s: still running 15 s after SIGTERM")
 	}
@@ -281,21 +221,21 @@ func TestShutdownDeadlineAndSecondSignal(t *testing.T) {
 	if took > 6*time.Second {
 		t.Errorf("shutdown_timeout 2s took %s", took.Round(100*time.Millisecond))
 	}
-	if !p.said("stay in the outbox for the next start") {
+	if !p.Said("stay in the outbox for the next start") {
 		t.Error("the shutdown did not say that undelivered messages stay in the outbox")
 	}
 
 	q := start("60s")
-	_ = q.cmd.Process.Signal(syscall.SIGTERM)
+	_ = q.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-q.exited:
+	case <-q.Exited:
 		t.Fatal("shutdown_timeout 60s with no broker: exited within 2 s of the first SIGTERM")
 	case <-time.After(2 * time.Second):
 	}
 	t1 := time.Now()
-	_ = q.cmd.Process.Signal(syscall.SIGTERM)
+	_ = q.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-q.exited:
+	case err := <-q.Exited:
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 			t.Errorf("after the second SIGTERM: %v, want exit status 130", err)
@@ -303,7 +243,7 @@ func TestShutdownDeadlineAndSecondSignal(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a second SIGTERM did not stop the daemon within 5 s")
 	}
-	if !q.said("second terminated: stopping now") {
+	if !q.Said("second terminated: stopping now") {
 		t.Error("the second signal was not reported")
 	}
 	t.Logf("shutdown with no broker: %s with shutdown_timeout 2s; a second SIGTERM stopped it in %s",

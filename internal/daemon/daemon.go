@@ -697,7 +697,9 @@ func afterDone(ctx context.Context, d time.Duration) <-chan struct{} {
 	ch := make(chan struct{})
 	go func() {
 		<-ctx.Done()
-		time.Sleep(d)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		<-t.C
 		close(ch)
 	}()
 	return ch

@@ -98,8 +98,8 @@ actions:
 		return len(from("fb-1")) > 0 && len(from("fb-2")) > 0
 	})
 	killedAt := r.Clk.Now()
-	a.signal(syscall.SIGKILL)
-	<-a.exited
+	a.Signal(syscall.SIGKILL)
+	<-a.Exited
 	t.Logf("fb-1 killed at scenario %s, after %d signals from it", killedAt.Sub(r.Sim.Start()).Round(time.Second), len(from("fb-1")))
 
 	hiltest.WaitFor(t, 2*time.Minute, "a drain or evacuate signal from fb-2 issued after the kill", func() bool {
@@ -165,9 +165,9 @@ actions:
 	if len(runs) == 0 {
 		t.Error("the agent's hook never ran")
 	}
-	b.signal(syscall.SIGTERM)
+	b.Signal(syscall.SIGTERM)
 	select {
-	case <-b.exited:
+	case <-b.Exited:
 	case <-time.After(20 * time.Second):
 		t.Fatal("fb-2 did not stop within 20 s of SIGTERM")
 	}

@@ -42,7 +42,11 @@ func TestShutdownFlushesInflux(t *testing.T) {
 		return daemon.Run(gctx, daemon.Options{Config: r.Cfg, Clock: r.Clk, Log: zap.NewNop(), Version: "test",
 			SigningKey: r.Key, ShutdownGrace: 10 * time.Second, Observe: observe})
 	})
-	time.Sleep(3 * time.Second)
+	hiltest.WaitFor(t, 30*time.Second, "some thousands of samples", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return samples >= 5000
+	})
 	cancel()
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)

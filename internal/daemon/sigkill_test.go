@@ -1,15 +1,13 @@
 package daemon_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"sync"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -79,21 +77,13 @@ func runChild(spec string) error {
 		Log: log, Version: "test", SigningKey: key, ShutdownGrace: 5 * time.Second})
 }
 
-// child is a daemon process and the log lines it has written so far.
-type child struct {
-	cmd    *exec.Cmd
-	exited chan error
-	mu     sync.Mutex
-	lines  []map[string]any
-}
-
-func startChild(t *testing.T, r *hiltest.Room) *child {
+func startChild(t *testing.T, r *hiltest.Room) *hiltest.Process {
 	t.Helper()
 	return startChildWith(t, r, r.Key, func(*childSpec) {})
 }
 
 // startChildWith starts a child daemon of the room signing with key, its spec changed by edit.
-func startChildWith(t *testing.T, r *hiltest.Room, key ed25519.PrivateKey, edit func(*childSpec)) *child {
+func startChildWith(t *testing.T, r *hiltest.Room, key ed25519.PrivateKey, edit func(*childSpec)) *hiltest.Process {
 	t.Helper()
 	epoch, realStart := r.Clk.Origin()
 	pemKey, err := cutover.MarshalKey(key)
@@ -107,46 +97,7 @@ func startChildWith(t *testing.T, r *hiltest.Room, key ed25519.PrivateKey, edit 
 	}
 	edit(&cs)
 	spec, _ := json.Marshal(cs)
-	c := &child{cmd: exec.Command(os.Args[0], "-test.run=^$"), exited: make(chan error, 1)}
-	c.cmd.Env = append(os.Environ(), "FIREBREAK_TEST_CHILD="+string(spec))
-	stderr, err := c.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) != nil {
-				m = map[string]any{"msg": sc.Text()}
-			}
-			c.mu.Lock()
-			c.lines = append(c.lines, m)
-			c.mu.Unlock()
-		}
-		c.exited <- c.cmd.Wait()
-	}()
-	t.Cleanup(func() { c.signal(syscall.SIGKILL) })
-	return c
-}
-
-func (c *child) signal(s syscall.Signal) { _ = c.cmd.Process.Signal(s) }
-
-// logged returns the lines whose msg is msg.
-func (c *child) logged(msg string) []map[string]any {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []map[string]any
-	for _, l := range c.lines {
-		if l["msg"] == msg {
-			out = append(out, l)
-		}
-	}
-	return out
+	return hiltest.StartProcess(t, []string{"FIREBREAK_TEST_CHILD=" + string(spec)}, "-test.run=^$")
 }
 
 // since keeps the lines whose "at" is not before t.
@@ -185,18 +136,18 @@ func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 	killedAt := r.Clk.Now()
 	broker.Kill()
 	hiltest.WaitFor(t, time.Minute, "drain signals and alarm events issued while the broker is dead", func() bool {
-		return len(since(first.logged("drain signal"), killedAt)) >= 2 && len(since(first.logged("alarm event"), killedAt)) >= 1
+		return len(since(first.Logged("drain signal"), killedAt)) >= 2 && len(since(first.Logged("alarm event"), killedAt)) >= 1
 	})
-	first.signal(syscall.SIGKILL)
-	<-first.exited
-	owed := append(since(first.logged("drain signal"), killedAt), since(first.logged("alarm event"), killedAt)...)
+	first.Signal(syscall.SIGKILL)
+	<-first.Exited
+	owed := append(since(first.Logged("drain signal"), killedAt), since(first.Logged("alarm event"), killedAt)...)
 	broker.Start()
 
 	second := startChild(t, r)
 	hiltest.WaitFor(t, 30*time.Second, "the new daemon to restore alarm state and find the outbox", func() bool {
-		return len(second.logged("alarm state restored")) == 1 && len(second.logged("outbox holds messages from before the restart; they go out first")) == 1
+		return len(second.Logged("alarm state restored")) == 1 && len(second.Logged("outbox holds messages from before the restart; they go out first")) == 1
 	})
-	restored := second.logged("alarm state restored")[0]["alarms"].(float64)
+	restored := second.Logged("alarm state restored")[0]["alarms"].(float64)
 	if restored == 0 {
 		t.Fatal("no alarm state restored in the middle of a fire")
 	}
@@ -217,11 +168,9 @@ func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 					t.Logf("received %s %s/%d %s %s", topic, env.BootID, env.Seq, env.Action, env.TS)
 				}
 			}
-			second.mu.Lock()
-			defer second.mu.Unlock()
-			for _, l := range second.lines {
-				if m := fmt.Sprint(l["msg"]); m != "alarm event" && m != "drain signal" {
-					t.Logf("second daemon: %v", l)
+			for _, l := range second.Lines() {
+				if !strings.Contains(l, `"msg":"alarm event"`) && !strings.Contains(l, `"msg":"drain signal"`) {
+					t.Logf("second daemon: %s", l)
 				}
 			}
 		}
@@ -300,9 +249,9 @@ func TestDaemonSIGKILLRestoresAndDelivers(t *testing.T) {
 		got, _ := fresh.Snapshot()
 		return len(got) >= int(restored)
 	})
-	second.signal(syscall.SIGTERM)
+	second.Signal(syscall.SIGTERM)
 	select {
-	case err := <-second.exited:
+	case err := <-second.Exited:
 		if err != nil {
 			t.Fatalf("the daemon did not shut down cleanly on SIGTERM: %v", err)
 		}
