@@ -310,23 +310,7 @@ func parsePoint(pp ProfilePoint, pth string, c *collector) (Point, bool) {
 		}
 		pt.Order = o
 	}
-	if pp.Scale != nil {
-		if *pp.Scale == 0 || math.IsNaN(*pp.Scale) || math.IsInf(*pp.Scale, 0) {
-			c.add(pth+".scale", "must be a finite non-zero number", *pp.Scale)
-		}
-		pt.Scale = *pp.Scale
-	}
-	if pp.Role != "" && !Roles[pp.Role] {
-		c.add(pth+".role", "is not a role the detector knows (see DESIGN's list)", pp.Role)
-	}
-	if pp.Range != nil {
-		if len(pp.Range) != 2 || !(pp.Range[0] < pp.Range[1]) {
-			c.add(pth+".range", "must be [lo, hi] with lo < hi", fmt.Sprint(pp.Range))
-		} else {
-			pt.Range = [2]float64{pp.Range[0], pp.Range[1]}
-			pt.HasRange = true
-		}
-	}
+	parseScaling(pp, &pt, pth, c)
 	if pp.Repeat == nil && pp.Name != "" && !nameRe.MatchString(pp.Name) {
 		return pt, false
 	}
@@ -410,22 +394,7 @@ func sunspecPoint(pp ProfilePoint, pth string, c *collector) (Point, bool) {
 			pt.Type, pt.Bit, pt.Words, pt.Invalid = Bit, uint8(*pp.Bit%16), 1, nil
 		}
 	}
-	if pp.Scale != nil {
-		if *pp.Scale == 0 || math.IsNaN(*pp.Scale) || math.IsInf(*pp.Scale, 0) {
-			c.add(pth+".scale", "must be a finite non-zero number", *pp.Scale)
-		}
-		pt.Scale = *pp.Scale
-	}
-	if pp.Role != "" && !Roles[pp.Role] {
-		c.add(pth+".role", "is not a role the detector knows (see DESIGN's list)", pp.Role)
-	}
-	if pp.Range != nil {
-		if len(pp.Range) != 2 || !(pp.Range[0] < pp.Range[1]) {
-			c.add(pth+".range", "must be [lo, hi] with lo < hi", fmt.Sprint(pp.Range))
-		} else {
-			pt.Range, pt.HasRange = [2]float64{pp.Range[0], pp.Range[1]}, true
-		}
-	}
+	parseScaling(pp, &pt, pth, c)
 	pt.SunSpec = ss
 	return pt, len(c.errs) == n
 }
@@ -478,5 +447,26 @@ func resolveSunSpec(r *Resolved, pp ProfilePoint, pth string, seen map[string]st
 		}
 		seen[pt.Name] = pth
 		r.Points = append(r.Points, pt)
+	}
+}
+
+// parseScaling takes what every point may have however it is addressed: scale, role and range.
+func parseScaling(pp ProfilePoint, pt *Point, pth string, c *collector) {
+	if pp.Scale != nil {
+		if *pp.Scale == 0 || math.IsNaN(*pp.Scale) || math.IsInf(*pp.Scale, 0) {
+			c.add(pth+".scale", "must be a finite non-zero number", *pp.Scale)
+		}
+		pt.Scale = *pp.Scale
+	}
+	if pp.Role != "" && !Roles[pp.Role] {
+		c.add(pth+".role", "is not a role the detector knows (see DESIGN's list)", pp.Role)
+	}
+	if pp.Range != nil {
+		if len(pp.Range) != 2 || !(pp.Range[0] < pp.Range[1]) {
+			c.add(pth+".range", "must be [lo, hi] with lo < hi", fmt.Sprint(pp.Range))
+		} else {
+			pt.Range = [2]float64{pp.Range[0], pp.Range[1]}
+			pt.HasRange = true
+		}
 	}
 }
