@@ -40,6 +40,19 @@ devices:
 	return cfg
 }
 
+// sunspecT0 is when the SunSpec tests' simulated rooms start.
+var sunspecT0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// sunspecRoom serves cfg's gateway from a simulator of sc over real Modbus TCP.
+func sunspecRoom(t *testing.T, cfg *config.Config, sc *sim.Scenario) (*sim.Simulator, collectors.Reader) {
+	t.Helper()
+	s, err := sim.New(cfg, sc, clock.NewManual(sunspecT0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, hiltest.Serve(t, s, "gw")
+}
+
 const sunspecPoints = `      - {name: soc, sunspec: 802.SoC, role: soc, range: [0, 100]}
       - {name: string_voltage, sunspec: 804.V, role: string_voltage}
       - {name: cell_temp_max, sunspec: 804.ModTmpMax, role: cell_temperature}
@@ -56,14 +69,9 @@ func TestSunSpecDiscoveryAtEachBase(t *testing.T) {
 	t.Parallel()
 	cfg := sunspecSite(t, sunspecPoints)
 	sc, _ := sim.LoadScenario("normal")
-	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s, err := sim.New(cfg, sc, clock.NewManual(at))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, rd := sunspecRoom(t, cfg, sc)
 	s.Advance(time.Minute)
-	rd := hiltest.Serve(t, s, "gw")
-	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(at.Add(time.Minute)), Log: zap.NewNop()}
+	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(sunspecT0.Add(time.Minute)), Log: zap.NewNop()}
 	for _, base := range []uint16{0, 40000, 50000} {
 		if err := s.MoveSunSpec("rack-01", base); err != nil {
 			t.Fatal(err)
@@ -118,14 +126,9 @@ func TestSunSpecPointsTheDeviceLacks(t *testing.T) {
       - {name: bank_strings, sunspec: 803.NStr}
 `)
 	sc, _ := sim.LoadScenario("normal")
-	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s, err := sim.New(served, sc, clock.NewManual(at))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, rd := sunspecRoom(t, served, sc)
 	s.Advance(time.Minute)
-	rd := hiltest.Serve(t, s, "gw")
-	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(at), Log: zap.NewNop()}
+	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(sunspecT0), Log: zap.NewNop()}
 	dev, _ := collectors.NewDevice(polled, polled.Devices[0])
 	b := p.Poll(dev)
 	if b.Err != nil {
@@ -177,13 +180,8 @@ func TestSunSpecFoundAgainAfterAFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s, err := sim.New(cfg, sc, clock.NewManual(at))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd := hiltest.Serve(t, s, "gw")
-	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(at), Log: zap.NewNop()}
+	s, rd := sunspecRoom(t, cfg, sc)
+	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(sunspecT0), Log: zap.NewNop()}
 	dev, _ := collectors.NewDevice(cfg, cfg.Devices[0])
 	s.Advance(5 * time.Second)
 	if b := p.Poll(dev); b.Err != nil {

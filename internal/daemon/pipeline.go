@@ -288,3 +288,18 @@ func (p *Pipeline) flushEngine(out *[]wire.Message) error {
 	p.eng.Advance()
 	return nil
 }
+
+// Alarms are the alarms that are not plainly normal.
+func (p *Pipeline) Alarms() []alarms.Alarm { return p.eng.Alarms() }
+
+// ZoneStages is each zone's stage as last announced.
+func (p *Pipeline) ZoneStages() map[string]alarms.Stage { return p.zones }
+
+// Actions is each configured zone's drain action ("" for none).
+func (p *Pipeline) Actions() map[string]cutover.Action {
+	out := map[string]cutover.Action{}
+	for _, z := range p.plan.Zones() {
+		out[z] = p.plan.Active(z)
+	}
+	return out
+}
