@@ -5,14 +5,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 )
 
@@ -237,5 +242,71 @@ func TestRecordIsDeterministic(t *testing.T) {
 	sim.Record(cfg, sc, &c)
 	if bytes.Equal(a.Bytes(), c.Bytes()) {
 		t.Fatal("another seed gave the same trace: the noise is not seeded")
+	}
+}
+
+// TestReplayHostileTraces: `firebreak replay` refuses issue 13's traces with exit code 2 and the
+// line that is wrong (before, a NaN made it exit 1 because the drain signal could not be encoded,
+// and a time of year 1 or an empty one made it loop for hours).
+func TestReplayHostileTraces(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	site := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(site, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const h, row = "time,device,point,value\n", "2022-10-15T15:00:00Z,panel-1,fire_alarm,true\n"
+	for in, want := range map[string]string{
+		h + "2022-10-15T15:00:00Z,rack-01,module_temp_1,NaN\n" + row: `trace.csv:2: value "NaN" of rack-01.module_temp_1 is not a number`,
+		h + "-1000,panel-1,fire_alarm,true\n" + row:                   `trace.csv:2: time "-1000": is outside 1970..2200`,
+		h + "0001-01-01T00:00:00Z,panel-1,fire_alarm,true\n" + row:    `trace.csv:2: time "0001-01-01T00:00:00Z": is outside`,
+		h + ",panel-1,fire_alarm,true\n" + row:                        `trace.csv:2: time "": is empty`,
+		h + row + "\n" + row:                                          `trace.csv:3: empty line`,
+	} {
+		path := filepath.Join(dir, "trace.csv")
+		if err := os.WriteFile(path, []byte(in), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := run(context.Background(), []string{"replay", "-config", site, "-in", path}, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: exit %d, %v; want 2 with %q", in, exitCode(err), err, want)
+		}
+	}
+}
+
+// TestReplayStopsOnSIGTERM: a replay busy ticking through a long trace stops at the first
+// SIGTERM (exit 1, "shutting down") instead of running to its end (exit 0). Issue 13: a replay
+// looping through a trace's times went on for 10 minutes after SIGTERM.
+func TestReplayStopsOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	site := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(site, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// 31 days, one row a day: about a minute of ticks under the race detector, nearly all of it
+	// inside the tick loop between two rows.
+	var b strings.Builder
+	b.WriteString("time,device,point,value\n")
+	for d := 0; d < 31; d++ {
+		fmt.Fprintf(&b, "%s,panel-1,fire_alarm,false\n", time.Date(2022, 10, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(d)*24*time.Hour).Format(time.RFC3339))
+	}
+	in, out := filepath.Join(dir, "trace.csv"), filepath.Join(dir, "events.jsonl")
+	if err := os.WriteFile(in, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startFirebreak(t, "replay", "-config", site, "-in", in, "-out", out)
+	hiltest.WaitFor(t, time.Minute, "replay to open its output", func() bool { _, err := os.Stat(out); return err == nil })
+	p.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.Exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !p.Said("shutting down") {
+			t.Fatalf("replay after SIGTERM: %v (want exit 1 after 'shutting down'); stderr: %v", err, p.Lines())
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("replay still running 3 minutes after SIGTERM")
 	}
 }

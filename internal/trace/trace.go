@@ -5,10 +5,12 @@
 package trace
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -20,24 +22,42 @@ import (
 // Header is the first line of every trace.
 var Header = []string{"time", "device", "point", "value"}
 
+// The limits of what a trace may hold. A row is a time, two names of at most 64 characters and a
+// number, so a line of 4 KiB is far more than any real row; a longer one is damage, not data.
+// Times are refused outside [MinTime, MaxTime), when one row is more than MaxGap after the one
+// before it, and when the trace spans more than MaxSpan: replay ticks through every second, as
+// the live daemon does (a day of ticks takes about half a second on a small machine), so a trace
+// may not ask it to step through years.
+const (
+	MaxLineBytes  = 4096
+	MaxValueBytes = 64
+	MaxGap        = 24 * time.Hour
+	MaxSpan       = 31 * 24 * time.Hour
+)
+
+var (
+	MinTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // Reader yields batches from a trace, in time order.
 type Reader struct {
-	r       *csv.Reader
-	file    string
-	line    int
-	points  map[string]map[string]config.Point
-	pending *sample.Batch
-	last    time.Time
-	lastRaw string // the last time field as written: a device's rows share one
-	err     error
+	r        *bufio.Reader
+	file     string
+	line     int
+	points   map[string]map[string]config.Point
+	pending  *sample.Batch
+	first    time.Time
+	last     time.Time
+	haveTime bool   // a row has been read: first and last are set
+	lastRaw  string // the last time field as written: a device's rows share one
+	fields   [4]string
+	err      error
 }
 
 // NewReader checks the header; file names the trace in errors.
 func NewReader(r io.Reader, file string, cfg *config.Config) (*Reader, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1 // counted here, with a message that says what the row should be
-	cr.ReuseRecord = true
-	tr := &Reader{r: cr, file: file, points: map[string]map[string]config.Point{}}
+	tr := &Reader{r: bufio.NewReaderSize(r, 64<<10), file: file, points: map[string]map[string]config.Point{}}
 	for _, d := range cfg.Devices {
 		m := map[string]config.Point{}
 		if res := cfg.Points(d); res != nil {
@@ -47,13 +67,15 @@ func NewReader(r io.Reader, file string, cfg *config.Config) (*Reader, error) {
 		}
 		tr.points[d.Name] = m
 	}
-	hdr, err := cr.Read()
-	tr.line = 1
+	hdr, err := tr.readRow()
+	if errors.Is(err, io.EOF) {
+		return nil, tr.errorf("the trace is empty: the first line must be %q", strings.Join(Header, ","))
+	}
 	if err != nil {
-		return nil, tr.errorf("reading the header: %v", err)
+		return nil, err
 	}
 	if strings.Join(hdr, ",") != strings.Join(Header, ",") {
-		return nil, tr.errorf("header must be %q, got %q", strings.Join(Header, ","), strings.Join(hdr, ","))
+		return nil, tr.errorf("header must be %q, got %q", strings.Join(Header, ","), clip(strings.Join(hdr, ",")))
 	}
 	return tr, nil
 }
@@ -65,15 +87,60 @@ func (t *Reader) errorf(format string, a ...any) error {
 	return fmt.Errorf("%w: %s:%d: %s", ErrBadTrace, t.file, t.line, fmt.Sprintf(format, a...))
 }
 
+// clip shortens what a trace wrote for an error message: a damaged line may be anything.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// readRow reads the next line and splits it into its fields (quoted as CSV when it has quotes).
+// Empty lines and lines over MaxLineBytes are errors: a trace is one row per line.
+func (t *Reader) readRow() ([]string, error) {
+	t.line++
+	raw, err := t.r.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull) || len(raw) > MaxLineBytes:
+		return nil, t.errorf("line is longer than %d bytes", MaxLineBytes)
+	case errors.Is(err, io.EOF) && len(raw) == 0:
+		return nil, io.EOF
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, t.errorf("%v", err)
+	}
+	line := strings.TrimSuffix(strings.TrimSuffix(string(raw), "\n"), "\r")
+	if strings.TrimSpace(line) == "" {
+		return nil, t.errorf("empty line (a trace has one row per line, and no blank ones)")
+	}
+	if strings.IndexByte(line, '"') >= 0 {
+		cr := csv.NewReader(strings.NewReader(line))
+		cr.FieldsPerRecord = -1
+		rec, err := cr.Read()
+		if err != nil {
+			return nil, t.errorf("%v", err)
+		}
+		return rec, nil
+	}
+	if strings.Count(line, ",") != len(t.fields)-1 {
+		return strings.Split(line, ","), nil // the caller says what the row should be
+	}
+	for i := range t.fields[:3] {
+		j := strings.IndexByte(line, ',')
+		t.fields[i], line = line[:j], line[j+1:]
+	}
+	t.fields[3] = line
+	return t.fields[:], nil
+}
+
 // Next returns the next batch, or io.EOF after the last.
 func (t *Reader) Next() (sample.Batch, error) {
 	if t.err != nil {
 		return sample.Batch{}, t.err
 	}
 	for {
-		rec, err := t.r.Read()
-		t.line++
-		if errors.Is(err, io.EOF) {
+		rec, err := t.readRow()
+		switch {
+		case errors.Is(err, io.EOF):
 			t.err = io.EOF
 			if t.pending != nil {
 				b := *t.pending
@@ -81,9 +148,8 @@ func (t *Reader) Next() (sample.Batch, error) {
 				return b, nil
 			}
 			return sample.Batch{}, io.EOF
-		}
-		if err != nil {
-			t.err = t.errorf("%v", err)
+		case err != nil:
+			t.err = err
 			return sample.Batch{}, t.err
 		}
 		if len(rec) != 4 {
@@ -109,24 +175,35 @@ func (t *Reader) Next() (sample.Batch, error) {
 
 func (t *Reader) parse(rec []string) (sample.Sample, error) {
 	at := t.last
-	if rec[0] != t.lastRaw {
+	if !t.haveTime || rec[0] != t.lastRaw {
 		var err error
 		if at, err = ParseTime(rec[0]); err != nil {
-			return sample.Sample{}, t.errorf("time %q: %v", rec[0], err)
+			return sample.Sample{}, t.errorf("time %q: %v", clip(rec[0]), err)
 		}
-		t.lastRaw = rec[0]
-	}
-	if at.Before(t.last) {
-		return sample.Sample{}, t.errorf("time %s is before the previous row's %s: rows must be in time order", rec[0], t.last.Format(time.RFC3339Nano))
+		if t.haveTime && at.Before(t.last) {
+			return sample.Sample{}, t.errorf("time %s is before the previous row's %s: rows must be in time order", rec[0], t.last.Format(time.RFC3339Nano))
+		}
+		if t.haveTime && at.Sub(t.last) > MaxGap {
+			return sample.Sample{}, t.errorf("time %s is %s after the previous row's %s: more than %s without a row is two traces, not one", rec[0],
+				at.Sub(t.last).Round(time.Second), t.last.Format(time.RFC3339Nano), MaxGap)
+		}
+		if !t.haveTime {
+			t.first = at
+		}
+		if at.Sub(t.first) > MaxSpan {
+			return sample.Sample{}, t.errorf("time %s is %s after the trace's first row: a trace spans at most %s (31 days); split a longer recording",
+				rec[0], at.Sub(t.first).Round(time.Hour), MaxSpan)
+		}
+		t.lastRaw, t.haveTime = rec[0], true
 	}
 	t.last = at
 	pts, ok := t.points[rec[1]]
 	if !ok {
-		return sample.Sample{}, t.errorf("device %q is not in the config", rec[1])
+		return sample.Sample{}, t.errorf("device %q is not in the config", clip(rec[1]))
 	}
 	pt, ok := pts[rec[2]]
 	if !ok {
-		return sample.Sample{}, t.errorf("device %s has no point %q in its profile", rec[1], rec[2])
+		return sample.Sample{}, t.errorf("device %s has no point %q in its profile", rec[1], clip(rec[2]))
 	}
 	s := sample.Sample{Device: rec[1], Point: rec[2], Role: pt.Role, At: at}
 	switch v := strings.TrimSpace(rec[3]); v {
@@ -137,9 +214,9 @@ func (t *Reader) parse(rec []string) (sample.Sample, error) {
 	case "false":
 		s.Value, s.Quality = 0, sample.Good
 	default:
-		f, err := strconv.ParseFloat(v, 64)
+		f, err := ParseValue(v)
 		if err != nil {
-			return s, t.errorf("value %q of %s.%s is not a number, true, false or empty", v, rec[1], rec[2])
+			return s, t.errorf("value %q of %s.%s %v", clip(v), rec[1], rec[2], err)
 		}
 		s.Value, s.Quality = f, sample.Good
 		if pt.HasRange && (f < pt.Range[0] || f > pt.Range[1]) {
@@ -149,14 +226,71 @@ func (t *Reader) parse(rec []string) (sample.Sample, error) {
 	return s, nil
 }
 
-// ParseTime reads RFC 3339 or integer Unix milliseconds.
-func ParseTime(s string) (time.Time, error) {
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.UnixMilli(ms).UTC(), nil
+// ParseValue reads a trace value: a plain decimal number (sign, digits, a point, an exponent),
+// finite. strconv.ParseFloat alone would take NaN, Inf, Infinity, hex floats and 1_000; none of
+// them is a reading, and a NaN that reached the detectors could stop a drain signal.
+func ParseValue(v string) (float64, error) {
+	if len(v) > MaxValueBytes {
+		return 0, fmt.Errorf("is longer than %d characters", MaxValueBytes)
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	if !plainNumber(v) {
+		return 0, errors.New("is not a number, true, false or empty (numbers are plain decimals like -12.5 or 1e3; no NaN or Inf)")
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsInf(f, 0) {
+		return 0, errors.New("is beyond the range of a 64-bit float")
+	}
+	return f, nil
+}
+
+// plainNumber says whether s is [+-]digits[.digits][e[+-]digits] with at least one digit.
+func plainNumber(s string) bool {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i, digits = i+1, digits+1
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i, digits = i+1, digits+1
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		exp := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i, exp = i+1, exp+1
+		}
+		if exp == 0 {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+// ParseTime reads RFC 3339 or integer Unix milliseconds, within [MinTime, MaxTime).
+func ParseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("is empty; want RFC 3339 or integer Unix milliseconds")
+	}
+	var t time.Time
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		t = time.UnixMilli(ms).UTC()
+	} else if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
 		return time.Time{}, errors.New("want RFC 3339 or integer Unix milliseconds")
+	}
+	if t.Before(MinTime) || !t.Before(MaxTime) {
+		return time.Time{}, fmt.Errorf("is outside %d..%d: a recorded time is after 1970 and before 2200", MinTime.Year(), MaxTime.Year())
 	}
 	return t.UTC(), nil
 }

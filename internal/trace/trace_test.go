@@ -3,6 +3,7 @@ package trace
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -84,6 +85,26 @@ func TestErrorsNameTheLine(t *testing.T) {
 		"time,device,point,value\nyesterday,rack-01,soc,1\n":                                  "t.csv:2: time \"yesterday\"",
 		"time,device,point,value\n2022-10-15T15:00:00Z,rack-01,soc,warm\n":                    "t.csv:2: value \"warm\" of rack-01.soc is not a number",
 	}
+	// Issue 13: what a hostile or damaged trace holds. No non-finite number and no time that
+	// would make replay step through millennia gets past the reader.
+	const h, ok = "time,device,point,value\n", "2022-10-15T15:00:00Z,rack-01,soc,1\n"
+	for _, v := range []string{"NaN", "nan", "Inf", "+inf", "-inf", "Infinity", "1_000", "0x1p3", "1e400", "-1e999", "1e", ".", "--1", strings.Repeat("9", 65)} {
+		cases[h+"2022-10-15T15:00:00Z,rack-01,module_temp_1,"+v+"\n"] = "t.csv:2: value"
+	}
+	cases[h+ok+"\n"+ok] = "t.csv:3: empty line"
+	cases[h+"-1000,rack-01,soc,1\n"] = "t.csv:2: time \"-1000\": is outside 1970..2200"
+	cases[h+"0001-01-01T00:00:00Z,rack-01,soc,1\n"] = "t.csv:2: time \"0001-01-01T00:00:00Z\": is outside"
+	cases[h+",rack-01,soc,1\n"+ok] = "t.csv:2: time \"\": is empty"
+	cases[h+ok+"2024-10-15T15:00:00Z,rack-01,soc,1\n"] = "t.csv:3: time 2024-10-15T15:00:00Z is 17544h0m0s after the previous row's"
+	var month strings.Builder
+	month.WriteString(h)
+	for d := 0; d <= 32; d++ {
+		fmt.Fprintf(&month, "%s,rack-01,soc,1\n", time.Date(2022, 10, 1+d, 0, 0, 0, 0, time.UTC).Format(time.RFC3339))
+	}
+	cases[month.String()] = "t.csv:34: time 2022-11-02T00:00:00Z is 768h0m0s after the trace's first row: a trace spans at most"
+	cases[h+ok+"99999999999999,rack-01,soc,1\n"] = "t.csv:3: time \"99999999999999\": is outside"
+	cases[h+ok+"2022-10-15T15:00:00Z,rack-01,soc,"+strings.Repeat("1", 5000)+"\n"] = "t.csv:3: line is longer than 4096 bytes"
+	cases[h+ok+"2022-10-15T15:00:00Z,rack-01,soc,1,2\n"] = "t.csv:3: want 4 fields (time,device,point,value), got 5"
 	for in, want := range cases {
 		r, err := NewReader(strings.NewReader(in), "t.csv", demo(t))
 		for err == nil {
