@@ -229,6 +229,17 @@ func (e *Engine) Step(b sample.Batch) {
 		if s.Quality == sample.CommLost {
 			continue
 		}
+		if s.Quality == sample.Good && s.Text == "" {
+			// The collectors and the trace reader never pass a non-finite value; whatever feeds
+			// the engine, a NaN or an infinity is no reading and must not reach a fit or a
+			// signal, and a magnitude no sensor reads (in any unit) is implausible.
+			switch {
+			case !finite(s.Value):
+				s.Value, s.Quality = 0, sample.Invalid
+			case math.Abs(s.Value) > MaxReading:
+				s.Quality = sample.OutOfRange
+			}
+		}
 		rules := e.rules[s.Device+"."+s.Point]
 		if s.Role == "" && rules == nil {
 			continue
@@ -706,6 +717,9 @@ func (d *devState) goodByRole(role string) ([]string, []float64) {
 
 // setCond raises, updates or clears one condition and drives its alarm's lifecycle.
 func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v float64, unit string, textFn func() string, now time.Time) {
+	if !finite(v) {
+		v = 0 // an alarm's value goes into JSON and into drain signals: it is always a number
+	}
 	if st == StageNormal && d.nconds == 0 {
 		return // nothing active on the device: nothing to clear (the hot path of a quiet room)
 	}
@@ -1265,7 +1279,22 @@ func median(v []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+// MaxReading is the largest magnitude the engine takes as a reading: beyond every physical
+// quantity a power room measures in any unit it uses, and small enough that the window fits'
+// sums of squares stay finite.
+const MaxReading = 1e12
+
+// finite says whether v is a number JSON can carry (not NaN, not an infinity).
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// round3 rounds to three decimals; a value beyond 1e15 has no fraction a float can hold, and
+// v*1000 could overflow to an infinity (found by FuzzReplay with 1e308).
+func round3(v float64) float64 {
+	if math.Abs(v) > 1e15 || !finite(v) {
+		return v
+	}
+	return math.Round(v*1000) / 1000
+}
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

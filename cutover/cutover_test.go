@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,32 @@ func TestEpisodeIDsAcrossAnHAPair(t *testing.T) {
 	e.PeerSignal(sc)
 	if se := rise(e, edge.Add(2*time.Minute)); se.Episode == sc.Episode {
 		t.Fatalf("joined an episode whose signal expired a minute ago")
+	}
+}
+
+// TestSignalAlwaysEncodes: a signal whose evidence holds a value that is not a number (the
+// engine never hands one over, but nothing may stop a drain signal) is signed and verified, the
+// value going out as null.
+func TestSignalAlwaysEncodes(t *testing.T) {
+	t.Parallel()
+	pub, key, _ := ed25519.GenerateKey(nil)
+	now := time.Date(2022, 10, 15, 15, 19, 0, 0, time.UTC)
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		s := Signal{V: 1, ID: "e.drain", Site: "s", Zone: "z", Action: Drain, Stage: 3, Domains: []string{"d"}, Targets: []string{"t"},
+			Evidence: []EvidenceItem{{Alarm: "rack-1.module_temp_3.temp_high", Value: v, Unit: "degC"}, {Alarm: "gas.offgas", Value: 420, Unit: "ppm"}},
+			IssuedAt: now, ValidUntil: now.Add(time.Minute), Instance: "fb", TS: now, Seq: 1}
+		if err := Sign(&s, key); err != nil {
+			t.Fatalf("%g: sign: %v", v, err)
+		}
+		raw, err := json.Marshal(s)
+		if err != nil {
+			t.Fatalf("%g: encode: %v", v, err)
+		}
+		if !strings.Contains(string(raw), `"value":null`) || !strings.Contains(string(raw), `"value":420`) {
+			t.Errorf("%g: %s", v, raw)
+		}
+		if _, err := Verify(raw, pub, now); err != nil {
+			t.Errorf("%g: verify: %v", v, err)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -61,6 +62,21 @@ type EvidenceItem struct {
 	Alarm string  `json:"alarm"`
 	Value float64 `json:"value"`
 	Unit  string  `json:"unit,omitempty"`
+}
+
+// MarshalJSON writes a value that is not finite as null: a signal must always encode, and the
+// engine never hands one over, but a drain signal that cannot be sent is the worst failure this
+// program has, so the encoding does not rely on that.
+func (e EvidenceItem) MarshalJSON() ([]byte, error) {
+	type plain EvidenceItem
+	out := struct {
+		plain
+		Value *float64 `json:"value"`
+	}{plain: plain(e)}
+	if !math.IsNaN(e.Value) && !math.IsInf(e.Value, 0) {
+		out.Value = &e.Value
+	}
+	return json.Marshal(out)
 }
 
 // Signal is DESIGN's drain signal. Sig covers the canonical JSON of every other field.
