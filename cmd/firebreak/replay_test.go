@@ -259,10 +259,10 @@ func TestReplayHostileTraces(t *testing.T) {
 	const h, row = "time,device,point,value\n", "2022-10-15T15:00:00Z,panel-1,fire_alarm,true\n"
 	for in, want := range map[string]string{
 		h + "2022-10-15T15:00:00Z,rack-01,module_temp_1,NaN\n" + row: `trace.csv:2: value "NaN" of rack-01.module_temp_1 is not a number`,
-		h + "-1000,panel-1,fire_alarm,true\n" + row:                   `trace.csv:2: time "-1000": is outside 1970..2200`,
-		h + "0001-01-01T00:00:00Z,panel-1,fire_alarm,true\n" + row:    `trace.csv:2: time "0001-01-01T00:00:00Z": is outside`,
-		h + ",panel-1,fire_alarm,true\n" + row:                        `trace.csv:2: time "": is empty`,
-		h + row + "\n" + row:                                          `trace.csv:3: empty line`,
+		h + "-1000,panel-1,fire_alarm,true\n" + row:                  `trace.csv:2: time "-1000": is outside 1970..2200`,
+		h + "0001-01-01T00:00:00Z,panel-1,fire_alarm,true\n" + row:   `trace.csv:2: time "0001-01-01T00:00:00Z": is outside`,
+		h + ",panel-1,fire_alarm,true\n" + row:                       `trace.csv:2: time "": is empty`,
+		h + row + "\n" + row:                                         `trace.csv:3: empty line`,
 	} {
 		path := filepath.Join(dir, "trace.csv")
 		if err := os.WriteFile(path, []byte(in), 0o600); err != nil {
