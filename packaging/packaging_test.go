@@ -14,11 +14,42 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/config"
 )
 
-// TestExampleConfigLoads: the example /etc/firebreak/b3.yaml is a valid config.
-func TestExampleConfigLoads(t *testing.T) {
-	cfg, err := config.Load("etc/firebreak/b3.yaml")
+// installExample lays the example /etc/firebreak out under a temporary directory, as a site would
+// install it (its absolute /etc/firebreak paths pointing there), with the broker's CA file in
+// place unless withoutCA, and returns the config's path.
+func installExample(t *testing.T, withoutCA bool) string {
+	t.Helper()
+	etc := t.TempDir()
+	data, err := os.ReadFile("etc/firebreak/b3.yaml")
 	if err != nil {
 		t.Fatal(err)
+	}
+	data = []byte(strings.ReplaceAll(string(data), "/etc/firebreak/", etc+"/"))
+	for _, f := range []string{"b3.yaml", "profiles/README.md", "tls/ca.pem"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(etc, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(etc, "b3.yaml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !withoutCA {
+		if err := os.WriteFile(filepath.Join(etc, "tls/ca.pem"), []byte("-----BEGIN CERTIFICATE-----\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(etc, "b3.yaml")
+}
+
+// TestExampleConfigLoads: the example /etc/firebreak/b3.yaml is a valid config once installed, and
+// refused, naming the field, while the broker's CA file it names is missing.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := config.Load(installExample(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(installExample(t, true)); err == nil || !strings.Contains(err.Error(), "mqtt.tls.ca_file: cannot be read") {
+		t.Errorf("without its CA file: %v", err)
 	}
 	if cfg.HA.Peer == "" || cfg.StateDir != "/var/lib/firebreak/b3" {
 		t.Errorf("the example should show an HA pair member with the unit's state directory: %+v %s", cfg.HA, cfg.StateDir)
@@ -63,7 +94,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TimeoutStopSec: %v", err)
 	}
-	cfg, err := config.Load("etc/firebreak/b3.yaml")
+	cfg, err := config.Load(installExample(t, false))
 	if err != nil {
 		t.Fatal(err)
 	}

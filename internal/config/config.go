@@ -207,21 +207,22 @@ func Default() Config {
 	}
 }
 
-// connectionDefaults fills what a connection entry leaves out.
-func connectionDefaults(c *Connection) {
-	if c.Timeout == 0 {
+// connectionDefaults fills what a connection entry leaves out; set says whether the file gave a
+// key (then even a zero stands, and validation refuses it).
+func connectionDefaults(c *Connection, set func(key string) bool) {
+	if !set("timeout") {
 		c.Timeout = time.Second
 	}
-	if c.MaxRegistersPerRequest == 0 {
+	if !set("max_registers_per_request") {
 		c.MaxRegistersPerRequest = 125
 	}
-	if c.MaxInFlight == 0 {
+	if !set("max_in_flight") {
 		c.MaxInFlight = 1
 	}
 }
 
-func deviceDefaults(d *Device) {
-	if d.Interval == 0 {
+func deviceDefaults(d *Device, set func(key string) bool) {
+	if !set("interval") {
 		d.Interval = time.Second
 	}
 }

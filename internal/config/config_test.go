@@ -108,7 +108,7 @@ commands:
 `, []string{
 			`mqtt.outbox_max: must be at least 100 messages, got 5`,
 			`mqtt.tls: cert_file and key_file go together`,
-			`mqtt.home_assistant.prefix: must be a topic without wildcards, got "ha/#"`,
+			`mqtt.home_assistant.prefix: must not hold the wildcards + or #, got "ha/#"`,
 			`commands.max_age: must be a positive duration, got "0s"`,
 			`commands.operators[0].public_key: must be the base64 of a 32-byte Ed25519 public key, got "not base64!"`,
 			`commands.operators[1].name: is used by another operator, got "alice"`,
@@ -212,5 +212,71 @@ rules:
 	}
 	if strings.Contains(err.Error(), "rules[0]") {
 		t.Errorf("the good rule was refused: %v", err)
+	}
+}
+
+// TestConfigsThatCannotBeRight: what a hostile or careless file brings (issue 13's 425 mutated
+// configs found these accepted); each is refused with its field path. One row per case; rows
+// with placeholders are expanded below.
+func TestConfigsThatCannotBeRight(t *testing.T) {
+	t.Parallel()
+	for _, tc := range hostileConfigs() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(tc.yaml), "site.yaml")
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("want %q in:\n%.2000s", tc.want, err)
+			}
+			if len(err.Error()) > 4000 {
+				t.Errorf("the message is %d bytes: a hostile value must not be echoed whole", len(err.Error()))
+			}
+		})
+	}
+}
+
+type hostileConfig struct{ name, yaml, want string }
+
+// hostileConfigs are the table of TestConfigsThatCannotBeRight, and seeds of FuzzConfig.
+func hostileConfigs() []hostileConfig {
+	dev := "\ndevices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z}]\n"
+	huge := strings.Repeat("a", 70000)
+	return []hostileConfig{
+		{"inf threshold", base + dev + "detection: {cell_temp_crit_c: .inf}", `detection.cell_temp_crit_c: must be a finite number (not NaN or infinity), got ".inf"`},
+		{"nan threshold", base + dev + "detection: {peer_z_min: .NaN}", `detection.peer_z_min: must be a finite number`},
+		{"overflowing threshold", base + dev + "detection: {co_warn_ppm: 1e999}", `detection.co_warn_ppm: must be a finite number`},
+		{"nan rule limit", base + dev + "rules: [{name: x, point: r1.soc, above: .nan, stage: 1}]", `rules[0].above: must be a finite number`},
+		{"-inf rule rate", base + dev + "rules: [{name: x, point: r1.soc, rate_per_min: -.inf, stage: 1}]", `rules[0].rate_per_min: must be a finite number`},
+		{"nan scale", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: p, zone: z}]\nprofiles: [{name: p, points: [{name: a, register: input, address: 0, type: int16, scale: .nan}]}]", `profiles[0].points[0].scale: must be a finite number`},
+		{"inf offset", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: p, zone: z}]\nprofiles: [{name: p, points: [{name: a, register: input, address: 0, type: int16, offset: .inf}]}]", `profiles[0].points[0].offset: must be a finite number`},
+		{"nan range", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: p, zone: z}]\nprofiles: [{name: p, points: [{name: a, register: input, address: 0, type: int16, range: [.nan, 5]}]}]", `profiles[0].points[0].range[0]: must be a finite number`},
+		{"zero interval", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z, interval: 0s}]", `devices[0].interval: must be 100ms..1h, got "0s"`},
+		{"bare-number interval", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z, interval: 5}]", `devices[0].interval: must be a duration with a unit`},
+		{"zero max_registers_per_request", strings.Replace(base, `url: "tcp://127.0.0.1:502"}`, `url: "tcp://127.0.0.1:502", max_registers_per_request: 0}`, 1) + dev, `connections[0].max_registers_per_request: must be 1..125, got 0`},
+		{"zero max_in_flight", strings.Replace(base, `url: "tcp://127.0.0.1:502"}`, `url: "tcp://127.0.0.1:502", max_in_flight: 0}`, 1) + dev, `connections[0].max_in_flight: must be 1..16, got 0`},
+		{"zero timeout", strings.Replace(base, `url: "tcp://127.0.0.1:502"}`, `url: "tcp://127.0.0.1:502", timeout: 0s}`, 1) + dev, `connections[0].timeout: must be > 0`},
+		{"fractional unit id", base + "devices: [{name: r1, connection: gw, unit_id: 1.5, profile: li-ion-rack, zone: z}]", `devices[0].unit_id: must be a whole number, got "1.5"`},
+		{"fractional address", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: p, zone: z}]\nprofiles: [{name: p, points: [{name: a, register: input, address: 2.5, type: int16}]}]", `profiles[0].points[0].address: must be a whole number`},
+		{"numeric site", strings.Replace(base, "site: s1", "site: 123", 1) + dev, `site: must be a string; quote it if it is meant as one, got "123"`},
+		{"boolean instance", strings.Replace(base, "instance: fb-1", "instance: true", 1) + dev, `instance: must be a string`},
+		{"$SYS prefix", base + dev + "mqtt: {topic_prefix: $SYS}", `mqtt.topic_prefix: must not start with $`},
+		{"empty topic level", base + dev + "mqtt: {topic_prefix: a//b}", `mqtt.topic_prefix: must not start or end with / or hold an empty level`},
+		{"huge prefix", base + dev + "mqtt: {topic_prefix: " + huge + "}", `mqtt.topic_prefix: must be at most 128 bytes`},
+		{"huge site", strings.Replace(base, "site: s1", "site: "+huge, 1) + dev, `site: must match [a-z0-9-]+, at most 64 characters`},
+		{"huge device name", base + "devices: [{name: " + huge + ", connection: gw, unit_id: 1, profile: li-ion-rack, zone: z}]", `devices[0].name: must match [a-z0-9][a-z0-9_-]*, at most 64 characters, got "aaaa`},
+		{"consumer twice", base + dev + "cutover: {consumers: [cp, cp]}", `cutover.consumers[1]: is used by another consumer, got "cp"`},
+		{"broker without host", base + dev + "mqtt: {brokers: [\"tcp://:1883\"]}", `mqtt.brokers[0]: must name a host`},
+		{"broker with path", base + dev + "mqtt: {brokers: [\"tcp://h:1883/x\"]}", `mqtt.brokers[0]: must not have a path`},
+		{"broker with password", base + dev + "mqtt: {brokers: [\"tcp://u:secret@h:1883\"]}", `mqtt.brokers[0]: must not hold a user or password`},
+		{"broker port out of range", base + dev + "mqtt: {brokers: [\"tcp://h:70000\"]}", `mqtt.brokers[0]: port must be 1..65535`},
+		{"influx with password", base + dev + "influx: {url: \"http://u:p@h:8086\"}", `influx.url: must not hold a user or password`},
+		{"metrics port out of range", base + dev + "metrics: {listen: \"127.0.0.1:99999\"}", `metrics.listen: port must be 0..65535`},
+		{"missing CA file", base + dev + "mqtt: {tls: {ca_file: /nonexistent/ca.pem}}", `mqtt.tls.ca_file: cannot be read`},
+		{"missing password file", base + dev + "mqtt: {password_file: /nonexistent/pw}", `mqtt.password_file: cannot be read`},
+		{"too many targets", strings.Replace(base, "targets: [t]", "targets: ["+strings.TrimSuffix(strings.Repeat("t,", 300), ",")+"]", 1) + dev, `domains[0].targets: must list at most 256 targets`},
+		{"empty target", strings.Replace(base, "targets: [t]", `targets: [""]`, 1) + dev, `domains[0].targets[0]: must be printable text`},
+		{"config too large", base + dev + "# " + strings.Repeat("x", MaxConfigBytes), `(document): is `},
 	}
 }

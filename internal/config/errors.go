@@ -30,13 +30,17 @@ func (e *FieldError) Error() string {
 	return b.String()
 }
 
+// formatValue shows a bad value, shortened: a hostile file may hold a megabyte in one name, and
+// the message must stay one readable line.
 func formatValue(v any) string {
-	switch x := v.(type) {
-	case string:
-		return fmt.Sprintf("%q", x)
-	default:
-		return fmt.Sprintf("%v", x)
+	s, ok := v.(string)
+	if !ok {
+		return fmt.Sprintf("%v", v)
 	}
+	if len(s) > 80 {
+		return fmt.Sprintf("%q… (%d bytes)", s[:80], len(s))
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 // ErrInvalid marks every error that says the config (not the machine) is at fault: cmd maps it to

@@ -9,12 +9,18 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -37,12 +43,18 @@ func Parse(data []byte, file string) (*Config, error) {
 	cfg := Default()
 	cfg.File = file
 	c := &collector{file: file}
-	decodeStrict(data, &cfg, c)
+	if len(data) > MaxConfigBytes {
+		c.addf("(document)", nil, "is %d bytes; a site config may be at most %d", len(data), MaxConfigBytes)
+		return nil, invalid(c.errs)
+	}
+	set := decodeStrict(data, &cfg, "", c)
 	for i := range cfg.Connections {
-		connectionDefaults(&cfg.Connections[i])
+		p := fmt.Sprintf("connections[%d].", i)
+		connectionDefaults(&cfg.Connections[i], func(key string) bool { return set[p+key] })
 	}
 	for i := range cfg.Devices {
-		deviceDefaults(&cfg.Devices[i])
+		p := fmt.Sprintf("devices[%d].", i)
+		deviceDefaults(&cfg.Devices[i], func(key string) bool { return set[p+key] })
 	}
 	cfg.loadProfiles(c)
 	cfg.validate(c)
@@ -53,25 +65,37 @@ func Parse(data []byte, file string) (*Config, error) {
 }
 
 // decodeStrict decodes YAML into out; unknown keys and wrong types become field errors, and the
-// rest of the document is still decoded so that validation can report its problems too.
-func decodeStrict(data []byte, out any, c *collector) {
+// rest of the document is still decoded so that validation can report its problems too. It
+// returns the paths of the keys the document sets (see checkShape); path prefixes them.
+func decodeStrict(data []byte, out any, path string, c *collector) map[string]bool {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(out)
 	if errors.Is(err, io.EOF) {
 		c.add("(document)", "is empty", nil)
-		return
+		return nil
 	}
 	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		for _, m := range te.Errors {
-			c.add(yamlLocation(m), yamlMessage(m), nil)
-		}
-		return
-	}
-	if err != nil {
+	if err != nil && !errors.As(err, &te) {
 		c.add("(document)", "is not valid YAML: "+err.Error(), nil)
+		return nil
 	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return nil
+	}
+	set, reported := checkShape(&root, reflect.TypeOf(out), path, c)
+	if te != nil {
+		for _, m := range te.Errors {
+			loc := yamlLocation(m)
+			var line int
+			if _, err := fmt.Sscanf(loc, "line %d", &line); err == nil && reported[line] && strings.Contains(m, "cannot unmarshal") {
+				continue // said above, with its field path
+			}
+			c.add(loc, yamlMessage(m), nil)
+		}
+	}
+	return set
 }
 
 var yamlLineRe = regexp.MustCompile(`^(line \d+): (.*)$`)
@@ -134,7 +158,7 @@ func (cfg *Config) loadProfiles(c *collector) {
 func (cfg *Config) addProfileFile(data []byte, file string, c *collector) {
 	var p Profile
 	pc := &collector{file: file}
-	decodeStrict(data, &p, pc)
+	decodeStrict(data, &p, "profile", pc)
 	r := resolve(p, "profile", pc)
 	c.errs = append(c.errs, pc.errs...)
 	if p.Name != "" {
@@ -180,20 +204,100 @@ var (
 // uniqueName checks that name is a valid name not seen before among what (connections, zones, …).
 func (c *collector) uniqueName(path, what, name string, seen map[string]bool) {
 	switch {
-	case !nameRe.MatchString(name):
-		c.add(path, "must match [a-z0-9][a-z0-9_-]*", name)
+	case !validName(name):
+		c.add(path, nameRule, name)
 	case seen[name]:
 		c.add(path, "is used by another "+what, name)
 	}
 	seen[name] = true
 }
 
-func (cfg *Config) validate(c *collector) {
-	if !siteRe.MatchString(cfg.Site) {
-		c.add("site", "must match [a-z0-9-]+", cfg.Site)
+// The limits of a config (docs/operations.md, "Limits"). Names become MQTT topic levels, Influx
+// tags and log fields: 64 characters keep every topic far below MQTT's 65,535 bytes and every
+// line readable. A domain's targets all go into each drain signal, which a consumer's hook gets
+// whole.
+const (
+	MaxConfigBytes   = 4 << 20
+	MaxNameLen       = 64
+	MaxTopicPrefix   = 128
+	MaxTargets       = 256 // per domain
+	MaxTargetLen     = 128
+	MaxSignalTargets = 1024 // all the domains one zone's cut reaches
+)
+
+func siteName(s string) bool { return len(s) <= MaxNameLen && siteRe.MatchString(s) }
+
+// validTopicPrefix says what is wrong with a topic prefix ("" for nothing).
+func validTopicPrefix(p string) string {
+	switch {
+	case p == "":
+		return "must not be empty"
+	case len(p) > MaxTopicPrefix:
+		return fmt.Sprintf("must be at most %d bytes", MaxTopicPrefix)
+	case strings.HasPrefix(p, "$"):
+		return "must not start with $ (topics under $ are the broker's own, like $SYS)"
+	case !utf8.ValidString(p) || strings.ContainsFunc(p, unicode.IsControl):
+		return "must be printable UTF-8"
+	case topicBadRe.MatchString(p):
+		return "must not hold the wildcards + or #"
+	case strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//"):
+		return "must not start or end with / or hold an empty level"
 	}
-	if !siteRe.MatchString(cfg.Instance) {
-		c.add("instance", "must match [a-z0-9-]+", cfg.Instance)
+	return ""
+}
+
+// checkURL says what is wrong with a server URL given schemes (nil for nothing). Credentials
+// never go in a URL: it is logged and shown by check; they come from files or the environment.
+func checkURL(raw string, schemes []string, pathOK bool) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("is not a URL: %v", err)
+	case !slices.Contains(schemes, u.Scheme):
+		return fmt.Errorf("must be a %s URL", strings.Join(schemes, "://, ")+"://")
+	case u.User != nil:
+		return errors.New("must not hold a user or password (they would be logged): use the config's username and password_file or token_file")
+	case u.Hostname() == "":
+		return errors.New("must name a host")
+	case !pathOK && u.Path != "" && u.Path != "/":
+		return errors.New("must not have a path")
+	case u.RawQuery != "" || u.Fragment != "":
+		return errors.New("must not have a query or fragment")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port must be 1..65535, got %q", p)
+		}
+	}
+	return nil
+}
+
+// fileReadable reports a file the daemon will need at start and cannot read.
+func (cfg *Config) fileReadable(c *collector, path, file string) {
+	if file == "" {
+		return
+	}
+	if f, err := os.Open(cfg.Resolve(file)); err != nil {
+		c.add(path, "cannot be read: "+err.Error(), file)
+	} else {
+		f.Close()
+	}
+}
+
+// Resolve makes a config-relative path absolute ("" stays "").
+func (cfg *Config) Resolve(path string) string {
+	if path == "" || filepath.IsAbs(path) || cfg.File == "" {
+		return path
+	}
+	return filepath.Join(filepath.Dir(cfg.File), path)
+}
+
+func (cfg *Config) validate(c *collector) {
+	if !siteName(cfg.Site) {
+		c.addf("site", cfg.Site, "must match [a-z0-9-]+, at most %d characters", MaxNameLen)
+	}
+	if !siteName(cfg.Instance) {
+		c.addf("instance", cfg.Instance, "must match [a-z0-9-]+, at most %d characters", MaxNameLen)
 	} else if cfg.Instance == "result" {
 		c.add("instance", `must not be "result" (P/cmd/result/<instance> carries command results)`, cfg.Instance)
 	}
@@ -243,6 +347,14 @@ func (cfg *Config) validate(c *collector) {
 		if len(d.Targets) == 0 {
 			c.add(p+".targets", "must name at least one target the control plane knows", nil)
 		}
+		if len(d.Targets) > MaxTargets {
+			c.addf(p+".targets", len(d.Targets), "must list at most %d targets (each drain signal carries them all)", MaxTargets)
+		}
+		for j, tg := range d.Targets {
+			if tg == "" || len(tg) > MaxTargetLen || !utf8.ValidString(tg) || strings.ContainsFunc(tg, unicode.IsControl) {
+				c.addf(fmt.Sprintf("%s.targets[%d]", p, j), tg, "must be printable text of 1..%d bytes", MaxTargetLen)
+			}
+		}
 	}
 	for i, z := range cfg.Zones {
 		p := fmt.Sprintf("zones[%d]", i)
@@ -254,6 +366,9 @@ func (cfg *Config) validate(c *collector) {
 			if !domains[dn] {
 				c.add(fmt.Sprintf("%s.cut_scope[%d]", p, j), "is not a domain listed under domains", dn)
 			}
+		}
+		if n := len(cfg.Targets(z.CutScope)); n > MaxSignalTargets {
+			c.addf(p+".cut_scope", n, "reaches %d targets; a drain signal carries at most %d", n, MaxSignalTargets)
 		}
 	}
 	if len(cfg.Zones) == 0 {
@@ -329,14 +444,27 @@ func (cfg *Config) validate(c *collector) {
 	if len(cfg.MQTT.Brokers) == 0 && cfg.MQTT.Embedded.Listen == "" {
 		c.add("mqtt.brokers", "must list a broker, or set mqtt.embedded.listen", nil)
 	}
+	brokers := map[string]bool{}
 	for i, b := range cfg.MQTT.Brokers {
-		if !strings.HasPrefix(b, "tcp://") && !strings.HasPrefix(b, "ssl://") && !strings.HasPrefix(b, "tls://") && !strings.HasPrefix(b, "mqtt://") && !strings.HasPrefix(b, "mqtts://") {
-			c.add(fmt.Sprintf("mqtt.brokers[%d]", i), "must be a tcp://, ssl://, tls://, mqtt:// or mqtts:// URL", b)
+		p := fmt.Sprintf("mqtt.brokers[%d]", i)
+		if err := checkURL(b, []string{"tcp", "ssl", "tls", "mqtt", "mqtts"}, false); err != nil {
+			c.add(p, err.Error(), b)
+		} else if brokers[b] {
+			c.add(p, "is listed twice", b)
 		}
+		brokers[b] = true
 	}
-	if cfg.MQTT.TopicPrefix == "" || topicBadRe.MatchString(cfg.MQTT.TopicPrefix) || strings.HasPrefix(cfg.MQTT.TopicPrefix, "/") || strings.HasSuffix(cfg.MQTT.TopicPrefix, "/") {
-		c.add("mqtt.topic_prefix", "must be a non-empty topic without wildcards or leading/trailing /", cfg.MQTT.TopicPrefix)
+	if msg := validTopicPrefix(cfg.MQTT.TopicPrefix); msg != "" {
+		c.add("mqtt.topic_prefix", msg, cfg.MQTT.TopicPrefix)
 	}
+	if len(cfg.MQTT.ClientID) > 128 {
+		c.add("mqtt.client_id", "must be at most 128 bytes", cfg.MQTT.ClientID)
+	}
+	cfg.fileReadable(c, "mqtt.password_file", cfg.MQTT.PasswordFile)
+	cfg.fileReadable(c, "mqtt.tls.ca_file", cfg.MQTT.TLS.CAFile)
+	cfg.fileReadable(c, "mqtt.tls.cert_file", cfg.MQTT.TLS.CertFile)
+	cfg.fileReadable(c, "mqtt.tls.key_file", cfg.MQTT.TLS.KeyFile)
+	cfg.fileReadable(c, "influx.token_file", cfg.Influx.TokenFile)
 
 	if cfg.MQTT.OutboxMax < 100 {
 		c.add("mqtt.outbox_max", "must be at least 100 messages", cfg.MQTT.OutboxMax)
@@ -344,8 +472,8 @@ func (cfg *Config) validate(c *collector) {
 	if (cfg.MQTT.TLS.CertFile == "") != (cfg.MQTT.TLS.KeyFile == "") {
 		c.add("mqtt.tls", "cert_file and key_file go together", nil)
 	}
-	if cfg.MQTT.HomeAssist.Enabled && (cfg.MQTT.HomeAssist.Prefix == "" || topicBadRe.MatchString(cfg.MQTT.HomeAssist.Prefix)) {
-		c.add("mqtt.home_assistant.prefix", "must be a topic without wildcards", cfg.MQTT.HomeAssist.Prefix)
+	if msg := validTopicPrefix(cfg.MQTT.HomeAssist.Prefix); cfg.MQTT.HomeAssist.Enabled && msg != "" {
+		c.add("mqtt.home_assistant.prefix", msg, cfg.MQTT.HomeAssist.Prefix)
 	}
 	if cfg.Commands.MaxAge <= 0 {
 		c.add("commands.max_age", "must be a positive duration", cfg.Commands.MaxAge.String())
@@ -359,8 +487,10 @@ func (cfg *Config) validate(c *collector) {
 		}
 	}
 
-	if cfg.Influx.URL != "" && !strings.HasPrefix(cfg.Influx.URL, "http://") && !strings.HasPrefix(cfg.Influx.URL, "https://") {
-		c.add("influx.url", "must be an http:// or https:// URL, or empty to disable", cfg.Influx.URL)
+	if cfg.Influx.URL != "" {
+		if err := checkURL(cfg.Influx.URL, []string{"http", "https"}, true); err != nil {
+			c.add("influx.url", err.Error()+" (or empty to disable)", cfg.Influx.URL)
+		}
 	}
 
 	cu := cfg.Cutover
@@ -370,10 +500,9 @@ func (cfg *Config) validate(c *collector) {
 	if len(cu.Consumers) == 0 {
 		c.add("cutover.consumers", "must name at least one consumer that acks drain signals", nil)
 	}
+	consumers := map[string]bool{}
 	for i, n := range cu.Consumers {
-		if !nameRe.MatchString(n) {
-			c.add(fmt.Sprintf("cutover.consumers[%d]", i), "must match [a-z0-9][a-z0-9_-]*", n)
-		}
+		c.uniqueName(fmt.Sprintf("cutover.consumers[%d]", i), "consumer", n, consumers)
 	}
 	for _, d := range []struct {
 		f string
@@ -389,7 +518,7 @@ func (cfg *Config) validate(c *collector) {
 
 	ha := cfg.HA
 	if ha.Peer != "" {
-		if !siteRe.MatchString(ha.Peer) || ha.Peer == cfg.Instance {
+		if !siteName(ha.Peer) || ha.Peer == cfg.Instance {
 			c.add("ha.peer", "must be the other instance's name ([a-z0-9-]+, not this instance's)", ha.Peer)
 		}
 		if k, err := base64.StdEncoding.DecodeString(ha.PeerPublicKey); err != nil || len(k) != ed25519.PublicKeySize {
@@ -402,8 +531,10 @@ func (cfg *Config) validate(c *collector) {
 		c.addf("ha.stale_after", ha.StaleAfter.String(), "must be longer than ha.heartbeat (%s), which must be positive", ha.Heartbeat)
 	}
 	if m := cfg.Metrics.Listen; m != "off" {
-		if _, _, err := net.SplitHostPort(m); err != nil {
+		if _, port, err := net.SplitHostPort(m); err != nil {
 			c.add("metrics.listen", `must be host:port (e.g. 127.0.0.1:9464), or "off"`, m)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			c.add("metrics.listen", "port must be 0..65535 (0: any free port)", m)
 		}
 	}
 	if cfg.ShutdownTimeout <= 0 {

@@ -186,11 +186,16 @@ var Roles = map[string]bool{
 
 var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
+// nameRule is what validName checks, for error messages.
+var nameRule = fmt.Sprintf("must match [a-z0-9][a-z0-9_-]*, at most %d characters", MaxNameLen)
+
+func validName(s string) bool { return len(s) <= MaxNameLen && nameRe.MatchString(s) }
+
 // resolve parses and expands p, reporting problems under path (e.g. profiles[li-ion-rack]).
 func resolve(p Profile, path string, c *collector) *Resolved {
 	r := &Resolved{Name: p.Name, SunSpecBase: -1}
-	if !nameRe.MatchString(p.Name) {
-		c.add(path+".name", "must match [a-z0-9][a-z0-9_-]*", p.Name)
+	if !validName(p.Name) {
+		c.add(path+".name", nameRule, p.Name)
 	}
 	if p.SunSpec != nil && p.SunSpec.Base != nil {
 		switch b := *p.SunSpec.Base; b {
@@ -251,8 +256,8 @@ func resolve(p Profile, path string, c *collector) *Resolved {
 func parsePoint(pp ProfilePoint, pth string, c *collector) (Point, bool) {
 	n := len(c.errs)
 	pt := Point{Name: pp.Name, Scale: 1, Offset: pp.Offset, Unit: pp.Unit, Role: pp.Role, Order: ABCD, Invalid: pp.Invalid}
-	if !nameRe.MatchString(pp.Name) {
-		c.add(pth+".name", "must match [a-z0-9][a-z0-9_-]*", pp.Name)
+	if !validName(pp.Name) {
+		c.add(pth+".name", nameRule, pp.Name)
 	}
 	switch pp.Register {
 	case "coil":
@@ -311,7 +316,7 @@ func parsePoint(pp ProfilePoint, pth string, c *collector) (Point, bool) {
 		pt.Order = o
 	}
 	parseScaling(pp, &pt, pth, c)
-	if pp.Repeat == nil && pp.Name != "" && !nameRe.MatchString(pp.Name) {
+	if pp.Repeat == nil && pp.Name != "" && !validName(pp.Name) {
 		return pt, false
 	}
 	return pt, len(c.errs) == n
@@ -337,8 +342,8 @@ type SunSpecPoint struct {
 func sunspecPoint(pp ProfilePoint, pth string, c *collector) (Point, bool) {
 	n := len(c.errs)
 	pt := Point{Name: pp.Name, Scale: 1, Offset: pp.Offset, Unit: pp.Unit, Role: pp.Role, Order: ABCD, Kind: Holding, Invalid: pp.Invalid}
-	if !nameRe.MatchString(pp.Name) {
-		c.add(pth+".name", "must match [a-z0-9][a-z0-9_-]*", pp.Name)
+	if !validName(pp.Name) {
+		c.add(pth+".name", nameRule, pp.Name)
 	}
 	for field, set := range map[string]bool{"register": pp.Register != "", "address": pp.Address != 0, "type": pp.Type != "",
 		"length": pp.Length != 0, "order": pp.Order != ""} {
