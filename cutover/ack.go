@@ -1,6 +1,8 @@
 package cutover
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -87,6 +89,21 @@ var (
 	ErrStaleAck        = errors.New("ack for a signal that is not the zone's current one")
 	ErrBadAck          = errors.New("malformed ack")
 )
+
+// ParseAck reads an ack received on P/drain/<zone>/ack/<consumer>: strictly (unknown fields are
+// an error), and only when the payload names the zone and consumer its topic does.
+func ParseAck(payload []byte, zone, consumer string) (Ack, error) {
+	var a Ack
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return a, fmt.Errorf("%w: %v", ErrBadAck, err)
+	}
+	if a.Zone != zone || a.Consumer != consumer {
+		return a, fmt.Errorf("%w: topic names zone %q consumer %q, payload %q %q", ErrBadAck, zone, consumer, a.Zone, a.Consumer)
+	}
+	return a, nil
+}
 
 func stageOf(a Action) alarms.Stage {
 	switch a {

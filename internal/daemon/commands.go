@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,8 +26,14 @@ func (l *engineLoop) command(rc rawCommand) error {
 		return nil
 	}
 	now := l.clk.Now()
-	verb := rc.topic[strings.LastIndexByte(rc.topic, '/')+1:]
-	c, err := cutover.VerifyCommand(rc.payload, verb, l.instance, l.operators, now, l.cmdMaxAge)
+	verb := clip(rc.topic[strings.LastIndexByte(rc.topic, '/')+1:])
+	var c cutover.Command
+	var err error
+	if rc.oversize > 0 {
+		err = fmt.Errorf("%w: the payload is %d bytes; a command may be at most %d (refused unread)", cutover.ErrCmdMalformed, rc.oversize, wire.MaxCommandBytes)
+	} else {
+		c, err = cutover.VerifyCommand(rc.payload, verb, l.instance, l.operators, now, l.cmdMaxAge)
+	}
 	if err == nil {
 		var fresh bool
 		fresh, err = l.ob.UseNonce(c.Operator+"/"+c.Nonce, now.Add(2*l.cmdMaxAge), now)
@@ -44,14 +48,16 @@ func (l *engineLoop) command(rc rawCommand) error {
 	if err == nil {
 		msgs, err = l.pipe.Command(c, now)
 	}
-	res := wire.CommandResult{Command: verb, Operator: c.Operator, Nonce: c.Nonce, Alarm: c.Alarm, Zone: c.Zone, OK: err == nil}
+	// What a refused command said is echoed only in short: a result or a log line must never
+	// carry an attacker's megabytes.
+	res := wire.CommandResult{Command: verb, Operator: clip(c.Operator), Nonce: clip(c.Nonce), Alarm: clip(c.Alarm), Zone: clip(c.Zone), OK: err == nil}
 	if err != nil {
-		res.Error = err.Error()
+		res.Error = clipN(err.Error(), 512)
 		level := zap.WarnLevel
 		if errors.Is(err, cutover.ErrCmdBadSignature) || errors.Is(err, cutover.ErrCmdUnknownOperator) || errors.Is(err, cutover.ErrCmdReplayed) {
 			level = zap.ErrorLevel // someone is sending commands they may not
 		}
-		l.log.Log(level, "operator command refused", zap.String("command", verb), zap.String("operator", c.Operator), zap.Error(err))
+		l.log.Log(level, "operator command refused", zap.String("command", verb), zap.String("operator", res.Operator), zap.String("error", res.Error))
 	} else {
 		l.log.Info("operator command done", zap.String("command", verb), zap.String("operator", c.Operator),
 			zap.String("alarm", c.Alarm), zap.String("zone", c.Zone), zap.String("reason", c.Reason))
@@ -66,20 +72,11 @@ func (l *engineLoop) ack(rc rawCommand) error {
 	if len(parts) < 4 || parts[len(parts)-2] != "ack" {
 		return nil
 	}
-	zone, consumer := parts[len(parts)-3], parts[len(parts)-1]
+	zone, consumer := clip(parts[len(parts)-3]), clip(parts[len(parts)-1])
 	if len(rc.payload) == 0 {
 		return nil // a cleared retained ack
 	}
-	var a cutover.Ack
-	dec := json.NewDecoder(bytes.NewReader(rc.payload))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&a)
-	switch {
-	case err != nil:
-		err = fmt.Errorf("%w: %v", cutover.ErrBadAck, err)
-	case a.Zone != zone || a.Consumer != consumer:
-		err = fmt.Errorf("%w: topic names zone %q consumer %q, payload %q %q", cutover.ErrBadAck, zone, consumer, a.Zone, a.Consumer)
-	}
+	a, err := cutover.ParseAck(rc.payload, zone, consumer)
 	var msgs []wire.Message
 	if err == nil {
 		msgs, err = l.pipe.Ack(a, l.clk.Now())
@@ -95,4 +92,15 @@ func (l *engineLoop) ack(rc rawCommand) error {
 	l.log.Info("drain ack", zap.String("zone", zone), zap.String("consumer", consumer), zap.String("signal_id", a.SignalID),
 		zap.String("status", string(a.Status)), zap.String("detail", a.Detail))
 	return l.put(msgs)
+}
+
+// clip shortens a string that came from outside (a topic level, a field of a refused command) for
+// a result or a log line.
+func clip(s string) string { return clipN(s, 128) }
+
+func clipN(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(s[:n], ""), len(s))
 }

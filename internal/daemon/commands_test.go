@@ -117,6 +117,24 @@ func TestOperatorCommands(t *testing.T) {
 			t.Errorf("%s: result %v, want refused with %q", tc.name, res, tc.want)
 		}
 	}
+	// Oversized and hostile payloads: refused unread above wire.MaxCommandBytes, and a refused
+	// command's fields are echoed only in short (issue 13: a 10 MB command grew the daemon by
+	// 200 MB and got no result).
+	long := strings.Repeat("m", 15000)
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		want    string
+	}{
+		{"10 MB", []byte(`{"v":1,"command":"ack","operator":"` + strings.Repeat("x", 10<<20) + `"}`), "a command may be at most 16384 (refused unread)"},
+		{"a 15 KB operator name", plain(cmd("ack", func(c *cutover.Command) { c.Operator = long })), "unknown operator"},
+	} {
+		res := send("ack", tc.payload)
+		raw, _ := json.Marshal(res)
+		if res["ok"] != false || !strings.Contains(fmt.Sprint(res["error"]), tc.want) || len(raw) > 2048 {
+			t.Errorf("%s: result of %d bytes %.300s, want refused with %q in under 2 KiB", tc.name, len(raw), raw, tc.want)
+		}
+	}
 	if n := events("ack"); n != 0 {
 		t.Fatalf("refused commands acknowledged the alarm %d times", n)
 	}

@@ -141,18 +141,27 @@ func Run(ctx context.Context, o Options) error {
 	mqLog := log.With(zap.String("component", "mqtt"))
 	mq, err := mqttx.Dial(mqttx.Options{Brokers: cfg.MQTT.Brokers, ClientID: clientID,
 		Username: cfg.MQTT.Username, Password: password,
-		CAFile: resolve(cfg, cfg.MQTT.TLS.CAFile), CertFile: resolve(cfg, cfg.MQTT.TLS.CertFile), KeyFile: resolve(cfg, cfg.MQTT.TLS.KeyFile),
+		CAFile: cfg.Resolve(cfg.MQTT.TLS.CAFile), CertFile: cfg.Resolve(cfg.MQTT.TLS.CertFile), KeyFile: cfg.Resolve(cfg.MQTT.TLS.KeyFile),
 		WillTopic: enc.StatusTopic(), WillPayload: enc.Offline(o.Version, o.Clock.Now()),
 		Subscriptions: append([]mqttx.Subscription{
 			{Topic: enc.CommandTopic(), QoS: 1, Handle: func(topic string, payload []byte) {
+				rc := rawCommand{topic: topic, payload: payload}
+				if len(payload) > wire.MaxCommandBytes {
+					rc.payload, rc.oversize = nil, len(payload) // refused unread, and answered
+				}
 				select {
-				case commands <- rawCommand{topic: topic, payload: payload}:
+				case commands <- rc:
 				default:
 					mqLog.Warn("operator command dropped: too many waiting", zap.String("topic", topic))
 				}
 			}},
 			// Acks are retained: a lost one is delivered again on the next connect.
 			{Topic: enc.AckTopic(), QoS: 1, Handle: func(topic string, payload []byte) {
+				if len(payload) > wire.MaxAckBytes {
+					mqLog.Warn("drain ack refused unread: too large", zap.String("topic", clip(topic)),
+						zap.Int("bytes", len(payload)), zap.Int("limit", wire.MaxAckBytes))
+					return
+				}
 				select {
 				case commands <- rawCommand{topic: topic, payload: payload, ack: true}:
 				default:
@@ -297,7 +306,9 @@ const (
 type rawCommand struct {
 	topic   string
 	payload []byte
-	ack     bool
+	// oversize is the length of a payload over wire.MaxCommandBytes, which was not kept.
+	oversize int
+	ack      bool
 	// From the HA peer: its status, or a drain signal on P/drain/<zone> (ours come back too).
 	peerStatus, peerSignal bool
 }
@@ -315,20 +326,12 @@ func operatorKeys(cfg *config.Config) (map[string]ed25519.PublicKey, error) {
 	return out, nil
 }
 
-// resolve makes a config-relative path absolute ("" stays "").
-func resolve(cfg *config.Config, path string) string {
-	if path == "" || filepath.IsAbs(path) || cfg.File == "" {
-		return path
-	}
-	return filepath.Join(filepath.Dir(cfg.File), path)
-}
-
 // readSecret reads a secret from a file (trimmed), else from the environment variable.
 func readSecret(cfg *config.Config, file, env string) (string, error) {
 	if file == "" {
 		return os.Getenv(env), nil
 	}
-	b, err := os.ReadFile(resolve(cfg, file))
+	b, err := os.ReadFile(cfg.Resolve(file))
 	if err != nil {
 		return "", err
 	}

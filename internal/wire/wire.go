@@ -229,6 +229,14 @@ func appendJSONString(buf []byte, s string) []byte {
 	return append(buf, '"')
 }
 
+// The largest payloads the daemon reads on the topics anyone with broker access can write to.
+// A signed command is a few hundred bytes and an ack less; anything far larger is refused before
+// it is parsed (a command is answered, an ack logged), so no payload can make the daemon grow.
+const (
+	MaxCommandBytes = 16 << 10
+	MaxAckBytes     = 4 << 10
+)
+
 // CommandResult is P/cmd/result/<instance>: what became of an operator command. Err is empty
 // when it was carried out; otherwise it is the reason it was refused, and nothing changed.
 type CommandResult struct {
