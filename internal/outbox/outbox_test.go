@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -149,5 +150,28 @@ func BenchmarkPutDone(b *testing.B) {
 		if err := o.Done(es); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRecordChecksumCoversWhatIsStored: payloads with HTML characters, white space and unicode
+// come back byte for byte as compact JSON, and a changed byte is found.
+func TestRecordChecksumCoversWhatIsStored(t *testing.T) {
+	t.Parallel()
+	m := wire.Message{Topic: "p/alarm/a<b>", QoS: 1, Retain: true, State: true,
+		Payload: json.RawMessage("{ \"text\": \"a < b & c > d\", \"n\": 1,\n \"u\": \"é\\u00e9\" }")}
+	b, err := encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decode(b)
+	if err != nil {
+		t.Fatalf("decode: %v (%s)", err, b)
+	}
+	if want := `{"text":"a < b & c > d","n":1,"u":"é\u00e9"}`; string(got.Payload) != want || got.Topic != m.Topic {
+		t.Fatalf("got %s %s", got.Topic, got.Payload)
+	}
+	bad := bytes.Replace(b, []byte(`"n":1`), []byte(`"n":7`), 1)
+	if _, err := decode(bad); err == nil {
+		t.Fatal("a changed digit was not found")
 	}
 }
