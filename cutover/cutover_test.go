@@ -208,3 +208,31 @@ func TestSignalAlwaysEncodes(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyFileDamageIsFound: a key file written by MarshalKey with any one byte changed either
+// fails to load or loads the very same key, never another key no consumer knows (issue 21); and
+// the file stays a plain PKCS#8 key for other tools.
+func TestKeyFileDamageIsFound(t *testing.T) {
+	t.Parallel()
+	_, k, _ := ed25519.GenerateKey(nil)
+	b, err := MarshalKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ParseKey(b); err != nil || !got.Equal(k) {
+		t.Fatalf("round trip: %v", err)
+	}
+	other := 0
+	for i := range b {
+		d := append([]byte(nil), b...)
+		d[i] ^= 0x20
+		got, err := ParseKey(d)
+		if err == nil && !got.Equal(k) {
+			other++
+			t.Errorf("byte %d (%q) changed: loaded another key", i, b[i])
+		}
+	}
+	if other > 0 {
+		t.Logf("%d of %d changes loaded another key", other, len(b))
+	}
+}

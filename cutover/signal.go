@@ -193,6 +193,13 @@ func ParseKey(data []byte) (ed25519.PrivateKey, error) {
 		if !ok {
 			return nil, fmt.Errorf("signing key: PEM holds a %T, want an Ed25519 key", k)
 		}
+		// A changed byte can leave a key that parses but is another key, which no consumer
+		// knows: the public half written beside it (MarshalKey) tells.
+		if want, ok := writtenPublicKey(data); ok {
+			if got := base64.StdEncoding.EncodeToString(ek.Public().(ed25519.PublicKey)); got != want {
+				return nil, fmt.Errorf("signing key: damaged: it is not the key whose public half %s it was written with", want)
+			}
+		}
 		return ek, nil
 	}
 	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
@@ -202,11 +209,28 @@ func ParseKey(data []byte) (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(seed), nil
 }
 
-// MarshalKey writes k as PEM PKCS#8.
+// pubKeyLine starts the line MarshalKey writes before the PEM block with the key's public half,
+// which ParseKey checks. Text before a PEM block is explanatory (RFC 7468): OpenSSL and Go's
+// pem package skip it, so the file stays a plain PKCS#8 key for every other tool.
+const pubKeyLine = "# firebreak ed25519 public key: "
+
+func writtenPublicKey(data []byte) (string, bool) {
+	before, _, _ := strings.Cut(string(data), "-----BEGIN")
+	for _, line := range strings.Split(before, "\n") {
+		if pub, ok := strings.CutPrefix(strings.TrimSpace(line), strings.TrimSpace(pubKeyLine)); ok {
+			return strings.TrimSpace(pub), true
+		}
+	}
+	return "", false
+}
+
+// MarshalKey writes k as PEM PKCS#8, after a line with its public half so that a damaged file is
+// found rather than taken for another key.
 func MarshalKey(k ed25519.PrivateKey) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
 		return nil, err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	head := pubKeyLine + base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey)) + "\n"
+	return append([]byte(head), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...), nil
 }
