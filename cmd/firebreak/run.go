@@ -72,15 +72,18 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(level, stderr).With(zap.String("site", cfg.Site), zap.String("instance", cfg.Instance))
 	defer log.Sync()
+	// A key that cannot be had (a damaged file, a read-only state_dir with none yet) does not
+	// keep the daemon from watching the room: it runs, and raises cutover.signing_unavailable.
 	key, created, err := daemon.LoadOrCreateKey(cfg)
-	if err != nil {
-		return err
-	}
-	pub := base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
-	if created {
-		log.Warn("created a new drain-signing key in state_dir; give its public key to the control plane", zap.String("public_key", pub))
-	} else {
-		log.Info("drain-signing key loaded", zap.String("public_key", pub))
+	keyErr := ""
+	switch {
+	case err != nil:
+		keyErr = err.Error()
+	case created:
+		log.Warn("created a new drain-signing key in state_dir; give its public key to the control plane",
+			zap.String("public_key", base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))))
+	default:
+		log.Info("drain-signing key loaded", zap.String("public_key", base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))))
 	}
 	embedded := cfg.MQTT.Embedded.Listen
 	if embedded != "" {
@@ -114,7 +117,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 		}
 	}()
-	opts := daemon.Options{Config: cfg, Clock: clock.Real{}, Log: log, Version: version, SigningKey: key,
+	opts := daemon.Options{Config: cfg, Clock: clock.Real{}, Log: log, Version: version, SigningKey: key, SigningKeyError: keyErr, KeyCreated: created,
 		ShutdownGrace: cfg.ShutdownTimeout, Reload: reloads}
 	if *record != "" {
 		f, err := os.Create(*record)

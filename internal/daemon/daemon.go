@@ -43,6 +43,12 @@ type Options struct {
 	Log        *zap.Logger
 	Version    string
 	SigningKey ed25519.PrivateKey
+	// SigningKeyError says why there is no SigningKey (a damaged key file, a read-only state_dir
+	// with none yet): the daemon then runs anyway and raises cutover.signing_unavailable.
+	SigningKeyError string
+	// KeyCreated says SigningKey was made for this start (LoadOrCreateKey): after a first start
+	// that is a lost key, which the consumers do not know.
+	KeyCreated bool
 	// ShutdownGrace bounds how long critical messages may still be flushed after ctx ends.
 	ShutdownGrace time.Duration
 	// Record, if set, receives every successful poll in DESIGN's trace format, for replay.
@@ -69,46 +75,58 @@ func Run(ctx context.Context, o Options) error {
 	if o.ShutdownGrace == 0 {
 		o.ShutdownGrace = 5 * time.Second
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("state_dir: %w", err)
+	now := o.Clock.Now()
+	st := openStateDir(cfg.StateDir, log.With(zap.String("component", "state")))
+	key := o.SigningKey
+	if key == nil {
+		// Drain signals still go out, signed with a key of this boot that the consumers do not
+		// know: the alarm and the log say so, and which key it is, so that an operator can
+		// give it to them or mend the key file.
+		_, key, _ = ed25519.GenerateKey(rand.Reader)
+		why := o.SigningKeyError
+		if why == "" {
+			why = "no signing key was given"
+		}
+		pub := base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
+		st.noSigningKey(fmt.Sprintf("no usable drain-signing key (%s): drain signals are signed with a temporary key %s that the consumers do not know", why, pub))
+		log.Error("no usable drain-signing key: signing drain signals with a temporary key the consumers do not know; mend the key file, or give them this key",
+			zap.String("reason", why), zap.String("temporary_public_key", pub))
 	}
-	if o.SigningKey == nil {
-		return errors.New("no signing key: drain signals must be signed")
-	}
-	seqFile := filepath.Join(cfg.StateDir, "cutover.seq")
-	seqStart, err := readSeq(seqFile)
-	if err != nil {
-		return err
-	}
+	seqStart := st.seqStart(now)
 
 	bootID := NewBootID()
 	pollers, err := build(cfg, o.Clock, log)
 	if err != nil {
 		return err
 	}
-	alarmFile := filepath.Join(cfg.StateDir, "alarms.json")
-	plannerFile := filepath.Join(cfg.StateDir, "cutover.json")
-	pipeOpts := PipelineOptions{BootID: bootID, Key: o.SigningKey, SeqStart: seqStart, Live: true,
-		PersistSeq:     func(n uint64) error { return writeSeq(seqFile, n) },
-		PersistAlarms:  func(s alarms.Snapshot) error { return writeJSON(alarmFile, s) },
-		PersistPlanner: func(s cutover.PlannerState) error { return writeJSON(plannerFile, s) }}
+	pipeOpts := PipelineOptions{BootID: bootID, Key: key, SeqStart: seqStart, Live: true,
+		PersistSeq:     func(n uint64) error { st.write(fileSeq, []byte(strconv.FormatUint(n, 10))); return nil },
+		PersistAlarms:  func(s alarms.Snapshot) error { st.writeJSON(fileAlarms, s); return nil },
+		PersistPlanner: func(s cutover.PlannerState) error { st.writeJSON(filePlanner, s); return nil }}
 	pipe := NewPipeline(cfg, pipeOpts)
-	if snap, ok, err := readSnapshot(alarmFile); err != nil {
-		return err
-	} else if ok {
-		if err := pipe.Restore(snap, o.Clock.Now()); err != nil {
-			return fmt.Errorf("%s: %w", alarmFile, err)
+	var snap alarms.Snapshot
+	if st.readJSON(fileAlarms, &snap, now) {
+		if err := pipe.Restore(snap, now); err != nil {
+			st.lose(fileAlarms, "does not fit this config and engine: "+err.Error(), now)
+		} else {
+			log.Info("alarm state restored", zap.Int("alarms", len(snap.Alarms)))
 		}
-		log.Info("alarm state restored", zap.Int("alarms", len(snap.Alarms)))
 	}
 	var plan cutover.PlannerState
-	if ok, err := readJSON(plannerFile, &plan); err != nil {
-		return err
-	} else if ok {
-		pipe.RestorePlanner(plan, o.Clock.Now())
+	if st.readJSON(filePlanner, &plan, now) {
+		pipe.RestorePlanner(plan, now)
 		for _, z := range plan.Zones {
 			log.Info("drain episode restored", zap.String("zone", z.Zone), zap.String("episode", z.Episode), zap.String("action", string(z.Action)))
 		}
+	}
+	// Written at every start, so that a file missing at a later start is known to be lost.
+	st.writeJSON(fileAlarms, pipe.eng.Snapshot())
+	st.writeJSON(filePlanner, pipe.plan.State())
+	if o.KeyCreated && !st.firstRun {
+		st.noSigningKey("signing.key was missing while state_dir holds the other files: a new key was made, which the consumers do not know: " +
+			base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)))
+		log.Error("signing.key was missing: drain signals are signed with a new key the consumers do not know; give them this key",
+			zap.String("public_key", base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))))
 	}
 	pipe.OnRisk = func(rc alarms.RiskChange) {
 		log.Info("risk", zap.String("scope", rc.Scope.String()), zap.String("name", rc.Name),
@@ -116,7 +134,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	enc := pipe.Encoder()
 
-	ob, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), cfg.MQTT.OutboxMax)
+	ob, err := st.openOutbox(cfg.MQTT.OutboxMax, now)
 	if err != nil {
 		return err
 	}
@@ -180,7 +198,8 @@ func Run(ctx context.Context, o Options) error {
 	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log, ob: ob, operators: operators, observe: o.Observe,
 		cfg: cfg, pipeOpts: pipeOpts, reloads: o.Reload,
 		stale:     newStaleTracker(cfg, o.Clock.Now()),
-		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, telemetry: telemetry, sink: sink, online: map[string]bool{}}
+		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, telemetry: telemetry, sink: sink, online: map[string]bool{},
+		st: st, stateRaised: map[string]problem{}}
 	if loop.ha, err = newHAWatch(cfg, o.Version, o.Clock.Now()); err != nil {
 		return err
 	}
@@ -201,6 +220,9 @@ func Run(ctx context.Context, o Options) error {
 		startup = append(startup, wire.Discovery(cfg.MQTT.HomeAssist.Prefix, enc, cfg.Devices, cfg.Points)...)
 	}
 	if err := loop.put(startup); err != nil {
+		return err
+	}
+	if err := loop.stateTick(now); err != nil {
 		return err
 	}
 	log.Info("firebreak running", zap.String("site", cfg.Site), zap.String("instance", cfg.Instance),
@@ -395,9 +417,12 @@ type engineLoop struct {
 	online    map[string]bool
 	dropped   int
 	ha        *haWatch // nil without an HA peer
-	m         *metrics
-	polls     *pollGroup
-	next      time.Time // the next tick
+	st        *stateDir
+	// stateRaised are the state alarms raised now, by id.
+	stateRaised map[string]problem
+	m           *metrics
+	polls       *pollGroup
+	next        time.Time // the next tick
 
 	// For SIGHUP: the config in force, what rebuilding the pipeline needs, and the requests.
 	cfg      *config.Config
@@ -469,6 +494,9 @@ func (l *engineLoop) tickUntil(t time.Time) error {
 		}
 		for _, sb := range l.stale.due(l.next) {
 			l.telemeter(sb)
+		}
+		if err := l.stateTick(l.next); err != nil {
+			return err
 		}
 		if l.ha != nil {
 			if err := l.haTick(l.next); err != nil {
@@ -602,81 +630,23 @@ func newSink(cfg *config.Config, log *zap.Logger) (*influx.Sink, error) {
 		log.With(zap.String("component", "influx"))), nil
 }
 
-func readSeq(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("drain seq: %w", err)
-	}
-	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("drain seq file %s is corrupt (%q): %w", path, b, err)
-	}
-	return n, nil
-}
-
-// writeSeq replaces the seq file atomically and durably.
-func writeSeq(path string, n uint64) error {
-	if err := writeFileDurably(path, []byte(strconv.FormatUint(n, 10))); err != nil {
-		return fmt.Errorf("drain seq: %w", err)
-	}
-	return nil
-}
-
-func writeJSON(path string, v any) error { return durable.WriteJSON(path, v) }
-
-// writeFileDurably: see durable.WriteFile.
-func writeFileDurably(path string, data []byte) error { return durable.WriteFile(path, data) }
-
-// readJSON reads a state file into v; ok is false when there is none yet.
-func readJSON(path string, v any) (bool, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("%s is corrupt: %w (move it aside to start without it)", path, err)
-	}
-	return true, nil
-}
-
-// readSnapshot reads the saved alarm state; ok is false when there is none yet.
-func readSnapshot(path string) (alarms.Snapshot, bool, error) {
-	var s alarms.Snapshot
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return s, false, nil
-	}
-	if err != nil {
-		return s, false, fmt.Errorf("alarm state: %w", err)
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		return s, false, fmt.Errorf("alarm state %s is corrupt: %w (move it aside to start without it)", path, err)
-	}
-	return s, true, nil
-}
-
 // LoadOrCreateKey returns the configured signing key, or the one in state_dir, creating it on the
 // first start (like an ssh host key); the caller logs its public half for the consumers.
 func LoadOrCreateKey(cfg *config.Config) (ed25519.PrivateKey, bool, error) {
 	if cfg.Cutover.SigningKeyFile != "" {
-		path := cfg.Cutover.SigningKeyFile
-		if !filepath.IsAbs(path) && cfg.File != "" {
-			path = filepath.Join(filepath.Dir(cfg.File), path)
-		}
+		path := cfg.Resolve(cfg.Cutover.SigningKeyFile)
 		k, err := cutover.LoadKey(path)
-		return k, false, err
+		if err != nil {
+			return nil, false, fmt.Errorf("cutover.signing_key_file %s: %w", path, err)
+		}
+		return k, false, nil
 	}
-	path := filepath.Join(cfg.StateDir, "signing.key")
+	// A key file that exists but cannot be read is never replaced: the consumers know its key.
+	path := filepath.Join(cfg.StateDir, fileKey)
 	if k, err := cutover.LoadKey(path); err == nil {
 		return k, false, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, err
+		return nil, false, fmt.Errorf("%s: %w (it is left as it is)", path, err)
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("state_dir: %w", err)
@@ -689,8 +659,8 @@ func LoadOrCreateKey(cfg *config.Config) (ed25519.PrivateKey, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
-		return nil, false, fmt.Errorf("signing key: %w", err)
+	if err := durable.WriteFile(path, pemBytes); err != nil {
+		return nil, false, fmt.Errorf("cannot create the signing key %s: %w", path, err)
 	}
 	return k, true, nil
 }

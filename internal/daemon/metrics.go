@@ -39,6 +39,7 @@ type metrics struct {
 	telDropped   prometheus.Counter
 	peerUp       prometheus.Gauge
 	reloads      *prometheus.CounterVec
+	stateProblem *prometheus.GaugeVec
 
 	byDevice  map[string]*deviceMetrics // engine loop only
 	byQuality [8]prometheus.Counter
@@ -49,6 +50,7 @@ type metrics struct {
 	polled     map[string]bool
 	stopping   atomic.Bool
 	connected  func() bool
+	problems   []problem // what state_dir lost or cannot keep (under mu)
 }
 
 func newMetrics(devices []string, hasPeer bool, outboxLen func() int, connected func() bool) *metrics {
@@ -81,8 +83,10 @@ func newMetrics(devices []string, hasPeer bool, outboxLen func() int, connected 
 		Help: "1 while the HA peer is heard and online, 0 when redundancy is lost; absent without a peer."})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firebreak_config_reloads_total",
 		Help: "SIGHUP reloads by result (applied, refused)."}, []string{"result"})
+	m.stateProblem = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_state_problems",
+		Help: "1 for each thing the daemon lost of its state_dir or cannot keep durable, by its alarm id (state.<file>.lost, state.<file>.not_durable, cutover.signing_unavailable)."}, []string{"alarm"})
 	m.reg.MustRegister(m.pollDuration, m.polls, m.samples, m.alarms, m.zoneStage, m.drainAction, m.outbox, m.publish,
-		m.telDropped, m.reloads, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.telDropped, m.reloads, m.stateProblem, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if hasPeer {
 		m.reg.MustRegister(m.peerUp)
 	}
@@ -194,8 +198,31 @@ func (m *metrics) health() (bool, string) {
 	return true, "ok"
 }
 
+// stateProblems shows what state_dir lost or cannot keep (engine loop).
+func (m *metrics) stateProblems(ps []problem) {
+	m.stateProblem.Reset()
+	for _, p := range ps {
+		m.stateProblem.WithLabelValues(p.Source + "." + p.Kind).Set(1)
+	}
+	m.mu.Lock()
+	m.problems = ps
+	m.mu.Unlock()
+}
+
+// ready says whether the daemon can keep its promises. What it lost at start it works without
+// (ready, "ok; degraded: …"); state it cannot keep durable and drain signals no consumer can
+// verify make it not ready ("degraded: …").
 func (m *metrics) ready() (bool, string) {
-	var why []string
+	var why, notes []string
+	m.mu.Lock()
+	for _, p := range m.problems {
+		if p.Ready {
+			notes = append(notes, p.Source+"."+p.Kind+": "+p.Text)
+		} else {
+			why = append(why, "degraded: "+p.Source+"."+p.Kind+": "+p.Text)
+		}
+	}
+	m.mu.Unlock()
 	if ok, msg := m.health(); !ok {
 		why = append(why, msg)
 	}
@@ -216,7 +243,10 @@ func (m *metrics) ready() (bool, string) {
 		why = append(why, "no poll yet of "+strings.Join(unpolled, ", "))
 	}
 	if len(why) > 0 {
-		return false, strings.Join(why, "; ")
+		return false, strings.Join(append(why, notes...), "; ")
+	}
+	if len(notes) > 0 {
+		return true, "ok; degraded: " + strings.Join(notes, "; ")
 	}
 	return true, "ok"
 }
