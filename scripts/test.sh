@@ -7,7 +7,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 go test -race -count=1 -parallel 8 -timeout 14m -v ./... >"$log" 2>&1
 status=$?
-grep -E '^(ok|FAIL|panic:|--- FAIL|--- SKIP)|HIL |E2E ' "$log"
+grep -E '^(ok|FAIL|panic:|--- FAIL|--- SKIP)|HIL |E2E |^# |^[^ ]+\.go:[0-9]+:[0-9]+: ' "$log"
 if [ $status -ne 0 ]; then
   echo "---- failures (full output of failing tests) ----"
   awk '/^=== RUN/{buf=""} {buf=buf $0 "\n"} /^--- FAIL/{printf "%s", buf}' "$log" | tail -200
