@@ -52,6 +52,9 @@ func TestOneFaultyDeviceDoesNotHoldUpTheOthers(t *testing.T) {
 		}},
 		{"short frame", sim.Fault{Kind: sim.FaultShort}, func(b sample.Batch) bool { return errors.Is(b.Err, collectors.ErrBadLength) }},
 		{"wrong transaction id", sim.Fault{Kind: sim.FaultGarbled}, func(b sample.Batch) bool { return b.Err != nil }},
+		// goburrow takes another function's reply for an exception whose code is its first data
+		// byte (2: "illegal data address"): it must be a transport error, never a refusal.
+		{"wrong function code", sim.Fault{Kind: sim.FaultWrongFunction}, func(b sample.Batch) bool { return errors.Is(b.Err, collectors.ErrWrongFunction) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

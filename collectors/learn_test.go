@@ -67,40 +67,94 @@ func quality(b sample.Batch, point string) sample.Quality {
 }
 
 // TestIllegalAddressIsLearned: a request the device refuses with "illegal data address" is split
-// to find the points at fault; only those are invalid, the rest of the range is read, and the
-// learned points are never requested again.
+// to find the points at fault; only those are invalid and the rest of the range is read. The
+// points are learned (never requested in the plan again) only once the refusal has persisted
+// over three polls and two minutes while the device answered its other reads; a learned point
+// is asked alone once a minute and read again as soon as it answers.
 func TestIllegalAddressIsLearned(t *testing.T) {
 	t.Parallel()
 	dev, rd := demoRack(t)
-	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC)), Log: zap.NewNop()}
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC))
+	p := &collectors.Poller{Reader: rd, Clock: clk, Log: zap.NewNop()}
 	before := len(dev.Requests)
-	b := p.Poll(dev)
-	if b.Err != nil {
-		t.Fatal(b.Err)
-	}
-	if quality(b, "ghost_301") != sample.Invalid || quality(b, "ghost_310") != sample.Invalid || quality(b, "bms_alarm") != sample.Good {
-		t.Fatalf("qualities: ghost_301 %v, ghost_310 %v, bms_alarm %v", quality(b, "ghost_301"), quality(b, "ghost_310"), quality(b, "bms_alarm"))
-	}
-	for _, s := range b.Samples {
-		if !strings.HasPrefix(s.Point, "ghost") && s.Quality != sample.Good {
-			t.Errorf("%s: %v, want good", s.Point, s.Quality)
+	for poll := 1; poll <= 3; poll++ {
+		b := p.Poll(dev)
+		if b.Err != nil {
+			t.Fatal(b.Err)
 		}
-	}
-	if got := len(dev.Illegal()); got != 2 {
-		t.Fatalf("learned %d illegal points, want 2", got)
+		if quality(b, "ghost_301") != sample.Invalid || quality(b, "ghost_310") != sample.Invalid || quality(b, "bms_alarm") != sample.Good {
+			t.Fatalf("poll %d: ghost_301 %v, ghost_310 %v, bms_alarm %v", poll, quality(b, "ghost_301"), quality(b, "ghost_310"), quality(b, "bms_alarm"))
+		}
+		for _, s := range b.Samples {
+			if !strings.HasPrefix(s.Point, "ghost") && s.Quality != sample.Good {
+				t.Errorf("%s: %v, want good", s.Point, s.Quality)
+			}
+		}
+		if want := map[bool]int{true: 2, false: 0}[poll == 3]; len(dev.Illegal()) != want {
+			t.Fatalf("after poll %d (%s in): learned %d illegal points, want %d", poll, time.Duration(poll-1)*time.Minute, len(dev.Illegal()), want)
+		}
+		clk.Advance(time.Minute)
 	}
 	rd.reqs = nil
+	b := p.Poll(dev) // a minute after learning: the probe asks the two points alone
+	if len(rd.reqs) != len(dev.Requests)+2 || len(dev.Requests) != before {
+		t.Fatalf("poll with a probe made %d requests (plan %d, before learning %d): %v", len(rd.reqs), len(dev.Requests), before, rd.reqs)
+	}
+	rd.reqs = nil
+	clk.Advance(time.Second)
 	b = p.Poll(dev)
 	for _, r := range rd.reqs {
 		if r == "input 300+11" || r == "input 301+1" || r == "input 310+1" {
-			t.Fatalf("a learned range was read again: %v", rd.reqs)
+			t.Fatalf("a learned range was read again between probes: %v", rd.reqs)
 		}
 	}
-	if len(rd.reqs) != len(dev.Requests) || len(dev.Requests) != before {
-		t.Fatalf("second poll made %d requests (plan %d, before learning %d): %v", len(rd.reqs), len(dev.Requests), before, rd.reqs)
-	}
 	if quality(b, "ghost_301") != sample.Invalid || quality(b, "bms_alarm") != sample.Good {
-		t.Fatalf("second poll: ghost_301 %v, bms_alarm %v", quality(b, "ghost_301"), quality(b, "bms_alarm"))
+		t.Fatalf("after learning: ghost_301 %v, bms_alarm %v", quality(b, "ghost_301"), quality(b, "bms_alarm"))
+	}
+}
+
+// refusing answers "illegal data address" to every read while on, as a gateway does for a few
+// seconds while its serial side restarts.
+type refusing struct {
+	collectors.Reader
+	on bool
+}
+
+func (r *refusing) Read(unit uint8, kind config.RegisterKind, start, count uint16) ([]byte, error) {
+	if r.on {
+		return nil, &collectors.ExceptionError{Code: 2}
+	}
+	return r.Reader.Read(unit, kind, start, count)
+}
+
+// TestExceptionBurstLearnsNothing: a device that refuses everything for a while (issue 22: a
+// 10 s burst of exception 2 stopped every point of a rack being read for an hour) has invalid
+// points for those polls only; nothing is learned, and the next poll reads all of it.
+func TestExceptionBurstLearnsNothing(t *testing.T) {
+	t.Parallel()
+	dev, rd := demoRack(t)
+	dev.Points = dev.Points[:len(dev.Points)-2] // no ghosts: every register exists
+	dev.Requests = collectors.Plan(dev.Points, dev.Limits)
+	ref := &refusing{Reader: rd}
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC))
+	p := &collectors.Poller{Reader: ref, Clock: clk, Log: zap.NewNop()}
+	ref.on = true
+	for i := 0; i < 300; i++ { // five minutes of refusals, a poll a second
+		b := p.Poll(dev)
+		if q := quality(b, "module_temp_1"); q != sample.Invalid {
+			t.Fatalf("poll %d during the burst: module_temp_1 %v", i, q)
+		}
+		clk.Advance(time.Second)
+	}
+	ref.on = false
+	b := p.Poll(dev)
+	if len(dev.Illegal()) != 0 {
+		t.Fatalf("learned %d points from a burst in which the device answered nothing", len(dev.Illegal()))
+	}
+	for _, s := range b.Samples {
+		if s.Quality != sample.Good {
+			t.Errorf("after the burst: %s %v", s.Point, s.Quality)
+		}
 	}
 }
 
@@ -109,6 +163,8 @@ func TestIllegalAddressIsLearned(t *testing.T) {
 func TestBusyIsRetriedABoundedNumberOfTimes(t *testing.T) {
 	t.Parallel()
 	dev, rd := demoRack(t)
+	dev.Points = dev.Points[:len(dev.Points)-2] // no ghosts: only the busy retries add requests
+	dev.Requests = collectors.Plan(dev.Points, dev.Limits)
 	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC)), Log: zap.NewNop()}
 	rd.busy = 2
 	b := p.Poll(dev)

@@ -24,10 +24,13 @@ type Device struct {
 	Requests []Request
 	Limits   Limits
 
-	// illegal holds the points the device refused with "illegal data address" when read alone:
-	// they are left out of the plan (their samples stay Invalid) until learnedAt+relearnAfter.
-	illegal   map[int]bool
-	learnedAt time.Time
+	// illegal holds the points learned unreadable (see learn): left out of the plan, their
+	// samples Invalid, and asked alone again every probeEvery (probeAt), forgotten once one reads.
+	illegal map[int]bool
+	probeAt time.Time
+	// refused are the points refused alone ("illegal data address") not yet learned: when their
+	// refusals began and how many polls refused them while other reads of the device succeeded.
+	refused map[int]*refusal
 
 	// A device that times out costs every other device on its link the timeout; after timeouts
 	// in a row it is only asked again at restUntil (doubling from its interval to maxRest).
@@ -72,13 +75,27 @@ func (d *Device) SunSpec() (bool, *sunspec.Chain) {
 	return true, d.ss.chain
 }
 
-// Learning: a refused range is split once to find the points at fault; what is learned is
-// forgotten after relearnAfter (a firmware update may have added the registers). A busy device
-// (exception 6) is asked again at most busyRetries times within one poll.
+// refusal is the record of a point refused alone.
+type refusal struct {
+	first, last time.Time
+	polls       int
+}
+
+// Learning. A range refused with "illegal data address" is split to find the points at fault;
+// those points are only learned (left out of the plan) when the refusal persists and is specific:
+// refused alone in at least learnPolls polls spanning learnSpan, each poll one in which other
+// reads of the same device succeeded, with no gap of learnGap between refusals, and never every
+// point of the device. A 10 s burst of exceptions from a gateway that is rebooting its serial
+// side learns nothing: its points are invalid for those polls and read again at the next. A
+// learned point is asked alone every probeEvery, and read again from the first answer. A busy
+// device (exception 6) is asked again at most busyRetries times within one poll.
 const (
-	relearnAfter = time.Hour
-	busyRetries  = 2
-	maxRest      = 30 * time.Second
+	learnPolls  = 3
+	learnSpan   = 2 * time.Minute
+	learnGap    = 10 * time.Minute
+	probeEvery  = time.Minute
+	busyRetries = 2
+	maxRest     = 30 * time.Second
 )
 
 // Illegal returns the indexes of the points learned to be unreadable.
@@ -243,41 +260,39 @@ func (p *Poller) poll(d *Device, at time.Time) sample.Batch {
 	for i, pt := range d.Points {
 		b.Samples[i] = sample.Sample{Device: d.Name, Point: pt.Name, Role: pt.Role, Quality: sample.CommLost, At: at}
 	}
-	if len(d.illegal) > 0 && at.Sub(d.learnedAt) >= relearnAfter {
-		d.illegal = nil
-		d.replan()
-	}
 	for i := range d.illegal {
 		b.Samples[i].Quality = sample.Invalid
 	}
-	learned := false
+	var refusedNow []int
+	answered := 0 // reads of this device that returned data
 	for _, r := range d.Requests {
 		err := p.request(d, r, b.Samples)
 		var ex *ExceptionError
 		switch {
 		case err == nil:
+			answered++
 		case errors.As(err, &ex) && ex.Unreachable():
 			// The gateway answered for a unit it cannot reach: the device is lost, not the link.
 			b.Err = fmt.Errorf("device %s unit %d: %w", d.Name, d.UnitID, err)
 			return b
 		case errors.As(err, &ex) && ex.Code == 2:
-			// Some register in the range does not exist. Read the points one by one to find
-			// which; learn those, and keep the rest.
+			// Some register in the range does not exist, or the device says so for now. Read
+			// the points one by one to find which; keep the rest.
 			for _, i := range r.Points {
 				pt := d.Points[i]
 				one := Request{Kind: r.Kind, Start: pt.Address, Count: pt.Words, Points: []int{i}}
 				err := p.request(d, one, b.Samples)
 				switch {
+				case err == nil:
+					answered++
+					delete(d.refused, i)
 				case errors.As(err, &ex) && ex.Code == 2:
-					if d.illegal == nil {
-						d.illegal = map[int]bool{}
-					}
-					d.illegal[i], learned = true, true
+					refusedNow = append(refusedNow, i)
 					b.Samples[i].Quality = sample.Invalid
 				case errors.As(err, &ex) && ex.Unreachable(), err != nil && !errors.As(err, &ex):
 					b.Err = fmt.Errorf("device %s unit %d: read %s %d+%d: %w", d.Name, d.UnitID, one.Kind, one.Start, one.Count, err)
 					return b
-				case err != nil:
+				default:
 					b.Samples[i].Quality = sample.Invalid
 				}
 			}
@@ -292,17 +307,71 @@ func (p *Poller) poll(d *Device, at time.Time) sample.Batch {
 			return b
 		}
 	}
-	if learned {
-		d.learnedAt = at
-		d.replan()
-		var names []string
-		for _, i := range d.Illegal() {
-			names = append(names, d.Points[i].Name)
-		}
-		p.Log.Warn("device refuses some registers (illegal data address); they are no longer read",
-			zap.String("device", d.Name), zap.Strings("points", names), zap.Int("requests_per_cycle", len(d.Requests)))
+	if len(d.illegal) > 0 && !at.Before(d.probeAt) {
+		p.probe(d, b.Samples, at)
+	}
+	if answered > 0 {
+		p.learn(d, refusedNow, at)
 	}
 	return b
+}
+
+// learn counts this poll's refusals (a poll in which other reads of the device succeeded) and
+// learns the points whose refusal has persisted: see the constants above.
+func (p *Poller) learn(d *Device, refusedNow []int, at time.Time) {
+	if len(refusedNow) == 0 {
+		return
+	}
+	if d.refused == nil {
+		d.refused = map[int]*refusal{}
+	}
+	var learned []int
+	for _, i := range refusedNow {
+		r := d.refused[i]
+		if r == nil || at.Sub(r.last) > learnGap {
+			r = &refusal{first: at}
+			d.refused[i] = r
+		}
+		r.last = at
+		r.polls++
+		if r.polls >= learnPolls && at.Sub(r.first) >= learnSpan {
+			learned = append(learned, i)
+		}
+	}
+	if len(learned) == 0 || len(d.illegal)+len(learned) >= len(d.Points) {
+		return // never the whole device: a device that refuses everything is not a register map
+	}
+	if d.illegal == nil {
+		d.illegal = map[int]bool{}
+	}
+	var names []string
+	for _, i := range learned {
+		d.illegal[i] = true
+		delete(d.refused, i)
+		names = append(names, d.Points[i].Name)
+	}
+	d.probeAt = at.Add(probeEvery)
+	d.replan()
+	p.Log.Warn("device keeps refusing some registers (illegal data address) while it answers for the others; they are read only once a minute until they answer",
+		zap.String("device", d.Name), zap.Strings("points", names), zap.Int("requests_per_cycle", len(d.Requests)))
+}
+
+// probe asks each learned point alone; one that answers is read again from this poll on.
+func (p *Poller) probe(d *Device, out []sample.Sample, at time.Time) {
+	d.probeAt = at.Add(probeEvery)
+	var back []string
+	for _, i := range d.Illegal() {
+		pt := d.Points[i]
+		one := Request{Kind: pt.Kind, Start: pt.Address, Count: pt.Words, Points: []int{i}}
+		if p.request(d, one, out) == nil {
+			delete(d.illegal, i)
+			back = append(back, pt.Name)
+		}
+	}
+	if len(back) > 0 {
+		d.replan()
+		p.Log.Info("device answers for registers it refused; they are read again", zap.String("device", d.Name), zap.Strings("points", back))
+	}
 }
 
 // request reads one request, asking a busy device again a bounded number of times, and decodes

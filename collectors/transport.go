@@ -57,6 +57,23 @@ func exceptionName(c byte) string {
 // only checks the byte count against the frame, never against the request.
 var ErrBadLength = errors.New("response length does not match the request")
 
+// ErrWrongFunction means a reply carried a function code that is neither the request's nor its
+// exception (request | 0x80).
+var ErrWrongFunction = errors.New("reply with the wrong function code")
+
+// functionCode is the Modbus read function for a register kind.
+func functionCode(kind config.RegisterKind) byte {
+	switch kind {
+	case config.Coil:
+		return modbus.FuncCodeReadCoils
+	case config.Discrete:
+		return modbus.FuncCodeReadDiscreteInputs
+	case config.Holding:
+		return modbus.FuncCodeReadHoldingRegisters
+	}
+	return modbus.FuncCodeReadInputRegisters
+}
+
 // ErrBackoff says the reader did not try: the last attempt to connect failed, and the next one is
 // not due yet. The devices behind the link fail fast instead of each waiting out a dial timeout.
 var ErrBackoff = errors.New("not connected; waiting before the next attempt to connect")
@@ -172,8 +189,14 @@ func (r *guardedReader) Read(unit uint8, kind config.RegisterKind, start, count 
 	}
 	if err != nil {
 		var me *modbus.ModbusError
-		if errors.As(err, &me) {
+		if errors.As(err, &me) && me.FunctionCode == functionCode(kind)|0x80 {
 			return nil, &ExceptionError{Code: me.ExceptionCode}
+		}
+		if me != nil {
+			// goburrow takes any reply with another function code for an exception, its first
+			// data byte for the code: a reply to some other request (or a garbled one) would be
+			// learned as "illegal data address". It is a transport error.
+			err = fmt.Errorf("%w: function code 0x%02x in reply to a request with 0x%02x", ErrWrongFunction, me.FunctionCode, functionCode(kind))
 		}
 		// Any other failure (timeout, short frame, a transaction id that does not match) may
 		// leave a late reply in the socket; goburrow would then read every later reply one

@@ -35,7 +35,7 @@ import (
 const hilRooms = 3
 
 // hilScenarios is every built-in scenario, the longest first.
-var hilScenarios = []string{"normal-day", "internal-short", "normal", "sudden-fire", "sensor-faults", "bms-silent-fire",
+var hilScenarios = []string{"normal-day", "internal-short", "bus-glitch", "normal", "sudden-fire", "sensor-faults", "bms-silent-fire",
 	"ups-discharge", "lfp-internal-short", "hvac-failure"}
 
 // TestHIL runs each scenario through the whole chain: simulator over real Modbus TCP → daemon →
@@ -229,6 +229,24 @@ func runHIL(t *testing.T, broker, scenario string) {
 			t.Errorf("drain %s after the first fire-panel signal, scenario allows %s", delay, sc.Expect.MaxDrainDelay)
 		}
 	}
+	for _, at := range []struct {
+		action cutover.Action
+		limit  time.Duration
+		sig    *cutover.Signal
+	}{{cutover.Prepare, sc.Expect.MaxPrepareAt, first(cp.signals, cutover.Prepare)}, {drain.Action, sc.Expect.MaxDrainAt, drain}} {
+		if at.limit == 0 {
+			continue
+		}
+		if at.sig == nil {
+			t.Errorf("no %s signal; the scenario expects one by T+%s", at.action, at.limit)
+			continue
+		}
+		when := at.sig.IssuedAt.Sub(s.Start())
+		t.Logf("HIL %s: %s at T+%s (scenario expects by T+%s)", scenario, at.action, when.Round(time.Second), at.limit)
+		if when > at.limit {
+			t.Errorf("%s at T+%s, scenario expects it by T+%s", at.action, when.Round(time.Second), at.limit)
+		}
+	}
 	if !runaway.IsZero() {
 		lead := runaway.Sub(drain.IssuedAt)
 		t.Logf("HIL %s: drain issued %s before runaway (scenario expects at least %s): %s", scenario, lead.Round(time.Second), sc.Expect.MinDrainLead, drain.Reason)
@@ -315,4 +333,14 @@ func sameAsReplay(t *testing.T, cfg *config.Config, tracePath string, key ed2551
 	}
 	t.Logf("HIL replay of the daemon's own trace printed the same %d messages", compared)
 	return compared
+}
+
+// first is the first signal of an action (nil for none).
+func first(signals []cutover.Signal, a cutover.Action) *cutover.Signal {
+	for i := range signals {
+		if signals[i].Action == a {
+			return &signals[i]
+		}
+	}
+	return nil
 }

@@ -13,12 +13,13 @@ import (
 type FaultKind int
 
 const (
-	FaultNone      FaultKind = iota
-	FaultDrop                // close the client's connection instead of answering
-	FaultLate                // answer, but only after Delay (past the client's timeout)
-	FaultException           // answer with exception Code, without asking the device
-	FaultShort               // answer with two bytes of data missing (the frame itself consistent)
-	FaultGarbled             // answer with another transaction id, as a confused gateway does
+	FaultNone          FaultKind = iota
+	FaultDrop                    // close the client's connection instead of answering
+	FaultLate                    // answer, but only after Delay (past the client's timeout)
+	FaultException               // answer with exception Code, without asking the device
+	FaultShort                   // answer with two bytes of data missing (the frame itself consistent)
+	FaultGarbled                 // answer with another transaction id, as a confused gateway does
+	FaultWrongFunction           // answer with another read function's reply whose first data byte is 2
 )
 
 // Fault is one unit's misbehaviour.
@@ -130,6 +131,12 @@ func (p *FaultProxy) relay(c net.Conn) error {
 			}
 		case FaultGarbled:
 			binary.BigEndian.PutUint16(resp[0:], binary.BigEndian.Uint16(resp[0:])+7)
+		case FaultWrongFunction:
+			// A two-register reply of the other register read (3 ↔ 4): goburrow v0.1.0 takes
+			// any other function code for an exception, and this one's byte count (2) for its
+			// code, "illegal data address".
+			resp = append(resp[:7:7], req[7]^0x07, 2, 0, 0)
+			binary.BigEndian.PutUint16(resp[4:], uint16(len(resp)-6))
 		}
 		if _, err := c.Write(resp); err != nil {
 			return err

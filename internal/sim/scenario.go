@@ -58,7 +58,8 @@ type HIL struct {
 // Link faults, frame by frame on the Modbus TCP link (a FaultProxy in front of the listener):
 // link_drop (the connection is closed instead of an answer), link_late (delay: the answer comes
 // that much later), link_exception (code: exception instead of an answer), link_short (a frame two
-// bytes short), link_garbled (another transaction id); each with device and duration.
+// bytes short), link_garbled (another transaction id), link_wrong_function (another read
+// function's reply, its first data byte 2); each with device and duration.
 type Event struct {
 	At       time.Duration `yaml:"at"`
 	Kind     string        `yaml:"kind"`
@@ -99,6 +100,10 @@ type Expect struct {
 	MinDrainLead time.Duration `yaml:"min_drain_lead"` // drain at least this long before runaway
 	// MaxDrainDelay: the drain at most this long after the first smoke, heat or suppression signal.
 	MaxDrainDelay time.Duration `yaml:"max_drain_delay"`
+	// MaxPrepareAt and MaxDrainAt: the first prepare and the first drain (or evacuate) at most
+	// this long after the scenario's start.
+	MaxPrepareAt time.Duration `yaml:"max_prepare_at"`
+	MaxDrainAt   time.Duration `yaml:"max_drain_at"`
 }
 
 // LoadScenario reads a scenario from a file path, or by name from the built-in library.
@@ -206,7 +211,7 @@ func (s *Scenario) validate() error {
 				bad("load_pct", "must be 0..150, got %g", e.LoadPct)
 			}
 		case "hvac_fail":
-		case "bms_silent", "link_drop", "link_short", "link_garbled":
+		case "bms_silent", "link_drop", "link_short", "link_garbled", "link_wrong_function":
 			needDevice()
 		case "link_late":
 			needDevice()
@@ -229,7 +234,7 @@ func (s *Scenario) validate() error {
 				bad("high", "must be above low (%g), got %g", e.Low, e.High)
 			}
 		default:
-			bad("kind", "must be one of internal_short, arc_fire, utility_fail, hvac_fail, bms_silent, sensor_stuck, sensor_value, sensor_raw, sensor_flap, link_drop, link_late, link_exception, link_short, link_garbled; got %q", e.Kind)
+			bad("kind", "must be one of internal_short, arc_fire, utility_fail, hvac_fail, bms_silent, sensor_stuck, sensor_value, sensor_raw, sensor_flap, link_drop, link_late, link_exception, link_short, link_garbled, link_wrong_function; got %q", e.Kind)
 		}
 		if e.At < 0 || e.At > s.Duration {
 			bad("at", "must lie within the scenario's duration, got %s", e.At)

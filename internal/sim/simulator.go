@@ -67,6 +67,8 @@ func linkFault(kind string) FaultKind {
 		return FaultShort
 	case "link_garbled":
 		return FaultGarbled
+	case "link_wrong_function":
+		return FaultWrongFunction
 	}
 	return FaultNone
 }
