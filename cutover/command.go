@@ -69,19 +69,21 @@ func VerifyCommand(payload []byte, verb, instance string, operators map[string]e
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("%w: %v", ErrCmdMalformed, err)
 	}
+	// The signature's shape first: nothing that cannot be signed gets as far as naming an
+	// operator or an instance back to its sender.
+	sig, err := base64.StdEncoding.DecodeString(c.Sig)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return c, fmt.Errorf("%w: sig is not a base64 Ed25519 signature", ErrCmdBadSignature)
+	}
 	if err := c.check(verb); err != nil {
 		return c, err
 	}
 	if c.Instance != instance {
-		return c, fmt.Errorf("%w: it names %q, this is %q", ErrCmdWrongInstance, c.Instance, instance)
+		return c, fmt.Errorf("%w: it names %q, this is %q", ErrCmdWrongInstance, clipField(c.Instance), instance)
 	}
 	pub, ok := operators[c.Operator]
 	if !ok {
-		return c, fmt.Errorf("%w %q (not in commands.operators)", ErrCmdUnknownOperator, c.Operator)
-	}
-	sig, err := base64.StdEncoding.DecodeString(c.Sig)
-	if err != nil || len(sig) != ed25519.SignatureSize {
-		return c, fmt.Errorf("%w: sig is not a base64 Ed25519 signature", ErrCmdBadSignature)
+		return c, fmt.Errorf("%w %q (not in commands.operators)", ErrCmdUnknownOperator, clipField(c.Operator))
 	}
 	canon, err := receivedSigningBytes(payload)
 	if err != nil {
@@ -149,4 +151,13 @@ func (c Command) check(verb string) error {
 func (c Command) ShelveFor() time.Duration {
 	d, _ := time.ParseDuration(c.Duration)
 	return d
+}
+
+// clipField shortens a field of a refused command for its error: the reason goes back to the
+// sender and into the log, and must never carry an attacker's megabytes.
+func clipField(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }

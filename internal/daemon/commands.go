@@ -51,6 +51,14 @@ func (l *engineLoop) command(rc rawCommand) error {
 	// What a refused command said is echoed only in short: a result or a log line must never
 	// carry an attacker's megabytes.
 	res := wire.CommandResult{Command: verb, Operator: clip(c.Operator), Nonce: clip(c.Nonce), Alarm: clip(c.Alarm), Zone: clip(c.Zone), OK: err == nil}
+	if err != nil && !l.refusals.allow(now) {
+		// A flood of refused commands gets no flood of results: counted, said once in a while.
+		l.unanswered++
+		if l.unanswered%1000 == 1 {
+			l.log.Warn("refused operator commands not answered: more than 5 a second", zap.Int("unanswered", l.unanswered))
+		}
+		return nil
+	}
 	if err != nil {
 		res.Error = clipN(err.Error(), 512)
 		level := zap.WarnLevel

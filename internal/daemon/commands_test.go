@@ -18,6 +18,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/daemon"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
+	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
 // TestOperatorCommands sends signed and unsigned commands to a running daemon over real
@@ -127,7 +128,8 @@ func TestOperatorCommands(t *testing.T) {
 		want    string
 	}{
 		{"10 MB", []byte(`{"v":1,"command":"ack","operator":"` + strings.Repeat("x", 10<<20) + `"}`), "a command may be at most 16384 (refused unread)"},
-		{"a 15 KB operator name", plain(cmd("ack", func(c *cutover.Command) { c.Operator = long })), "unknown operator"},
+		{"a 15 KB operator name", sign(cmd("ack", func(c *cutover.Command) { c.Operator = long }), mallory), "unknown operator"},
+		{"unsigned, with a 15 KB operator name", plain(cmd("ack", func(c *cutover.Command) { c.Operator = long })), "bad signature"},
 	} {
 		res := send("ack", tc.payload)
 		raw, _ := json.Marshal(res)
@@ -188,4 +190,92 @@ func TestOperatorCommands(t *testing.T) {
 		var last struct{ State string }
 		return len(st) >= 2 && json.Unmarshal(st[len(st)-1], &last) == nil && last.State == "offline"
 	})
+}
+
+// TestFloodCostsNoAck: 20,000 garbage payloads on the command and ack topics, with a signed ack
+// command and a consumer's drain ack in the middle of them; both are carried out (issue 22: they
+// shared one queue with the garbage and were dropped as "too many waiting"), and the refused
+// garbage is not answered 20,000 times.
+func TestFloodCostsNoAck(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	r := hiltest.NewRoom(t, "flood", "normal", broker)
+	alicePub, alice, _ := ed25519.GenerateKey(nil)
+	r.Cfg.Commands.Operators = []config.Operator{{Name: "alice", PublicKey: base64.StdEncoding.EncodeToString(alicePub)}}
+	r.Cfg.Commands.MaxAge = 10 * time.Minute
+	zero := 0.0
+	r.Cfg.Rules = append(r.Cfg.Rules, config.Rule{Name: "fire", Point: "rack-01.soc", Above: &zero, Stage: 3}) // drains at once
+	p, inst := r.Prefix(), r.Cfg.Instance
+	rec := hiltest.Record(t, broker, "flooder", false, p+"/cmd/result/"+inst, p+"/drain/+", p+"/drain/+/status")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.Sim.Run(gctx) })
+	g.Go(func() error {
+		return daemon.Run(gctx, daemon.Options{Config: r.Cfg, Clock: r.Clk, Log: zap.NewNop(), Version: "test", SigningKey: r.Key, ShutdownGrace: 2 * time.Second})
+	})
+	var sig cutover.Signal
+	hiltest.WaitFor(t, 30*time.Second, "the drain signal", func() bool {
+		got, _ := rec.Snapshot()
+		for _, raw := range got[p+"/drain/b3-battery"] {
+			if s, err := cutover.Verify(raw, r.Pub, time.Time{}); err == nil && s.Action == cutover.Drain {
+				sig = s
+				return true
+			}
+		}
+		return false
+	})
+	garbage := func(n int) {
+		for i := 0; i < n; i++ {
+			topic := p + "/cmd/" + inst + "/ack"
+			if i%2 == 1 {
+				topic = p + "/drain/b3-battery/ack/control-plane"
+			}
+			rec.Client.Publish(topic, 0, false, []byte(fmt.Sprintf(`{"garbage":%d,"sig":"AAAA"}`, i)))
+		}
+	}
+	floodFrom := r.Clk.Now()
+	garbage(10000)
+	ack, _ := json.Marshal(cutover.Ack{V: 1, Consumer: "control-plane", Zone: "b3-battery", SignalID: sig.ID, Seq: sig.Seq, Status: cutover.AckReceived, TS: r.Clk.Now()})
+	if tok := rec.Client.Publish(p+"/drain/b3-battery/ack/control-plane", 1, false, ack); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	c := cutover.Command{V: 1, Command: "ack", Instance: inst, Alarm: "rack-01.soc.rule:fire", Operator: "alice", TS: r.Clk.Now(), Nonce: "flood-1"}
+	if err := cutover.SignCommand(&c, alice); err != nil {
+		t.Fatal(err)
+	}
+	cmd, _ := json.Marshal(c)
+	if tok := rec.Client.Publish(p+"/cmd/"+inst+"/ack", 1, false, cmd); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	garbage(10000)
+	hiltest.WaitFor(t, time.Minute, "the signed ack command carried out", func() bool {
+		got, _ := rec.Snapshot()
+		for _, raw := range got[p+"/cmd/result/"+inst] {
+			var res wire.CommandResult
+			if json.Unmarshal(raw, &res) == nil && res.Nonce == "flood-1" && res.OK {
+				return true
+			}
+		}
+		return false
+	})
+	hiltest.WaitFor(t, time.Minute, "the consumer's drain ack recorded", func() bool {
+		got, _ := rec.Snapshot()
+		for _, raw := range got[p+"/drain/b3-battery/status"] {
+			var pr cutover.Progress
+			if json.Unmarshal(raw, &pr) == nil && pr.Consumers["control-plane"].Status == cutover.AckReceived {
+				return true
+			}
+		}
+		return false
+	})
+	// Answers to refusals: a burst of 20, then 5 a second of the daemon's clock (50× here).
+	got, _ := rec.Snapshot()
+	bound := 20 + 5*int(r.Clk.Now().Sub(floodFrom).Seconds()) + 1
+	if n := len(got[p+"/cmd/result/"+inst]); n > bound || n >= 10000 {
+		t.Errorf("%d results for 10,000 refused commands: refusals must be answered at a bounded rate (at most %d by now)", n, bound)
+	}
+	cancel()
+	if err := g.Wait(); err != nil {
+		t.Fatalf("daemon: %v", err)
+	}
 }

@@ -154,39 +154,18 @@ func Run(ctx context.Context, o Options) error {
 	if clientID == "" {
 		clientID = "firebreak-" + cfg.Site + "-" + cfg.Instance
 	}
-	// The handler only hands the command over: the engine loop owns everything it touches.
-	commands := make(chan rawCommand, commandQueue)
+	// The handlers only sort and hand over: the engine loop owns everything it touches.
 	mqLog := log.With(zap.String("component", "mqtt"))
+	in := newInbox(ctx, cfg.Cutover.Consumers, operators, mqLog)
 	mq, err := mqttx.Dial(mqttx.Options{Brokers: cfg.MQTT.Brokers, ClientID: clientID,
 		Username: cfg.MQTT.Username, Password: password,
 		CAFile: cfg.Resolve(cfg.MQTT.TLS.CAFile), CertFile: cfg.Resolve(cfg.MQTT.TLS.CertFile), KeyFile: cfg.Resolve(cfg.MQTT.TLS.KeyFile),
 		WillTopic: enc.StatusTopic(), WillPayload: enc.Offline(o.Version, o.Clock.Now()),
 		Subscriptions: append([]mqttx.Subscription{
-			{Topic: enc.CommandTopic(), QoS: 1, Handle: func(topic string, payload []byte) {
-				rc := rawCommand{topic: topic, payload: payload}
-				if len(payload) > wire.MaxCommandBytes {
-					rc.payload, rc.oversize = nil, len(payload) // refused unread, and answered
-				}
-				select {
-				case commands <- rc:
-				default:
-					mqLog.Warn("operator command dropped: too many waiting", zap.String("topic", topic))
-				}
-			}},
+			{Topic: enc.CommandTopic(), QoS: 1, Handle: in.command},
 			// Acks are retained: a lost one is delivered again on the next connect.
-			{Topic: enc.AckTopic(), QoS: 1, Handle: func(topic string, payload []byte) {
-				if len(payload) > wire.MaxAckBytes {
-					mqLog.Warn("drain ack refused unread: too large", zap.String("topic", clip(topic)),
-						zap.Int("bytes", len(payload)), zap.Int("limit", wire.MaxAckBytes))
-					return
-				}
-				select {
-				case commands <- rawCommand{topic: topic, payload: payload, ack: true}:
-				default:
-					mqLog.Warn("drain ack dropped: too many waiting", zap.String("topic", topic))
-				}
-			}},
-		}, haSubscriptions(cfg, enc, commands, mqLog)...)}, mqLog)
+			{Topic: enc.AckTopic(), QoS: 1, Handle: in.ack},
+		}, haSubscriptions(cfg, enc, in)...)}, mqLog)
 	if err != nil {
 		return err
 	}
@@ -199,7 +178,7 @@ func Run(ctx context.Context, o Options) error {
 		cfg: cfg, pipeOpts: pipeOpts, reloads: o.Reload,
 		stale:     newStaleTracker(cfg, o.Clock.Now()),
 		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, telemetry: telemetry, sink: sink, online: map[string]bool{},
-		st: st, stateRaised: map[string]problem{}}
+		st: st, stateRaised: map[string]problem{}, refusals: limiter{rate: 5, burst: 20}}
 	if loop.ha, err = newHAWatch(cfg, o.Version, o.Clock.Now()); err != nil {
 		return err
 	}
@@ -231,8 +210,10 @@ func Run(ctx context.Context, o Options) error {
 	// Pollers stop with ctx; the engine loop stops when they have all stopped and it has
 	// drained their batches; the publishers stop when the engine is done and the outbox is empty,
 	// or when the shutdown grace runs out (what is left then stays in the outbox).
+	requested := ctx // its end is a stop someone asked for; any other is a failure with a reason
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	var engineErr error // set by the engine goroutine before it closes engineDone
 	batches := make(chan sample.Batch, batchQueue)
 	loop.polls = newPollGroup(ctx, batches, log)
 	loop.polls.start(pollers)
@@ -264,8 +245,10 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error {
 		defer close(engineDone)
 		defer close(telemetry)
-		err := loop.run(ctx, batches, commands)
+		err := loop.run(ctx, batches, in)
+		engineErr = err
 		if err != nil {
+			log.Error("the engine loop stopped; the daemon stops with it", zap.Error(err))
 			stop() // the pollers must not wait on an engine that is gone
 			loop.polls.release()
 			for range batches {
@@ -292,7 +275,7 @@ func Run(ctx context.Context, o Options) error {
 			case <-pubCtx.Done():
 			}
 		}()
-		pub := &criticalPublisher{mq: mq, ob: ob, log: mqLog, observe: loop.m.publish.Observe}
+		pub := &criticalPublisher{mq: mq, ob: ob, log: mqLog, observe: loop.m.publish.Observe, failing: st.publisherFailing}
 		if err := pub.run(pubCtx, engineDone); err != nil {
 			log.Error("shutdown", zap.Error(err))
 		}
@@ -308,6 +291,15 @@ func Run(ctx context.Context, o Options) error {
 	case <-afterDone(ctx, o.ShutdownGrace+2*time.Second):
 		log.Error("shutdown deadline passed; exiting with work left (the outbox keeps undelivered messages)",
 			zap.Duration("shutdown_timeout", o.ShutdownGrace), zap.Int("outbox", ob.Len()))
+		select {
+		case <-engineDone:
+			err = engineErr
+		default:
+		}
+	}
+	if err == nil && requested.Err() == nil {
+		// Exit 0 is for a stop that was asked for; nothing else may look like one.
+		err = errors.New("the daemon stopped without being asked to (see the log for the part that ended)")
 	}
 	final := enc.Status("offline", o.Version, o.Clock.Now())
 	mq.Close(&final)
@@ -321,7 +313,6 @@ func Run(ctx context.Context, o Options) error {
 const (
 	telemetryQueue = 1024
 	batchQueue     = 256
-	commandQueue   = 256
 )
 
 // rawCommand is an operator command or a consumer's drain ack, as it arrived.
@@ -418,6 +409,10 @@ type engineLoop struct {
 	dropped   int
 	ha        *haWatch // nil without an HA peer
 	st        *stateDir
+	in        *inbox
+	// refusals bounds how fast refused commands are answered; unanswered counts the others.
+	refusals   limiter
+	unanswered int
 	// stateRaised are the state alarms raised now, by id.
 	stateRaised map[string]problem
 	m           *metrics
@@ -430,7 +425,8 @@ type engineLoop struct {
 	reloads  <-chan Reload
 }
 
-func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, commands <-chan rawCommand) error {
+func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, in *inbox) error {
+	l.in = in
 	// Ticks fall on whole seconds and carry their scheduled time. Tick T is performed just before
 	// the first batch stamped at or after T, as replay does; only if no batch comes for a second
 	// does the timer perform it. So a poll stamped just before T but delivered just after is still
@@ -455,7 +451,15 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, comma
 				return err
 			}
 			rearm()
-		case c := <-commands:
+		case c := <-in.protocol:
+			if err := l.command(c); err != nil {
+				return err
+			}
+		case c := <-in.commands:
+			if err := l.command(c); err != nil {
+				return err
+			}
+		case c := <-in.refused:
 			if err := l.command(c); err != nil {
 				return err
 			}

@@ -164,23 +164,28 @@ func (p *Pipeline) Episode(zone string) string { return p.plan.Episode(zone) }
 
 // haSubscriptions are the HA peer's status and the drain signals (none without a peer). Their
 // handlers only hand over, like the others.
-func haSubscriptions(cfg *config.Config, enc *wire.Encoder, to chan<- rawCommand, log *zap.Logger) []mqttx.Subscription {
+func haSubscriptions(cfg *config.Config, enc *wire.Encoder, in *inbox) []mqttx.Subscription {
 	if cfg.HA.Peer == "" {
 		return nil
 	}
-	hand := func(rc rawCommand) {
-		select {
-		case to <- rc:
-		default:
-			log.Warn("ha message dropped: too many waiting", zap.String("topic", rc.topic))
-		}
-	}
 	return []mqttx.Subscription{
 		{Topic: peerStatusTopic(enc, cfg.HA.Peer), QoS: 1, Handle: func(topic string, payload []byte) {
-			hand(rawCommand{topic: topic, payload: payload, peerStatus: true})
+			in.protocolMsg(rawCommand{topic: topic, payload: payload, peerStatus: true})
 		}},
 		{Topic: enc.Prefix + "/drain/+", QoS: 1, Handle: func(topic string, payload []byte) {
-			hand(rawCommand{topic: topic, payload: payload, peerSignal: true})
+			// Only the peer's signals are protocol; our own come back here too, and anyone who
+			// may publish on the topic could flood it.
+			var s struct {
+				Instance string `json:"instance"`
+			}
+			if len(payload) > maxPeerSignal || json.Unmarshal(payload, &s) != nil || s.Instance != cfg.HA.Peer {
+				return
+			}
+			in.protocolMsg(rawCommand{topic: topic, payload: payload, peerSignal: true})
 		}},
 	}
 }
+
+// maxPeerSignal bounds a signal of the HA peer: every target of the largest zone (config's
+// limits) fits in it many times over.
+const maxPeerSignal = 512 << 10

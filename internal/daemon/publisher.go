@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,6 +44,28 @@ type criticalPublisher struct {
 	last     uint64 // the newest outbox ID handed to paho since the last reset
 	// observe, if set, takes each message's time from hand-over to PUBACK.
 	observe func(float64)
+	// failing, if set, is told when the outbox fails the publisher (and nil when it works
+	// again): readiness and an alarm show it.
+	failing func(error)
+	failed  error
+}
+
+// retryOutbox is how long the publisher waits before it asks a failing outbox again.
+const retryOutbox = time.Second
+
+// outboxFailed records a failure of the outbox (err nil: it works again), logged once a change.
+// The publisher never stops for it: it tries again, and the messages stay where they are.
+func (p *criticalPublisher) outboxFailed(err error) {
+	switch {
+	case err != nil && p.failed == nil:
+		p.log.Error("the outbox fails the publisher; trying again every second (messages stay queued)", zap.Error(err))
+	case err == nil && p.failed != nil:
+		p.log.Info("the outbox works again; publishing", zap.NamedError("was", p.failed))
+	}
+	if (err == nil) != (p.failed == nil) && p.failing != nil {
+		p.failing(err)
+	}
+	p.failed = err
 }
 
 // run publishes until the outbox is empty after engineDone closed, or ctx ends (then what is left
@@ -51,20 +74,20 @@ func (p *criticalPublisher) run(ctx context.Context, engineDone <-chan struct{})
 	recheck := time.NewTimer(0)
 	defer recheck.Stop()
 	for {
+		var err error
 		if p.mq.Connected() {
-			if err := p.fill(); err != nil {
-				return err
-			}
+			err = p.fill()
 		}
-		if err := p.collect(); err != nil {
-			return err
-		}
+		err = errors.Join(err, p.collect())
+		p.outboxFailed(err)
 		if engineDone == nil && p.ob.Len() == 0 {
 			return nil
 		}
 		var headDone <-chan struct{}
 		wait := 500 * time.Millisecond // re-check the connection while it is down
-		if len(p.inflight) > 0 {
+		if err != nil {
+			wait = retryOutbox
+		} else if len(p.inflight) > 0 {
 			headDone = p.inflight[0].tok.Done()
 			wait = max(time.Until(p.inflight[0].sent.Add(pubackTimeout)), 0)
 		}

@@ -163,6 +163,9 @@ func (l *engineLoop) reload(r Reload, batches <-chan sample.Batch) error {
 	}
 	before := deviceNames(l.cfg)
 	l.pipe, l.cfg, l.operators, l.cmdMaxAge = pipe, nu, operators, nu.Commands.MaxAge
+	if l.in != nil {
+		l.in.set(nu.Cutover.Consumers, operators)
+	}
 	l.stale = newStaleTracker(nu, now)
 	l.m.expect(deviceNames(nu))
 	l.polls.start(pollers)

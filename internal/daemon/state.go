@@ -54,6 +54,8 @@ type stateDir struct {
 	lost    map[string]string // file → what was lost at start, and where the file went
 	failing map[string]string // file → why its last write failed
 	signing string            // why there is no usable signing key ("" when there is)
+	// publisher is why the publisher cannot read the outbox ("" while it can).
+	publisher string
 	// firstRun: state_dir held none of the files, which every start writes (the signing key
 	// at the first). A file missing when others are there was lost.
 	firstRun bool
@@ -215,6 +217,16 @@ func (s *stateDir) openOutbox(max int, now time.Time) (*outbox.Outbox, error) {
 	return outbox.OpenMemory(max, err), nil
 }
 
+// publisherFailing records that the outbox fails the publisher (nil: it works again).
+func (s *stateDir) publisherFailing(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publisher = ""
+	if err != nil {
+		s.publisher = err.Error()
+	}
+}
+
 // noSigningKey records that drain signals cannot be signed with the key the consumers know.
 func (s *stateDir) noSigningKey(why string) {
 	s.mu.Lock()
@@ -254,6 +266,10 @@ func (s *stateDir) problems(ob *outbox.Outbox) []problem {
 		}
 		out = append(out, problem{"state." + f, stateNotDurable, alarms.StageWatch,
 			fmt.Sprintf("%s is not durable: %s (%s); a restart now would lose it", f, what, t), false})
+	}
+	if s.publisher != "" {
+		out = append(out, problem{"daemon", "publisher_failing", alarms.StageWatch,
+			"the publisher cannot read the outbox (" + s.publisher + "); it tries again every second, and alarms and drain signals wait in the outbox", false})
 	}
 	if s.signing != "" {
 		out = append(out, problem{"cutover", "signing_unavailable", alarms.StageCritical, s.signing, false})
