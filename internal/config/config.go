@@ -115,7 +115,10 @@ type HomeAssistant struct {
 // Commands configures signed operator commands on P/cmd/<instance>/….
 type Commands struct {
 	// MaxAge is how far a command's ts may be from now (either way) before it is refused as stale.
-	MaxAge    time.Duration `yaml:"max_age"`
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxShelve is the longest an operator may shelve an alarm for: a shelved alarm is one an
+	// operator no longer sees, and a shelve of years is a forgotten one.
+	MaxShelve time.Duration `yaml:"max_shelve"`
 	Operators []Operator    `yaml:"operators"`
 }
 
@@ -189,7 +192,7 @@ func Default() Config {
 			OutboxMax:   100000,
 			HomeAssist:  HomeAssistant{Prefix: "homeassistant"},
 		},
-		Commands: Commands{MaxAge: time.Minute},
+		Commands: Commands{MaxAge: time.Minute, MaxShelve: 72 * time.Hour},
 		Influx:   Influx{Bucket: "firebreak/autogen"},
 		Cutover: Cutover{
 			Mode:           "live",

@@ -478,6 +478,9 @@ func (cfg *Config) validate(c *collector) {
 	if cfg.Commands.MaxAge <= 0 {
 		c.add("commands.max_age", "must be a positive duration", cfg.Commands.MaxAge.String())
 	}
+	if cfg.Commands.MaxShelve <= 0 || cfg.Commands.MaxShelve > 30*24*time.Hour {
+		c.add("commands.max_shelve", "must be a positive duration of at most 720h (30 days)", cfg.Commands.MaxShelve.String())
+	}
 	ops := map[string]bool{}
 	for i, op := range cfg.Commands.Operators {
 		p := fmt.Sprintf("commands.operators[%d]", i)

@@ -111,6 +111,7 @@ func TestOperatorCommands(t *testing.T) {
 		{"for the peer", "ack", sign(cmd("ack", func(c *cutover.Command) { c.Instance = "fb-other" }), alice), "another instance"},
 		{"unknown alarm", "ack", sign(cmd("ack", func(c *cutover.Command) { c.Alarm = "rack-99.nothing" }), alice), "unknown alarm"},
 		{"shelve without duration", "shelve", sign(cmd("shelve", nil), alice), "positive duration"},
+		{"shelve for 292 years", "shelve", sign(cmd("shelve", func(c *cutover.Command) { c.Duration = "2562047h" }), alice), "a shelve may last at most 72h0m0s (commands.max_shelve)"},
 		{"cancel with nothing to cancel", "cancel", sign(cmd("cancel", func(c *cutover.Command) { c.Alarm, c.Zone = "", "b3-battery" }), alice), "no drain is active"},
 	} {
 		res := send(tc.verb, tc.payload)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"fmt"
 	"strings"
@@ -27,6 +28,7 @@ type Pipeline struct {
 	racks      map[string]map[string]alarms.Stage
 	zones      map[string]alarms.Stage
 	upsZone    map[string]string // UPS device → its zone, for power_loss_eta_s
+	maxShelve  time.Duration
 	// OnRisk, if set, sees every risk change (the daemon logs them).
 	OnRisk func(alarms.RiskChange)
 	// OnDrain, if set, sees every signal after it is signed.
@@ -93,7 +95,8 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 		enc = wire.NewEncoder(cfg.MQTT.TopicPrefix, cfg.Site, cfg.Instance, o.BootID)
 	}
 	return &Pipeline{
-		eng: alarms.New(Topology(cfg), cfg.Detection, eopts...),
+		maxShelve: cmp.Or(cfg.Commands.MaxShelve, 72*time.Hour),
+		eng:       alarms.New(Topology(cfg), cfg.Detection, eopts...),
 		plan: cutover.NewPlanner(cutover.Options{Site: cfg.Site, Instance: cfg.Instance, BootID: o.BootID,
 			Heartbeat: cfg.Cutover.Heartbeat, Validity: cfg.Cutover.Validity, FireToPowerCut: cfg.Cutover.FireToPowerCut,
 			DryRun: cfg.Cutover.Mode == "dry-run", SeqStart: o.SeqStart, CancelHold: cfg.Cutover.CancelHold,
@@ -181,7 +184,11 @@ func (p *Pipeline) Command(c cutover.Command, now time.Time) ([]wire.Message, er
 	case "ack":
 		err = p.eng.Ack(c.Alarm, now)
 	case "shelve":
-		err = p.eng.Shelve(c.Alarm, now.Add(c.ShelveFor()), now)
+		if d := c.ShelveFor(); d > p.maxShelve {
+			err = fmt.Errorf("a shelve may last at most %s (commands.max_shelve), this one %s", p.maxShelve, d)
+		} else {
+			err = p.eng.Shelve(c.Alarm, now.Add(d), now)
+		}
 	case "unshelve":
 		err = p.eng.Unshelve(c.Alarm, now)
 	case "out_of_service":
