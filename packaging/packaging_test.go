@@ -4,14 +4,20 @@ package packaging_test
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
+	"github.com/firebreak-dc/firebreak/internal/testenv"
 )
 
 // installExample lays the example /etc/firebreak out under a temporary directory, as a site would
@@ -155,5 +161,87 @@ func TestDockerfile(t *testing.T) {
 	}
 	if !strings.Contains(string(body), "CGO_ENABLED=0") || !strings.Contains(string(body), "./cmd/firebreak") {
 		t.Error("want a static build of ./cmd/firebreak")
+	}
+}
+
+// TestMosquittoACL runs a real Mosquitto with packaging/mosquitto/firebreak.acl: only the
+// daemons publish drain signals and state, a consumer acks only under its own name, only an
+// operator reaches the command topics, a dashboard only reads (issue 22: garbage floods on
+// P/drain/+ and the command topics came from clients that had no business there).
+func TestMosquittoACL(t *testing.T) {
+	t.Parallel()
+	passwd, err := exec.LookPath("mosquitto_passwd")
+	testenv.Need(t, "mosquitto_passwd", err)
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "passwd")
+	users := []string{"fb-b3-a", "fb-b3-b", "control-plane", "operator-alice", "dashboard"}
+	for i, u := range users {
+		args := []string{"-b", pw, u, "pw-" + u}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command(passwd, args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+		}
+	}
+	acl, _ := filepath.Abs("mosquitto/firebreak.acl")
+	broker := testenv.StartMosquittoWith(t, testenv.MosquittoOptions{Global: fmt.Sprintf("allow_anonymous false\npassword_file %s\nacl_file %s\n", pw, acl)})
+	connect := func(user string) paho.Client {
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL).SetClientID("acl-" + user).SetUsername(user).SetPassword("pw-" + user))
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("%s connect: %v", user, tok.Error())
+		}
+		t.Cleanup(func() { c.Disconnect(100) })
+		return c
+	}
+	var mu sync.Mutex
+	got := map[string]bool{}
+	daemon := connect("fb-b3-a")
+	if tok := daemon.Subscribe("firebreak/pangyo-dc1/#", 1, func(_ paho.Client, m paho.Message) {
+		mu.Lock()
+		got[m.Topic()+" "+string(m.Payload())] = true
+		mu.Unlock()
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	const P = "firebreak/pangyo-dc1/"
+	cases := []struct {
+		user, topic string
+		allowed     bool
+	}{
+		{"fb-b3-b", P + "drain/b3-battery", true},
+		{"control-plane", P + "drain/b3-battery", false},
+		{"control-plane", P + "drain/b3-battery/ack/control-plane", true},
+		{"control-plane", P + "drain/b3-battery/ack/someone-else", false},
+		{"control-plane", P + "cmd/fb-b3-a/ack", false},
+		{"dashboard", P + "cmd/fb-b3-a/ack", false},
+		{"dashboard", P + "drain/b3-battery", false},
+		{"operator-alice", P + "cmd/fb-b3-a/ack", true},
+		{"operator-alice", P + "drain/b3-battery", false},
+	}
+	clients := map[string]paho.Client{}
+	for i, c := range cases {
+		if clients[c.user] == nil {
+			clients[c.user] = connect(c.user)
+		}
+		if tok := clients[c.user].Publish(c.topic, 1, false, fmt.Sprint(i)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	// A last message through the broker after all of them: once it is in, so is every allowed one.
+	if tok := clients["fb-b3-b"].Publish(P+"node/fb-b3-b/status", 1, false, "end"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	hiltest.WaitFor(t, 30*time.Second, "the last message", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got[P+"node/fb-b3-b/status end"]
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i, c := range cases {
+		if arrived := got[c.topic+" "+fmt.Sprint(i)]; arrived != c.allowed {
+			t.Errorf("%s publishing on %s: arrived %v, the ACL should allow it: %v", c.user, c.topic, arrived, c.allowed)
+		}
 	}
 }

@@ -169,6 +169,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	st.mu.Lock()
+	st.conflict = mq.Conflict
+	st.mu.Unlock()
 	sink, err := newSink(cfg, log)
 	if err != nil {
 		return err

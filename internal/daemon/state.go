@@ -56,6 +56,8 @@ type stateDir struct {
 	signing string            // why there is no usable signing key ("" when there is)
 	// publisher is why the publisher cannot read the outbox ("" while it can).
 	publisher string
+	// conflict, if set, says why the MQTT client id looks taken over ("" when it does not).
+	conflict func() string
 	// firstRun: state_dir held none of the files, which every start writes (the signing key
 	// at the first). A file missing when others are there was lost.
 	firstRun bool
@@ -266,6 +268,11 @@ func (s *stateDir) problems(ob *outbox.Outbox) []problem {
 		}
 		out = append(out, problem{"state." + f, stateNotDurable, alarms.StageWatch,
 			fmt.Sprintf("%s is not durable: %s (%s); a restart now would lose it", f, what, t), false})
+	}
+	if s.conflict != nil {
+		if why := s.conflict(); why != "" {
+			out = append(out, problem{"daemon", "client_id_conflict", alarms.StageWatch, why, false})
+		}
 	}
 	if s.publisher != "" {
 		out = append(out, problem{"daemon", "publisher_failing", alarms.StageWatch,

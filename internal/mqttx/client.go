@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,14 +45,34 @@ type Subscription struct {
 	Handle func(topic string, payload []byte)
 }
 
-// Client is a paho client with Firebreak's settings.
+// Client is a paho client with Firebreak's settings. It makes its own connection attempts (paho
+// retries silently): a broker that refuses says why in the log, with its reason, and a broker
+// that drops every connection right after it is made (another client with our client id: a
+// second daemon with the same instance name) is named for what it is.
 type Client struct {
 	c        paho.Client
 	log      *zap.Logger
 	connects chan struct{}
+	lost     chan error
+	done     chan struct{}
+	stopped  chan struct{}
 	mu       sync.Mutex
 	subToks  []subToken
+	conflict string // why the client id looks taken over ("" when not)
+	closing  sync.Once
 }
+
+// Connection attempts: retried from retryMin doubling to retryMax; a refusal is logged at once
+// and then at most every refusedLogEvery. A connection lost within takeoverWithin of being made,
+// takeoverAfter times in takeoverWindow, is a client-id takeover.
+const (
+	retryMin        = 500 * time.Millisecond
+	retryMax        = 5 * time.Second
+	refusedLogEvery = 30 * time.Second
+	takeoverWithin  = 5 * time.Second
+	takeoverAfter   = 3
+	takeoverWindow  = time.Minute
+)
 
 type subToken struct {
 	topic string
@@ -98,7 +119,7 @@ func Dial(o Options, log *zap.Logger) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Client{log: log, connects: make(chan struct{}, 1)}
+	cl := &Client{log: log, connects: make(chan struct{}, 1), lost: make(chan error, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	po := paho.NewClientOptions()
 	for _, b := range o.Brokers {
 		po.AddBroker(b)
@@ -114,10 +135,8 @@ func Dial(o Options, log *zap.Logger) (*Client, error) {
 	// Handlers must not block each other; the order of our publishes is kept by one publisher
 	// goroutine, not by paho.
 	po.SetOrderMatters(false)
-	po.SetAutoReconnect(true)
-	po.SetConnectRetry(true)
-	po.SetConnectRetryInterval(500 * time.Millisecond)
-	po.SetMaxReconnectInterval(5 * time.Second)
+	po.SetAutoReconnect(false) // keepConnected does it, and says why an attempt failed
+	po.SetConnectRetry(false)
 	po.SetConnectTimeout(5 * time.Second)
 	po.SetKeepAlive(10 * time.Second)
 	po.SetPingTimeout(5 * time.Second)
@@ -142,11 +161,112 @@ func Dial(o Options, log *zap.Logger) (*Client, error) {
 		}
 	})
 	po.SetConnectionLostHandler(func(_ paho.Client, err error) {
-		log.Warn("mqtt connection lost", zap.Error(err))
+		select {
+		case cl.lost <- err:
+		default:
+		}
 	})
 	cl.c = paho.NewClient(po)
-	cl.c.Connect() // with ConnectRetry its token completes only when connected; nobody waits on it
+	go cl.keepConnected(o.ClientID)
 	return cl, nil
+}
+
+// keepConnected connects, and connects again after every loss, until Close.
+func (c *Client) keepConnected(clientID string) {
+	defer close(c.stopped)
+	wait, refused := time.Duration(0), 0
+	var lastLogged time.Time
+	var quick []time.Time // losses soon after a connect, within takeoverWindow
+	for {
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-c.done:
+				t.Stop()
+				return
+			}
+		}
+		tok := c.c.Connect()
+		select {
+		case <-tok.Done():
+		case <-c.done:
+			return
+		}
+		if err := tok.Error(); err != nil {
+			refused++
+			if now := time.Now(); refused == 1 || now.Sub(lastLogged) >= refusedLogEvery {
+				c.log.Error("mqtt connect failed; trying again", zap.Error(err), zap.Int("attempts", refused),
+					zap.String("hint", connectHint(err)))
+				lastLogged = now
+			}
+			wait = min(max(2*wait, retryMin), retryMax)
+			continue
+		}
+		if refused > 0 {
+			c.log.Info("mqtt connected after failed attempts", zap.Int("attempts", refused))
+		}
+		refused, wait = 0, 0
+		connectedAt := time.Now()
+		var err error
+		select {
+		case err = <-c.lost:
+		case <-c.done:
+			return
+		}
+		now := time.Now()
+		if now.Sub(connectedAt) < takeoverWithin {
+			quick = append(quick, now)
+		}
+		for len(quick) > 0 && now.Sub(quick[0]) > takeoverWindow {
+			quick = quick[1:]
+		}
+		if len(quick) >= takeoverAfter {
+			why := fmt.Sprintf("the broker dropped %d connections within %s of each being made: another client is probably using client id %q (a second daemon with the same instance name, or mqtt.client_id set twice)",
+				len(quick), takeoverWithin, clientID)
+			c.mu.Lock()
+			first := c.conflict == ""
+			c.conflict = why
+			c.mu.Unlock()
+			if first {
+				c.log.Error("mqtt client id taken over", zap.String("why", why), zap.Error(err))
+			}
+			wait = retryMax // do not fight the other client every half second
+		} else {
+			c.log.Warn("mqtt connection lost", zap.Error(err))
+			if now.Sub(connectedAt) >= takeoverWindow {
+				c.mu.Lock()
+				if c.conflict != "" {
+					c.log.Info("mqtt connection holds again; the client id is no longer contended")
+				}
+				c.conflict = ""
+				c.mu.Unlock()
+			}
+		}
+	}
+}
+
+// Conflict says why the client id looks taken over by another client ("" when it does not).
+func (c *Client) Conflict() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conflict
+}
+
+// connectHint says what a connect error usually means.
+func connectHint(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "not Authorized") || strings.Contains(msg, "bad user name or password"):
+		return "the broker refused our credentials (mqtt.username, mqtt.password_file or FIREBREAK_MQTT_PASSWORD) or its ACL"
+	case strings.Contains(msg, "identifier rejected"):
+		return "the broker refused the client id (mqtt.client_id)"
+	case strings.Contains(msg, "certificate") || strings.Contains(msg, "tls"):
+		return "TLS: check mqtt.tls.ca_file against the broker's certificate, and the client pair"
+	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host") || strings.Contains(msg, "i/o timeout"):
+		return "no broker answers there: check mqtt.brokers and that it runs"
+	}
+	return ""
 }
 
 // Connects is signalled after every successful connect (it holds at most one pending signal).
@@ -202,5 +322,9 @@ func (c *Client) Close(final *wire.Message) {
 		}
 		cancel()
 	}
-	c.c.Disconnect(500)
+	c.closing.Do(func() {
+		close(c.done)
+		<-c.stopped
+		c.c.Disconnect(500)
+	})
 }

@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 	"github.com/firebreak-dc/firebreak/internal/wire"
@@ -156,4 +158,50 @@ func TestFailoverToTheNextBroker(t *testing.T) {
 	if !connected(c, 15*time.Second) {
 		t.Fatal("did not fail over to the second broker")
 	}
+}
+
+// TestRefusalsAndTakeoverAreSaid: a broker that refuses the credentials is logged at error with
+// its reason and a hint (issue 22: 88 refused attempts in 12 s, no log line), not once per
+// attempt; and a second client that takes our client id over is named as such.
+func TestRefusalsAndTakeoverAreSaid(t *testing.T) {
+	t.Parallel()
+	passwd, err := exec.LookPath("mosquitto_passwd")
+	testenv.Need(t, "mosquitto_passwd", err)
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "passwd")
+	if out, err := exec.Command(passwd, "-b", "-c", pwFile, "firebreak", "s3cret").CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+	}
+	broker := testenv.StartMosquittoWith(t, testenv.MosquittoOptions{Global: fmt.Sprintf("allow_anonymous false\npassword_file %s\n", pwFile)})
+
+	core, logs := observer.New(zap.InfoLevel)
+	c, err := mqttx.Dial(mqttx.Options{Brokers: []string{broker.URL}, ClientID: "refused", Username: "firebreak", Password: "guess"}, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hiltest.WaitFor(t, 20*time.Second, "a refused connect logged with its reason", func() bool {
+		for _, e := range logs.FilterMessage("mqtt connect failed; trying again").All() {
+			if e.Level == zap.ErrorLevel && strings.Contains(fmt.Sprint(e.ContextMap()["hint"]), "credentials") {
+				return true
+			}
+		}
+		return false
+	})
+	hiltest.WaitFor(t, 20*time.Second, "several attempts", func() bool {
+		return len(logs.FilterMessage("mqtt connect failed; trying again").All()) >= 1 && time.Since(logs.All()[0].Time) > 3*time.Second
+	})
+	c.Close(nil)
+	if n := len(logs.FilterMessage("mqtt connect failed; trying again").All()); n > 2 {
+		t.Errorf("%d log lines for the refusals of a few seconds: they must be rate limited", n)
+	}
+
+	// Two clients with one client id: the broker drops the older at each connect of the other.
+	core2, logs2 := observer.New(zap.InfoLevel)
+	a, _ := mqttx.Dial(mqttx.Options{Brokers: []string{broker.URL}, ClientID: "same", Username: "firebreak", Password: "s3cret"}, zap.New(core2))
+	defer a.Close(nil)
+	b, _ := mqttx.Dial(mqttx.Options{Brokers: []string{broker.URL}, ClientID: "same", Username: "firebreak", Password: "s3cret"}, zap.NewNop())
+	defer b.Close(nil)
+	hiltest.WaitFor(t, time.Minute, "the takeover named", func() bool {
+		return strings.Contains(a.Conflict(), `client id "same"`) && logs2.FilterMessage("mqtt client id taken over").Len() == 1
+	})
 }
