@@ -22,6 +22,7 @@ import (
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/durable"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
+	"github.com/firebreak-dc/firebreak/internal/ratelog"
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
@@ -67,7 +68,14 @@ type Agent struct {
 	hooks chan hookResult // webhook results, from goroutines owned by Run
 	// OnHookStart, if set, is called when an action starts (tests measure the drain latency).
 	OnHookStart func(signalID, action string, at time.Time)
+	// Refusals and replays are logged at warn, each kind at most every 10 s with a count: a flood
+	// on P/drain/+ must not become a flood of log lines.
+	garbage, replays, refused ratelog.Log
 }
+
+// maxSignal bounds what the agent reads on P/drain/+: the largest signal the daemon's config
+// allows (1,024 targets of 128 bytes) is about 150 KB.
+const maxSignal = 1 << 20
 
 type hookResult struct {
 	id, action string
@@ -145,14 +153,26 @@ func (a *Agent) Run(ctx context.Context) error {
 		password = strings.TrimSpace(string(b))
 	}
 	in := make(chan inbound, 256)
+	keys := cutover.Receiver{Keys: a.cfg.keys()} // read-only: the handlers only verify
+	a.garbage = ratelog.Log{Every: 10 * time.Second, Msg: "messages on the drain topics refused: not signed by a configured key, or too large"}
+	a.replays = ratelog.Log{Every: 10 * time.Second, Msg: "drain signals refused as replays: a seq not newer than one seen from that instance"}
+	a.refused = ratelog.Log{Every: 10 * time.Second, Msg: "drain signals refused"}
 	mq, err := mqttx.Dial(mqttx.Options{Brokers: a.cfg.Brokers, ClientID: "firebreak-agent-" + a.cfg.Consumer,
 		Username: a.cfg.Username, Password: password,
 		CAFile: a.cfg.resolve(a.cfg.TLS.CAFile), CertFile: a.cfg.resolve(a.cfg.TLS.CertFile), KeyFile: a.cfg.resolve(a.cfg.TLS.KeyFile),
 		Subscriptions: []mqttx.Subscription{{Topic: a.cfg.TopicPrefix + "/drain/+", QoS: 1, Handle: func(topic string, payload []byte) {
+			// Only what a configured key signed is queued, and that is never dropped: garbage
+			// and forgeries, however many, cannot push a real signal out (issue 22).
+			if len(payload) == 0 {
+				return // a cleared retained signal
+			}
+			if len(payload) > maxSignal || !keys.Verifiable(payload) {
+				a.garbage.Add(a.log, zap.String("example_topic", clipTopic(topic)), zap.Int("bytes", len(payload)))
+				return
+			}
 			select {
 			case in <- inbound{topic, append([]byte(nil), payload...)}:
-			default:
-				a.log.Warn("drain signal dropped: too many waiting (its next heartbeat brings it again)", zap.String("topic", topic))
+			case <-ctx.Done():
 			}
 		}}}}, a.log.With(zap.String("component", "mqtt")))
 	if err != nil {
@@ -218,16 +238,15 @@ func (a *Agent) signal(ctx context.Context, g *errgroup.Group, m inbound) error 
 	if len(m.payload) == 0 {
 		return nil // a cleared retained signal
 	}
-	s, err := a.recv.Check(m.payload, a.now())
+	s, err := a.recv.CheckOn(m.payload, zone, a.now())
 	switch {
 	case errors.Is(err, cutover.ErrReplayed):
-		a.log.Debug("drain signal seen before", zap.String("zone", zone), zap.Error(err))
+		// Heartbeats of a signal already handled are not replays (same id, new seq); a seq that
+		// goes back is someone re-publishing an old signal, or a daemon that lost its seq.
+		a.replays.Add(a.log, zap.String("zone", zone), zap.Error(err))
 		return nil
 	case err != nil:
-		a.log.Warn("drain signal refused", zap.String("zone", zone), zap.Error(err))
-		return nil
-	case s.Zone != zone:
-		a.log.Warn("drain signal refused: its zone is not its topic's", zap.String("topic", m.topic), zap.String("zone", s.Zone))
+		a.refused.Add(a.log, zap.String("zone", zone), zap.Error(err))
 		return nil
 	}
 	a.st.LastSeq = a.recv.LastSeq
@@ -310,11 +329,18 @@ func (a *Agent) startExec(r *record, rn *run, act Action, s cutover.Signal, payl
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Env = append(os.Environ(),
 		"FIREBREAK_SIGNAL_FILE="+base+".json", "FIREBREAK_STATUS_FILE="+rn.StatusFile,
-		"FIREBREAK_SIGNAL="+string(payload), "FIREBREAK_SIGNAL_ID="+s.ID, "FIREBREAK_EPISODE="+s.Episode,
+		"FIREBREAK_SIGNAL_ID="+s.ID, "FIREBREAK_EPISODE="+s.Episode,
 		"FIREBREAK_ACTION="+string(s.Action), "FIREBREAK_ZONE="+s.Zone, "FIREBREAK_STAGE="+strconv.Itoa(s.Stage),
-		"FIREBREAK_DOMAINS="+strings.Join(s.Domains, ","), "FIREBREAK_TARGETS="+strings.Join(targets, ","),
+		"FIREBREAK_DOMAINS="+envField(strings.Join(s.Domains, ",")), "FIREBREAK_TARGETS="+envField(strings.Join(targets, ",")),
+		"FIREBREAK_TARGETS_FILE="+base+".targets",
 		"FIREBREAK_POWER_LOSS_ETA_S="+strconv.FormatInt(s.PowerLossETAS, 10), "FIREBREAK_DRY_RUN="+strconv.FormatBool(s.DryRun),
-		"FIREBREAK_REASON="+s.Reason)
+		"FIREBREAK_REASON="+envField(s.Reason))
+	if len(payload) <= maxEnvField {
+		cmd.Env = append(cmd.Env, "FIREBREAK_SIGNAL="+string(payload)) // small enough; the file is the contract
+	}
+	if err := os.WriteFile(base+".targets", []byte(strings.Join(targets, "\n")+"\n"), 0o600); err != nil {
+		return fmt.Errorf("%s: %w", act.Name, err)
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: start %v: %w", act.Name, act.Exec.Command, err)
 	}
@@ -496,4 +522,25 @@ func safeName(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// clipTopic shortens a topic for a log line.
+func clipTopic(t string) string {
+	if len(t) > 128 {
+		return t[:128] + "…"
+	}
+	return t
+}
+
+// maxEnvField bounds one environment variable of a hook: Linux refuses any one over 128 KiB
+// ("argument list too long"), and a hook must always start. The whole signal is in
+// FIREBREAK_SIGNAL_FILE (and on stdin), the targets one a line in FIREBREAK_TARGETS_FILE.
+const maxEnvField = 16 << 10
+
+// envField is v, or empty with a note when it is longer than maxEnvField.
+func envField(v string) string {
+	if len(v) > maxEnvField {
+		return "(too long for the environment: see FIREBREAK_SIGNAL_FILE)"
+	}
+	return v
 }

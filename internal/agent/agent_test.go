@@ -18,6 +18,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/firebreak-dc/firebreak/cutover"
@@ -251,5 +252,60 @@ func TestRestartMidDrainRunsTheHookOnce(t *testing.T) {
 	defer hookMu.Unlock()
 	if len(hookBodies) != 1 || hookKeys[0] != "e3.prepare.lb" || !strings.Contains(hookBodies[0], `"id":"e3.prepare"`) {
 		t.Fatalf("webhook got %v with keys %v", hookBodies, hookKeys)
+	}
+}
+
+// TestAgentBadDay: a signal with 8,000 targets reaches its exec hook (through FIREBREAK_SIGNAL_FILE
+// and FIREBREAK_TARGETS_FILE; in the environment it was beyond Linux's limit for one variable);
+// a valid signal first published on another zone's topic is still taken on its own; and 2,000
+// garbage payloads of 100 KB on P/drain/+ around a real signal do not cost it, and are logged as
+// one rate-limited line, not 2,000 (issue 22).
+func TestAgentBadDay(t *testing.T) {
+	t.Parallel()
+	broker := testenv.Mosquitto(t)
+	pub, key, _ := ed25519.GenerateKey(nil)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	cfg := testConfig(t, broker, pub, fmt.Sprintf(`  - name: halls
+    targets: ["*"]
+    exec: {command: [sh, -c, 'n=$(wc -l < "$FIREBREAK_TARGETS_FILE"); grep -q "\"id\":\"$FIREBREAK_SIGNAL_ID\"" "$FIREBREAK_SIGNAL_FILE" || exit 9; echo "$FIREBREAK_SIGNAL_ID $n" >> %s']}
+`, out))
+	core, logs := observer.New(zap.InfoLevel)
+	seen := watchAcks(t, broker)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(cfg, zap.New(core)).Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	many := make([]string, 8000)
+	for i := range many {
+		many[i] = fmt.Sprintf("hall-%04d", i)
+	}
+	publish(t, broker, prefix+"/drain/z1", signal(t, key, "z1", "big", cutover.Drain, 1, many, time.Minute))
+	hiltest.WaitFor(t, 20*time.Second, "the hook of the 8,000-target signal", func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.Contains(string(b), "big.drain 8000")
+	})
+
+	wrong := signal(t, key, "z2", "moved", cutover.Drain, 2, []string{"hall-1"}, time.Minute)
+	publish(t, broker, prefix+"/drain/z1", wrong) // z2's signal on z1's topic: refused, its seq not spent
+	publish(t, broker, prefix+"/drain/z2", wrong)
+	hiltest.WaitFor(t, 20*time.Second, "the signal taken on its own zone's topic", func() bool { a, _ := seen.last("moved.drain"); return a.Status == cutover.AckDrained })
+
+	flooder := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID("flooder"))
+	if tok := flooder.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer flooder.Disconnect(100)
+	junk := []byte(`{"v":1,"junk":"` + strings.Repeat("x", 100<<10) + `"}`)
+	for i := 0; i < 2000; i++ {
+		if i == 1000 {
+			publish(t, broker, prefix+"/drain/z3", signal(t, key, "z3", "real", cutover.Evacuate, 3, []string{"hall-1"}, time.Minute))
+		}
+		flooder.Publish(prefix+"/drain/z3", 0, false, junk)
+	}
+	hiltest.WaitFor(t, 30*time.Second, "the real signal amid the flood", func() bool { a, _ := seen.last("real.evacuate"); return a.Status == cutover.AckDrained })
+	if n := logs.FilterMessage("messages on the drain topics refused: not signed by a configured key, or too large").Len(); n == 0 || n > 5 {
+		t.Errorf("%d log lines for 2,000 garbage messages: want a few, rate limited", n)
 	}
 }

@@ -6,13 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/ratelog"
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
@@ -46,12 +46,15 @@ type inbox struct {
 	consumers atomic.Pointer[map[string]bool]
 	operators atomic.Pointer[map[string]ed25519.PublicKey]
 	log       *zap.Logger
-	garbage   rateLog
+	// refusedCmds and badAcks count what is dropped, logged at most every 10 s.
+	refusedCmds, badAcks ratelog.Log
 }
 
 func newInbox(ctx context.Context, consumers []string, operators map[string]ed25519.PublicKey, log *zap.Logger) *inbox {
 	in := &inbox{protocol: make(chan rawCommand, protocolQueue), commands: make(chan rawCommand, commandQueue),
-		refused: make(chan rawCommand, refusedQueue), ctx: ctx, log: log, garbage: rateLog{every: 10 * time.Second}}
+		refused: make(chan rawCommand, refusedQueue), ctx: ctx, log: log,
+		refusedCmds: ratelog.Log{Every: 10 * time.Second, Msg: "refused operator commands dropped unanswered: too many at once"},
+		badAcks:     ratelog.Log{Every: 10 * time.Second, Msg: "drain acks refused: too large, malformed, or from a consumer not in cutover.consumers"}}
 	in.set(consumers, operators)
 	return in
 }
@@ -84,7 +87,7 @@ func (in *inbox) command(topic string, payload []byte) {
 		select {
 		case in.refused <- rc:
 		default:
-			in.garbage.add(in.log, "refused operator commands dropped unanswered: too many at once", clip(topic))
+			in.refusedCmds.Add(in.log, zap.String("example_topic", clip(topic)))
 		}
 		return
 	}
@@ -127,28 +130,10 @@ func (in *inbox) ack(topic string, payload []byte) {
 		ok = err == nil && (*in.consumers.Load())[parts[len(parts)-1]]
 	}
 	if !ok {
-		in.garbage.add(in.log, "drain acks refused: too large, malformed, or from a consumer not in cutover.consumers", clip(topic))
+		in.badAcks.Add(in.log, zap.String("example_topic", clip(topic)))
 		return
 	}
 	in.protocolMsg(rawCommand{topic: topic, payload: payload, ack: true})
-}
-
-// rateLog logs a kind of refusal at most once every `every`, with how many there were.
-type rateLog struct {
-	every time.Duration
-	mu    sync.Mutex
-	last  time.Time
-	n     int
-}
-
-func (r *rateLog) add(log *zap.Logger, msg, example string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.n++
-	if now := time.Now(); now.Sub(r.last) >= r.every {
-		log.Warn(msg, zap.Int("count", r.n), zap.String("example_topic", example), zap.Duration("logged_at_most_every", r.every))
-		r.last, r.n = now, 0
-	}
 }
 
 // limiter is a token bucket on the engine loop's clock: refusals are answered at most rate per
