@@ -251,11 +251,7 @@ func TestRecordIsDeterministic(t *testing.T) {
 func TestReplayHostileTraces(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	site := filepath.Join(dir, "site.yaml")
-	if err := os.WriteFile(site, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	site := demoSiteFile(t, dir)
 	const h, row = "time,device,point,value\n", "2022-10-15T15:00:00Z,panel-1,fire_alarm,true\n"
 	for in, want := range map[string]string{
 		h + "2022-10-15T15:00:00Z,rack-01,module_temp_1,NaN\n" + row: `trace.csv:2: value "NaN" of rack-01.module_temp_1 is not a number`,
@@ -281,11 +277,7 @@ func TestReplayHostileTraces(t *testing.T) {
 func TestReplayStopsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	site := filepath.Join(dir, "site.yaml")
-	if err := os.WriteFile(site, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	site := demoSiteFile(t, dir)
 	// 31 days, one row a day: about a minute of ticks under the race detector, nearly all of it
 	// inside the tick loop between two rows.
 	var b strings.Builder
@@ -309,4 +301,15 @@ func TestReplayStopsOnSIGTERM(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatal("replay still running 3 minutes after SIGTERM")
 	}
+}
+
+// demoSiteFile writes the demo site's config into dir and returns its path.
+func demoSiteFile(t *testing.T, dir string) string {
+	t.Helper()
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	site := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(site, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return site
 }

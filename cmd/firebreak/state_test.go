@@ -137,20 +137,6 @@ func copyDir(t *testing.T, from, to string) {
 	}
 }
 
-// mountTmpfs mounts a small tmpfs for a test (root only: CI runs as root).
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount a tmpfs (CI runs as root): %v: %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
 // TestDamagedStateDir damages each file of state_dir in each way a bad day does (deleted,
 // truncated to 0 and to half, a flipped byte in the middle, random bytes, plain text, edge
 // values), and makes state_dir read-only and full, then starts `firebreak run` as a process on
@@ -312,7 +298,7 @@ func TestDamagedStateDir(t *testing.T) {
 			t.Parallel()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			dir := mountTmpfs(t, "4m")
+			dir := testenv.Tmpfs(t, "4m")
 			copyDir(t, prepared, dir)
 			switch fs.name {
 			case "read-only":

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/firebreak-dc/firebreak/internal/testenv"
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
@@ -99,26 +100,12 @@ func TestDamagedFileIsRefusedNotPanicked(t *testing.T) {
 	}
 }
 
-// smallFS mounts a tmpfs of the given size for a test (root only; CI runs as root).
-func smallFS(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount a tmpfs (CI runs as root): %v: %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
 // TestFullAndReadOnlyStateDir: when the file stops taking writes (a full filesystem, then one
 // remounted read-only), Put never fails and nothing is lost: messages are kept in memory,
 // delivered in order, Durable says why, and once the filesystem has room again the file takes
 // everything back and a reopen finds what was not acknowledged.
 func TestFullAndReadOnlyStateDir(t *testing.T) {
-	dir := smallFS(t, "2m")
+	dir := testenv.Tmpfs(t, "2m")
 	path := filepath.Join(dir, "outbox.db")
 	o, err := Open(path, 100000)
 	if err != nil {

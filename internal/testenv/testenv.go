@@ -266,3 +266,16 @@ func Influx18Query(url, db, q string) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// Tmpfs mounts a tmpfs of size (e.g. "2m") on a new temporary directory for the test and unmounts
+// it when the test ends: a real filesystem a test can fill up or remount read-only. It needs
+// root, which CI has; elsewhere the test is skipped (CI=true: failed).
+func Tmpfs(t testing.TB, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		Need(t, "mounting a tmpfs (root)", fmt.Errorf("%v: %s", err, out))
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
