@@ -483,11 +483,11 @@ func (e *Engine) clearDetectors(d *devState, point string, now time.Time) {
 // least half of those the detectors read) for it to be one device fault.
 const deviceFaultMin = 4
 
-// badPoints counts the points of a batch the detectors read (a role or a rule) that read nothing
-// plausible, and how many such points the batch has.
+// badPoints counts the points of a batch the detectors read (those with a role) that read
+// nothing plausible, and how many such points the batch has. It is on the hot path: no lookups.
 func (e *Engine) badPoints(b sample.Batch) (bad, named int) {
 	for _, s := range b.Samples {
-		if s.Quality == sample.CommLost || (s.Role == "" && e.rules[s.Device+"."+s.Point] == nil) {
+		if s.Quality == sample.CommLost || s.Role == "" {
 			continue
 		}
 		named++
