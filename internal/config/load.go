@@ -158,6 +158,11 @@ func (cfg *Config) loadProfiles(c *collector) {
 func (cfg *Config) addProfileFile(data []byte, file string, c *collector) {
 	var p Profile
 	pc := &collector{file: file}
+	if len(data) > MaxConfigBytes {
+		pc.addf("(document)", nil, "is %d bytes; a profile may be at most %d", len(data), MaxConfigBytes)
+		c.errs = append(c.errs, pc.errs...)
+		return
+	}
 	decodeStrict(data, &p, "profile", pc)
 	r := resolve(p, "profile", pc)
 	c.errs = append(c.errs, pc.errs...)
