@@ -1,9 +1,3 @@
-// Package alarms is Firebreak's detection core: detectors over samples, per-rack and per-zone
-// risk stages with their evidence, and the ISA-18.2 alarm lifecycle. It is a pure, deterministic
-// state machine in the style of etcd's raft: samples and ticks go in through Step and Tick, what
-// changed comes out of Ready, and the caller performs it (publishes, persists) and calls Advance.
-// It has no goroutines, no wall clock and no I/O: time enters only as sample timestamps and the
-// explicit now of Tick.
 package alarms
 
 import (

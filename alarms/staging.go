@@ -1,0 +1,256 @@
+package alarms
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+type scopeState struct {
+	scope       Scope
+	name, zone  string
+	stage       Stage
+	since       time.Time
+	lowerSince  time.Time
+	lastReasons string
+}
+
+// sourceOf is a condition's independence key: two signals with one source are one sensor's word.
+// The BMS's max temperature is one of its NTCs, not a sensor of its own; and a temperature that
+// is high only because the whole room is warm (it stands out from no peer) is one zone-wide
+// signal, however many sensors show it: HVAC failure and heavy discharge warm every rack together.
+func (e *Engine) sourceOf(d *devState, point, det string) string {
+	if point == "" {
+		return d.info.Name + "." + det
+	}
+	p := d.points[point]
+	if p == nil || det != "temp_high" {
+		return d.info.Name + "." + point
+	}
+	switch p.role {
+	case "module_temperature":
+		if p.peerKnown && p.peerDelta < e.th.PeerDeltaWatchC {
+			return "uniform:" + d.info.Zone
+		}
+	case "cell_temperature":
+		standsOut := false
+		for _, o := range d.points {
+			if o.role == "module_temperature" && o.peerKnown && o.peerDelta >= e.th.PeerDeltaWatchC {
+				standsOut = true
+			}
+		}
+		if !standsOut {
+			return "uniform:" + d.info.Zone
+		}
+		return d.info.Name + ".tmax"
+	}
+	return d.info.Name + "." + point
+}
+
+func (e *Engine) isTmax(c *cond) bool {
+	d := e.devices[c.device]
+	if d == nil {
+		return false
+	}
+	p := d.points[c.point]
+	return p != nil && p.role == "cell_temperature"
+}
+
+// duplicate says an NTC of the same rack has the same detector active at least as high.
+func (e *Engine) duplicate(id string) bool {
+	c := e.conds[id]
+	if c == nil {
+		return false
+	}
+	d := e.devices[c.device]
+	for _, o := range e.conds {
+		if o.device == c.device && o.detector == c.detector && o.point != c.point && o.stage >= c.stage {
+			if op := d.points[o.point]; op != nil && op.role == "module_temperature" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// restage recomputes every rack's and zone's stage and records the changes.
+func (e *Engine) restage(now time.Time) {
+	byScope := map[*scopeState][]*cond{}
+	for _, id := range sortedKeys(e.conds) {
+		c := e.conds[id]
+		if c.modality == Protocol {
+			continue // an alarm about the drain protocol, not about the room
+		}
+		// Independence is judged now, with this batch's peer statistics, not when the condition
+		// was raised: a sample seen before its rack's median cannot know if it stands out.
+		c.source = e.sourceOf(e.devices[c.device], c.point, c.detector)
+		if a := e.alarms[id]; a != nil && a.State == OutOfService {
+			continue // under maintenance: its evidence does not count
+		}
+		if z := e.zones[c.zone]; z != nil {
+			byScope[z] = append(byScope[z], c)
+		}
+		if r := e.racks[c.device]; r != nil {
+			byScope[r] = append(byScope[r], c)
+		}
+	}
+	zoneGas := map[string][]*cond{}
+	for _, c := range e.conds {
+		if c.modality == Protocol {
+			continue
+		}
+		if a := e.alarms[c.id]; a != nil && a.State == OutOfService {
+			continue
+		}
+		if c.modality == Gas && c.stage >= StageWarning {
+			zoneGas[c.zone] = append(zoneGas[c.zone], c)
+		}
+	}
+	for _, r := range e.rackList {
+		cs, gas := byScope[r], zoneGas[r.zone]
+		if len(cs) == 0 && len(gas) == 0 && r.stage == StageNormal && r.lowerSince.IsZero() {
+			continue // a quiet rack: apply would assess normal and change nothing
+		}
+		e.apply(r, cs, gas, now)
+	}
+	for _, name := range e.zoneNames {
+		z := e.zones[name]
+		e.apply(z, byScope[z], zoneGas[z.name], now)
+	}
+}
+
+func (e *Engine) apply(s *scopeState, conds, gas []*cond, now time.Time) {
+	target, ev, reason := assess(conds, gas, e.live)
+	switch {
+	case target > s.stage:
+	case target == s.stage:
+		s.lowerSince = time.Time{}
+		return
+	default:
+		if s.lowerSince.IsZero() {
+			s.lowerSince = now
+		}
+		if now.Sub(s.lowerSince) < e.th.StageHold {
+			return
+		}
+		if reason == "" {
+			reason = fmt.Sprintf("no evidence above %s for %s", target, e.th.StageHold)
+		}
+	}
+	e.ready.Risk = append(e.ready.Risk, RiskChange{Scope: s.scope, Name: s.name, Zone: s.zone, From: s.stage,
+		To: target, At: now, Since: now, Reason: reason, Evidence: ev})
+	s.stage, s.since, s.lowerSince = target, now, time.Time{}
+}
+
+// assess is DESIGN's staging rule over a scope's active conditions: the highest single signal,
+// where a lone stage-2 signal stays at 2 and two independent stage-2 signals make 3; a BMS gone
+// silent while the zone has gas is evidence, not "unknown".
+func assess(conds, zoneGas []*cond, live bool) (Stage, []Evidence, string) {
+	// silent: the device failed its polls; or, in a trace (not live), left no rows.
+	silent := func(c *cond) bool { return c.detector == "comm_lost" || (!live && c.detector == "no_data") }
+	best := StageNormal
+	for _, c := range conds {
+		if c.stage > best {
+			best = c.stage
+		}
+	}
+	var support []*cond
+	reason := ""
+	if best < StageCritical {
+		if pair := independentWarnings(conds); len(pair) >= 2 {
+			best, support = StageCritical, pair
+			reason = fmt.Sprintf("two independent warnings: %s; %s", pair[0].text, pair[1].text)
+		}
+	}
+	// A rack already at warning that stops answering: its last word was bad news and it has gone
+	// quiet, which is what a BMS cooking in its own rack does.
+	if best < StageCritical {
+		for _, lost := range conds {
+			if !silent(lost) {
+				continue
+			}
+			for _, c := range conds {
+				if c.device == lost.device && c.stage >= StageWarning && c.modality != SensorHealth {
+					best, support = StageCritical, []*cond{lost, c}
+					reason = fmt.Sprintf("%s after %s", lost.text, c.text)
+					break
+				}
+			}
+			if best == StageCritical {
+				break
+			}
+		}
+	}
+	if best < StageCritical && len(zoneGas) > 0 {
+		for _, c := range conds {
+			if silent(c) {
+				best, support = StageCritical, []*cond{c, zoneGas[0]}
+				reason = fmt.Sprintf("%s while %s", c.text, zoneGas[0].text)
+				break
+			}
+		}
+	}
+	if support == nil {
+		for _, c := range conds {
+			if c.stage == best && best > StageNormal {
+				support = append(support, c)
+			}
+		}
+	}
+	sort.SliceStable(support, func(i, j int) bool {
+		if support[i].stage != support[j].stage {
+			return support[i].stage > support[j].stage
+		}
+		return support[i].id < support[j].id
+	})
+	if len(support) > 8 {
+		support = support[:8]
+	}
+	if reason == "" && len(support) > 0 {
+		var parts []string
+		for _, c := range support[:min(3, len(support))] {
+			parts = append(parts, c.text)
+		}
+		reason = strings.Join(parts, "; ")
+	}
+	ev := make([]Evidence, len(support))
+	for i, c := range support {
+		ev[i] = Evidence{Alarm: c.id, Device: c.device, Point: c.point, Detector: c.detector, Modality: c.modality,
+			Stage: c.stage, Value: round3(c.value), Unit: c.unit, Text: c.text}
+	}
+	return best, ev, reason
+}
+
+// independentWarnings returns stage-2 signals from different sensors (one per sensor); the BMS's
+// own max temperature counts only when no NTC of that rack is among them.
+func independentWarnings(conds []*cond) []*cond {
+	bySource := map[string]*cond{}
+	var order []string
+	for _, c := range conds {
+		if c.stage != StageWarning {
+			continue
+		}
+		if _, ok := bySource[c.source]; !ok {
+			order = append(order, c.source)
+			bySource[c.source] = c
+		}
+	}
+	var out []*cond
+	for _, src := range order {
+		c := bySource[src]
+		if strings.HasSuffix(src, ".tmax") {
+			shadowed := false
+			for _, o := range bySource {
+				if o.device == c.device && o.modality == Temperature && !strings.HasSuffix(o.source, ".tmax") {
+					shadowed = true
+				}
+			}
+			if shadowed {
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,107 @@
+package alarms
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/firebreak-dc/firebreak/internal/sample"
+)
+
+func isTemperature(role string) bool {
+	return role == "cell_temperature" || role == "module_temperature"
+}
+
+// plausibility tracks steps and changes of an analogue reading and raises a flapping sensor.
+func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
+	if !ps.hasPrev || s.Value != ps.last {
+		ps.lastChangeAt = s.At
+	}
+	if !isTemperature(s.Role) {
+		return
+	}
+	if ps.hasPrev && math.Abs(s.Value-ps.last) >= e.th.MaxStepC {
+		ps.lastJumpAt = s.At
+		ps.jumps = append(ps.jumps, s.At)
+	}
+	cut := 0
+	for cut < len(ps.jumps) && s.At.Sub(ps.jumps[cut]) > e.th.FlapWindow {
+		cut++
+	}
+	ps.jumps = ps.jumps[cut:]
+	// A runaway rises in steps too, but in one direction: flapping needs steps both ways.
+	_, runaway := sustainedRise(ps.hist, s.At, e.th.RunawayFor, e.th.RunawayCPerS)
+	flapping := len(ps.jumps) >= e.th.FlapJumps && !runaway
+	if flapping != ps.flapping {
+		ps.flapping = flapping
+		st := StageNormal
+		if flapping {
+			st = StageWatch
+		}
+		e.setCond(d, s.Point, "flapping", SensorHealth, st, s.Value, d.info.Units[s.Point], func() string {
+			return fmt.Sprintf("%s.%s is flapping: %d steps over %.0f °C within %s; excluded from detection", d.info.Name, s.Point, len(ps.jumps), e.th.MaxStepC, e.th.FlapWindow)
+		}, s.At)
+	}
+}
+
+// clearDetectors clears every process condition of a point that is known bad.
+func (e *Engine) clearDetectors(d *devState, point string, now time.Time) {
+	for _, det := range []string{"temp_high", "rise", "runaway", "peer_delta", "cell_voltage"} {
+		e.setCond(d, point, det, Temperature, StageNormal, 0, "", noText, now)
+	}
+}
+
+func (e *Engine) temperature(d *devState, s sample.Sample, ps *pointState, unit string) {
+	v, th := s.Value, e.th
+	lvl := StageNormal
+	switch {
+	case v >= th.CellTempWarnC:
+		lvl = StageWarning
+	case v >= th.CellTempWatchC:
+		lvl = StageWatch
+	}
+	thr := th.CellTempWatchC
+	if ps.tempLevel == StageWarning {
+		thr = th.CellTempWarnC
+	}
+	if ps.tempLevel > lvl && ps.tempLevel <= StageWarning && v >= thr-th.TempDeadbandC {
+		lvl = ps.tempLevel
+	}
+	// After an implausible step the reading must settle before it may raise anything.
+	unsettled := !ps.lastJumpAt.IsZero() && s.At.Sub(ps.lastJumpAt) < th.SettleFor
+	if unsettled && lvl > ps.tempLevel {
+		lvl = ps.tempLevel
+	}
+	slope, n := ps.fit.slopePerMin()
+	text := func() string { return fmt.Sprintf("%s.%s at %.1f °C", d.info.Name, s.Point, v) }
+	// Confirmed: hot and still rising over the window, which a spike or a stuck sensor is not.
+	if !unsettled && v >= th.CellTempCritC && n >= 5 && slope > 0.1 && persisted(ps.hist, 3, th.CellTempWarnC) {
+		lvl = StageCritical
+		text = func() string {
+			return fmt.Sprintf("%s.%s at %.1f °C, rising %.1f °C/min", d.info.Name, s.Point, v, slope)
+		}
+	}
+	if lvl < StageCritical {
+		ps.tempLevel = lvl
+	} else {
+		ps.tempLevel = StageWarning
+	}
+	e.setCond(d, s.Point, "temp_high", Temperature, lvl, v, unit, text, s.At)
+
+	// Sustained rate of rise, outside discharge.
+	rising := n >= 5 && slope >= th.RiseWatchCPerMin && math.Abs(d.currentA) < dischargeCurrentA
+	rl := StageNormal
+	if heldFor(rising, &ps.riseSince, s.At, th.RiseWatchFor) {
+		rl = StageWatch
+	}
+	e.setCond(d, s.Point, "rise", Temperature, rl, slope, "°C/min", func() string { return fmt.Sprintf("%s.%s rising %.1f °C/min", d.info.Name, s.Point, slope) }, s.At)
+
+	// Runaway: every step of the last RunawayFor rose at least RunawayCPerS.
+	rs := StageNormal
+	if r, ok := sustainedRise(ps.hist, s.At, th.RunawayFor, th.RunawayCPerS); ok {
+		rs = StageFire
+		e.setCond(d, s.Point, "runaway", Temperature, rs, r, "°C/s", func() string { return fmt.Sprintf("%s.%s thermal runaway: %.1f °C/s", d.info.Name, s.Point, r) }, s.At)
+	} else {
+		e.setCond(d, s.Point, "runaway", Temperature, rs, 0, "°C/s", noText, s.At)
+	}
+}
