@@ -17,6 +17,11 @@ func noText() string { return "" }
 // constText is a text that needs no formatting.
 func constText(s string) func() string { return func() string { return s } }
 
+// raise is what the condition says to its alarm.
+func (c *cond) raise() raise {
+	return raise{device: c.device, point: c.point, zone: c.zone, detector: c.detector, stage: c.stage, value: c.value, unit: c.unit, text: c.text}
+}
+
 // setCond raises, updates or clears one condition and drives its alarm's lifecycle.
 func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v float64, unit string, textFn func() string, now time.Time) {
 	if !finite(v) {
@@ -31,7 +36,8 @@ func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v
 		if c != nil {
 			delete(e.conds, id)
 			d.nconds--
-			_ = e.transition(id, "clear", now, c, v)
+			e.book.clear(id, v, now)
+			e.collect()
 		}
 		return
 	}
@@ -42,64 +48,46 @@ func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v
 		e.conds[id] = c
 		d.nconds++
 		c.stage, c.value, c.unit, c.text = st, v, unit, text
-		if !e.confirmRestoredActive(id, c, v, now) {
-			_ = e.transition(id, "activate", now, c, v)
-		}
+		e.book.activate(id, c.raise(), now)
+		e.collect()
 		return
 	}
 	escalate := st > c.stage
 	c.stage, c.value, c.unit, c.text = st, v, unit, text
 	if escalate {
-		_ = e.transition(id, "escalate", now, c, v)
-	} else if a := e.alarms[id]; a != nil {
-		a.Value, a.Stage, a.Text = v, st, text
+		e.book.escalate(id, c.raise(), now)
+		e.collect()
+	} else {
+		e.book.update(id, c.raise())
 	}
 }
 
-// confirmRestoredActive takes a condition that comes back for an alarm restored active (after
-// a restart or a config reload): the alarm is the same one, still active, so it is not
-// announced again; only a higher stage is, as an escalation. It says whether it took it.
-func (e *Engine) confirmRestoredActive(id string, c *cond, v float64, now time.Time) bool {
-	a := e.alarms[id]
-	if _, restored := e.restored[id]; !restored || a == nil || !a.Active {
-		return false
-	}
-	delete(e.restored, id)
-	if c.stage > a.Stage {
-		_ = e.transition(id, "escalate", now, c, v)
-		return true
-	}
-	a.Value, a.Stage, a.Text = v, c.stage, c.text
-	return true
-}
-
-// SetProtocolAlarm raises, escalates or (with StageNormal) clears an alarm that no detector owns:
-// the drain protocol's, e.g. a consumer that did not acknowledge a drain signal in time. It has
-// the whole ISA-18.2 lifecycle (annunciated, acknowledged, shelved, latched at stage 3 and above)
-// and its stage is its priority; it is never evidence of a fire, so no risk stage moves for it.
-// Its id is "<source>.<detector>"; source is what it concerns ("cutover.<zone>.<consumer>").
-func (e *Engine) SetProtocolAlarm(source, detector, zone string, st Stage, text string, now time.Time) {
-	id := source + "." + detector
-	c := e.conds[id]
+// Protocol raises, escalates, updates or (with StageNormal) clears an alarm that no detector
+// owns: the drain protocol's (a consumer that did not acknowledge a drain signal in time), the HA
+// pair's, state_dir's. It goes straight into the book, never through a condition: it has the
+// whole ISA-18.2 lifecycle (annunciated, acknowledged, shelved, latched at stage 3 and above) and
+// its stage is its priority, but it is never evidence of a fire, so no risk stage moves for it.
+// Its id is "<source>.<kind>"; source is what it concerns ("cutover.<zone>.<consumer>").
+func (e *Engine) Protocol(source, kind, zone string, st Stage, text string, now time.Time) {
+	id := source + "." + kind
+	b := e.book
+	old, active := b.protocol[id]
+	r := raise{device: source, zone: zone, detector: kind, stage: st, text: text}
 	switch {
-	case st == StageNormal && c == nil:
+	case st == StageNormal && !active:
 		return
 	case st == StageNormal:
-		delete(e.conds, id)
-		_ = e.transition(id, "clear", now, c, 0)
-	case c == nil:
-		c = &cond{id: id, device: source, zone: zone, detector: detector, modality: Protocol, stage: st, text: text}
-		e.conds[id] = c
-		if !e.confirmRestoredActive(id, c, 0, now) {
-			_ = e.transition(id, "activate", now, c, 0)
-		}
+		delete(b.protocol, id)
+		b.clear(id, 0, now)
+	case !active:
+		b.protocol[id] = r
+		b.activate(id, r, now)
+	case st > old.stage:
+		b.protocol[id] = r
+		b.escalate(id, r, now)
 	default:
-		escalate := st > c.stage
-		c.stage, c.text = st, text
-		if escalate {
-			_ = e.transition(id, "escalate", now, c, 0)
-		} else if a := e.alarms[id]; a != nil {
-			a.Stage, a.Text = st, text
-		}
+		b.protocol[id] = r
+		b.update(id, r)
 	}
+	e.collect()
 }

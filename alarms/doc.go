@@ -16,7 +16,8 @@
 //	 ├─ stuck, peers, voltages                    rack.go: passes over a whole rack
 //	 │   each detector calls setCond             conditions.go: a condition raises, escalates or
 //	 │                                             clears its alarm
-//	 ├─ transition, lifecycleTick                 lifecycle.go: the ISA-18.2 states
+//	 ├─ the book (activate, escalate, clear;      lifecycle.go: the ISA-18.2 states
+//	 │   operator causes; lifecycleTick)
 //	 └─ restage → assess                          staging.go: rack and zone stages, independence
 //	Tick(now): comm loss and no data (engine.go), then the lifecycle and staging as above.
 //	Window maths (least-squares fit, sustained rise, median): window.go.

@@ -36,15 +36,11 @@ type Engine struct {
 	zoneNames, rackNames []string
 	rackList             []*scopeState // racks[rackNames[i]]
 	conds                map[string]*cond
-	alarms               map[string]*Alarm
-	held                 map[string]bool // alarms shelved or suppressed by design: lifecycleTick watches them
-	// restored holds active alarms loaded from a snapshot, until fresh data confirms or clears them.
-	restored map[string]time.Time
-	live     bool
-	rules    map[string][]*ruleState // by device.point
-	seq      uint64
-	started  time.Time
-	ready    Ready
+	book                 *book // every alarm's lifecycle
+	live                 bool
+	rules                map[string][]*ruleState // by device.point
+	started              time.Time
+	ready                Ready
 }
 
 type devState struct {
@@ -98,8 +94,7 @@ func LivePoller() Option { return func(e *Engine) { e.live = true } }
 // New returns an engine for the topology.
 func New(topo Topology, th Thresholds, opts ...Option) *Engine {
 	e := &Engine{th: th, devices: map[string]*devState{}, zones: map[string]*scopeState{},
-		racks: map[string]*scopeState{}, conds: map[string]*cond{}, alarms: map[string]*Alarm{}, held: map[string]bool{},
-		restored: map[string]time.Time{}, rules: map[string][]*ruleState{}}
+		racks: map[string]*scopeState{}, conds: map[string]*cond{}, book: newBook(), rules: map[string][]*ruleState{}}
 	for _, r := range topo.Rules {
 		k := r.Device + "." + r.Point
 		e.rules[k] = append(e.rules[k], &ruleState{r: r})
@@ -140,7 +135,7 @@ func (e *Engine) ZoneStage(zone string) Stage {
 // Alarms returns every alarm that is not in Normal, sorted by id.
 func (e *Engine) Alarms() []Alarm {
 	var out []Alarm
-	for _, a := range e.alarms {
+	for _, a := range e.book.alarms {
 		if a.State != Normal {
 			out = append(out, *a)
 		}

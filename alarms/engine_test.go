@@ -441,7 +441,7 @@ func TestStuckSensorIsRaised(t *testing.T) {
 
 func (r *rig) alarm(id string) Alarm {
 	r.t.Helper()
-	a := r.e.alarms[id]
+	a := r.e.book.alarms[id]
 	if a == nil {
 		r.t.Fatalf("no alarm %s", id)
 	}
@@ -582,7 +582,7 @@ func TestRestartKeepsAlarms(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap := r.e.Snapshot()
-	seq := r.e.seq
+	seq := r.e.book.seq
 
 	// The daemon dies. A new engine restores the snapshot; the smoke is still there, the CO is gone.
 	r2 := newRig(t)

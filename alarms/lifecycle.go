@@ -10,10 +10,10 @@ import (
 const byCondition AlarmState = 0
 
 // transitions is the ISA-18.2 lifecycle table: state × cause → next state. Process causes
-// (activate, escalate, clear) come from the detectors, the others from operators (ack, shelve,
-// unshelve, remove, restore) or the alarm logic (suppress, unsuppress). A process cause not in the
-// table for a state only updates whether the alarm is active; an operator cause not in it is an
-// ErrIllegalTransition and changes nothing.
+// (activate, escalate, clear) come from conditions, operator causes from operators (ack, shelve,
+// unshelve, remove, restore), logic causes from the alarm logic (suppress, unsuppress). A process
+// cause not in the table for a state only updates whether the alarm is active; an operator cause
+// not in it is an ErrIllegalTransition and changes nothing.
 var transitions = map[AlarmState]map[string]AlarmState{
 	Normal:             {"activate": Unacked, "shelve": Shelved, "remove": OutOfService, "suppress": SuppressedByDesign},
 	Unacked:            {"clear": RTNUnacked, "ack": Acked, "escalate": Unacked, "shelve": Shelved, "remove": OutOfService, "suppress": SuppressedByDesign},
@@ -24,30 +24,112 @@ var transitions = map[AlarmState]map[string]AlarmState{
 	OutOfService:       {"restore": byCondition},
 }
 
-func processCause(c string) bool { return c == "activate" || c == "escalate" || c == "clear" }
+// raise is what a process cause says about its alarm: what it is, and what it reads now.
+type raise struct {
+	device, point, zone, detector string
+	stage                         Stage
+	value                         float64
+	unit, text                    string
+}
 
-func (e *Engine) transition(id, cause string, now time.Time, c *cond, v float64) error {
-	a := e.alarms[id]
-	if a == nil {
-		if !processCause(cause) {
-			return fmt.Errorf("%w: %s", ErrUnknownAlarm, id)
+// book is the ISA-18.2 lifecycle of every alarm: its state, its events in order, what an operator
+// shelved or the logic suppressed, and what a snapshot restored. Process causes (activate,
+// escalate, clear) cannot fail: a condition is a fact, and the book records it whatever the state.
+// Operator causes can: an unknown alarm or a transition the state does not allow is an error that
+// changes nothing. Alarms of the daemon itself (the drain protocol's, the HA pair's, state_dir's)
+// are raised here directly by their owners (Protocol), never as detector conditions.
+type book struct {
+	alarms map[string]*Alarm
+	// held are the alarms shelved or suppressed by design: lifecycleTick watches them.
+	held map[string]bool
+	// restored holds active alarms loaded from a snapshot, until fresh data confirms or clears them.
+	restored map[string]time.Time
+	// protocol are the active alarms raised through Protocol, by id.
+	protocol map[string]raise
+	seq      uint64
+	events   []AlarmEvent // not yet taken into Ready
+}
+
+func newBook() *book {
+	return &book{alarms: map[string]*Alarm{}, held: map[string]bool{}, restored: map[string]time.Time{}, protocol: map[string]raise{}}
+}
+
+// activate records a condition that became true. An alarm restored active (after a restart or a
+// reload) whose condition comes back is the same alarm: not announced again, only a higher stage
+// is, as an escalation.
+func (b *book) activate(id string, r raise, now time.Time) {
+	a := b.alarms[id]
+	if _, restored := b.restored[id]; restored && a != nil && a.Active {
+		delete(b.restored, id)
+		if r.stage > a.Stage {
+			b.apply(id, "escalate", r, nil, now)
+			return
 		}
-		a = &Alarm{ID: id, Device: c.device, Point: c.point, Zone: c.zone, Detector: c.detector, State: Normal}
-		e.alarms[id] = a
+		a.Value, a.Stage, a.Text = r.value, r.stage, r.text
+		return
+	}
+	b.apply(id, "activate", r, nil, now)
+}
+
+// escalate records a condition that rose to a higher stage.
+func (b *book) escalate(id string, r raise, now time.Time) { b.apply(id, "escalate", r, nil, now) }
+
+// update records what a condition reads now, at the same stage or a lower one: no event.
+func (b *book) update(id string, r raise) {
+	if a := b.alarms[id]; a != nil {
+		a.Value, a.Stage, a.Text = r.value, r.stage, r.text
+	}
+}
+
+// clear records a condition that is no longer true.
+func (b *book) clear(id string, value float64, now time.Time) {
+	if a := b.alarms[id]; a != nil {
+		b.apply(id, "clear", raise{stage: a.Stage, value: value, unit: a.Unit, text: a.Text}, nil, now)
+	}
+}
+
+// operate performs an operator's cause (ack, shelve, unshelve, remove, restore); until is a
+// shelve's end.
+func (b *book) operate(id, cause string, until *time.Time, now time.Time) error {
+	a := b.alarms[id]
+	if a == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownAlarm, id)
+	}
+	if _, ok := transitions[a.State][cause]; !ok {
+		return fmt.Errorf("%w: %s %s while %s", ErrIllegalTransition, cause, id, a.State)
+	}
+	b.apply(id, cause, raise{stage: a.Stage, value: a.Value, unit: a.Unit, text: a.Text}, until, now)
+	return nil
+}
+
+// logic performs a cause of the alarm logic (suppress, unsuppress, or unshelve when a shelve's
+// time is up); lifecycleTick calls it only where the table allows it.
+func (b *book) logic(id, cause string, now time.Time) {
+	if a := b.alarms[id]; a != nil {
+		if _, ok := transitions[a.State][cause]; ok {
+			b.apply(id, cause, raise{stage: a.Stage, value: a.Value, unit: a.Unit, text: a.Text}, nil, now)
+		}
+	}
+}
+
+// apply moves an alarm by one cause and records the event. The caller has checked that an
+// operator or logic cause is in the table; a process cause always applies.
+func (b *book) apply(id, cause string, r raise, until *time.Time, now time.Time) {
+	a := b.alarms[id]
+	if a == nil {
+		a = &Alarm{ID: id, Device: r.device, Point: r.point, Zone: r.zone, Detector: r.detector, State: Normal}
+		b.alarms[id] = a
 	}
 	from := a.State
 	next, ok := transitions[a.State][cause]
-	switch {
-	case !ok && !processCause(cause):
-		return fmt.Errorf("%w: %s %s while %s", ErrIllegalTransition, cause, id, a.State)
-	case !ok:
-		next = a.State // shelved, suppressed or out of service: the state holds, activity is recorded
+	if !ok {
+		next = a.State // a process cause while shelved, suppressed or out of service: the state holds, activity is recorded
 	}
 	switch cause {
 	case "activate", "escalate":
 		a.Active = true
-		a.Stage, a.Value, a.Unit, a.Text = c.stage, v, c.unit, c.text
-		if c.stage >= StageCritical {
+		a.Stage, a.Value, a.Unit, a.Text = r.stage, r.value, r.unit, r.text
+		if r.stage >= StageCritical {
 			a.Latched = true
 		}
 	case "clear":
@@ -67,76 +149,82 @@ func (e *Engine) transition(id, cause string, now time.Time, c *cond, v float64)
 		a.Latched = false
 	}
 	a.State = next
-	if next != Shelved {
+	switch {
+	case next != Shelved:
 		a.ShelvedUntil = nil
+	case until != nil: // the shelve itself: its end is in the event it makes
+		u := until.UTC()
+		a.ShelvedUntil = &u
 	}
 	if next == Shelved || next == SuppressedByDesign {
-		e.held[id] = true
+		b.held[id] = true
 	} else {
-		delete(e.held, id)
+		delete(b.held, id)
 	}
 	a.Since = now
-	e.seq++
-	e.ready.Events = append(e.ready.Events, AlarmEvent{Seq: e.seq, From: from, Cause: cause, At: now, Alarm: *a})
-	return nil
+	b.seq++
+	b.events = append(b.events, AlarmEvent{Seq: b.seq, From: from, Cause: cause, At: now, Alarm: *a})
 }
 
-// operator performs an operator's cause on an alarm.
-func (e *Engine) operator(id, cause string, now time.Time) error {
-	a := e.alarms[id]
-	if a == nil {
-		return fmt.Errorf("%w: %s", ErrUnknownAlarm, id)
-	}
-	c := e.conds[id]
-	if c == nil {
-		c = &cond{id: id, device: a.Device, point: a.Point, zone: a.Zone, detector: a.Detector, stage: a.Stage}
-	}
-	return e.transition(id, cause, now, c, a.Value)
+// take hands over the events recorded since the last take.
+func (b *book) take() []AlarmEvent {
+	ev := b.events
+	b.events = nil
+	return ev
 }
 
 // Ack acknowledges an alarm.
-func (e *Engine) Ack(id string, now time.Time) error { return e.operator(id, "ack", now) }
+func (e *Engine) Ack(id string, now time.Time) error {
+	err := e.book.operate(id, "ack", nil, now)
+	e.collect()
+	return err
+}
 
 // Shelve hides an alarm until until; it still counts towards risk, and comes back by itself.
 func (e *Engine) Shelve(id string, until, now time.Time) error {
 	if !until.After(now) {
 		return fmt.Errorf("%w: shelve %s until %s, which is not in the future", ErrIllegalTransition, id, until.Format(time.RFC3339))
 	}
-	if err := e.operator(id, "shelve", now); err != nil {
-		return err
-	}
-	u := until.UTC()
-	e.alarms[id].ShelvedUntil = &u
-	e.ready.Events[len(e.ready.Events)-1].Alarm.ShelvedUntil = &u
-	return nil
+	err := e.book.operate(id, "shelve", &until, now)
+	e.collect()
+	return err
 }
 
 // Unshelve returns a shelved alarm before its time.
-func (e *Engine) Unshelve(id string, now time.Time) error { return e.operator(id, "unshelve", now) }
+func (e *Engine) Unshelve(id string, now time.Time) error {
+	err := e.book.operate(id, "unshelve", nil, now)
+	e.collect()
+	return err
+}
 
 // RemoveFromService takes an alarm out of service (its sensor is under maintenance): it is not
 // annunciated and its evidence no longer counts towards risk, until ReturnToService.
 func (e *Engine) RemoveFromService(id string, now time.Time) error {
-	return e.operator(id, "remove", now)
+	err := e.book.operate(id, "remove", nil, now)
+	e.collect()
+	return err
 }
 
 // ReturnToService puts an alarm back in service.
 func (e *Engine) ReturnToService(id string, now time.Time) error {
-	return e.operator(id, "restore", now)
+	err := e.book.operate(id, "restore", nil, now)
+	e.collect()
+	return err
 }
 
 // lifecycleTick returns shelved alarms whose time is up, and suppresses by design a BMS-max alarm
 // that only repeats what an alarm of one of the rack's own NTCs already says. It looks only at the
 // alarms it may change (the active conditions, and alarms shelved or suppressed): it runs per Step.
 func (e *Engine) lifecycleTick(now time.Time) {
-	if len(e.held) > 0 {
-		for _, id := range sortedKeys(e.held) {
-			a := e.alarms[id]
+	b := e.book
+	if len(b.held) > 0 {
+		for _, id := range sortedKeys(b.held) {
+			a := b.alarms[id]
 			if a.State == Shelved && a.ShelvedUntil != nil && !now.Before(*a.ShelvedUntil) {
-				_ = e.operator(id, "unshelve", now)
+				b.logic(id, "unshelve", now)
 			}
 			if a.State == SuppressedByDesign && !e.duplicate(id) {
-				_ = e.operator(id, "unsuppress", now)
+				b.logic(id, "unsuppress", now)
 			}
 		}
 	}
@@ -146,8 +234,12 @@ func (e *Engine) lifecycleTick(now time.Time) {
 		if !e.isTmax(c) {
 			continue
 		}
-		if a := e.alarms[id]; a != nil && a.State != SuppressedByDesign && a.State != Shelved && a.State != OutOfService && e.duplicate(id) {
-			_ = e.operator(id, "suppress", now)
+		if a := b.alarms[id]; a != nil && a.State != SuppressedByDesign && a.State != Shelved && a.State != OutOfService && e.duplicate(id) {
+			b.logic(id, "suppress", now)
 		}
 	}
+	e.collect()
 }
+
+// collect moves the book's events into Ready.
+func (e *Engine) collect() { e.ready.Events = append(e.ready.Events, e.book.take()...) }

@@ -15,9 +15,10 @@ type Snapshot struct {
 
 // Snapshot returns the engine's alarm state.
 func (e *Engine) Snapshot() Snapshot {
-	s := Snapshot{Seq: e.seq}
-	for _, id := range sortedKeys(e.alarms) {
-		if a := e.alarms[id]; a.State != Normal || a.Latched {
+	b := e.book
+	s := Snapshot{Seq: b.seq}
+	for _, id := range sortedKeys(b.alarms) {
+		if a := b.alarms[id]; a.State != Normal || a.Latched {
 			s.Alarms = append(s.Alarms, *a)
 		}
 	}
@@ -28,21 +29,22 @@ func (e *Engine) Snapshot() Snapshot {
 // the first samples after the restart have had their chance to confirm it: if its condition has
 // not come back within restoreGrace, it clears (and, unacknowledged, waits for its ack).
 func (e *Engine) Restore(s Snapshot, now time.Time) error {
-	if len(e.alarms) > 0 {
+	b := e.book
+	if len(b.alarms) > 0 {
 		return fmt.Errorf("restore: the engine already has alarms")
 	}
-	e.seq = s.Seq
+	b.seq = s.Seq
 	for _, a := range s.Alarms {
 		if _, ok := alarmStateNames[a.State]; !ok {
 			return fmt.Errorf("restore: alarm %s has state %d, which is not a state", a.ID, a.State)
 		}
 		a := a
-		e.alarms[a.ID] = &a
+		b.alarms[a.ID] = &a
 		if a.State == Shelved || a.State == SuppressedByDesign {
-			e.held[a.ID] = true
+			b.held[a.ID] = true
 		}
 		if a.Active {
-			e.restored[a.ID] = now
+			b.restored[a.ID] = now
 		}
 	}
 	return nil
@@ -59,22 +61,22 @@ func (e *Engine) restoreGrace() time.Duration {
 
 // confirmRestored clears restored alarms whose condition did not come back in time.
 func (e *Engine) confirmRestored(now time.Time) {
-	if len(e.restored) == 0 {
+	b := e.book
+	if len(b.restored) == 0 {
 		return
 	}
-	for _, id := range sortedKeys(e.restored) {
-		if e.conds[id] != nil {
-			delete(e.restored, id) // confirmed by fresh data
+	for _, id := range sortedKeys(b.restored) {
+		if _, raised := b.protocol[id]; e.conds[id] != nil || raised {
+			delete(b.restored, id) // confirmed by fresh data
 			continue
 		}
-		if now.Sub(e.restored[id]) < e.restoreGrace() {
+		if now.Sub(b.restored[id]) < e.restoreGrace() {
 			continue
 		}
-		delete(e.restored, id)
-		a := e.alarms[id]
-		if a == nil || !a.Active {
-			continue
+		delete(b.restored, id)
+		if a := b.alarms[id]; a != nil && a.Active {
+			b.clear(id, a.Value, now)
 		}
-		_ = e.transition(id, "clear", now, &cond{id: id, device: a.Device, point: a.Point, zone: a.Zone, detector: a.Detector, stage: a.Stage}, a.Value)
 	}
+	e.collect()
 }

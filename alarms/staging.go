@@ -79,13 +79,10 @@ func (e *Engine) restage(now time.Time) {
 	byScope := map[*scopeState][]*cond{}
 	for _, id := range sortedKeys(e.conds) {
 		c := e.conds[id]
-		if c.modality == Protocol {
-			continue // an alarm about the drain protocol, not about the room
-		}
 		// Independence is judged now, with this batch's peer statistics, not when the condition
 		// was raised: a sample seen before its rack's median cannot know if it stands out.
 		c.source = e.sourceOf(e.devices[c.device], c.point, c.detector)
-		if a := e.alarms[id]; a != nil && a.State == OutOfService {
+		if a := e.book.alarms[id]; a != nil && a.State == OutOfService {
 			continue // under maintenance: its evidence does not count
 		}
 		if z := e.zones[c.zone]; z != nil {
@@ -97,10 +94,7 @@ func (e *Engine) restage(now time.Time) {
 	}
 	zoneGas := map[string][]*cond{}
 	for _, c := range e.conds {
-		if c.modality == Protocol {
-			continue
-		}
-		if a := e.alarms[c.id]; a != nil && a.State == OutOfService {
+		if a := e.book.alarms[c.id]; a != nil && a.State == OutOfService {
 			continue
 		}
 		if c.modality == Gas && c.stage >= StageWarning {

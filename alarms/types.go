@@ -40,7 +40,7 @@ const (
 	SensorHealth
 	BMS
 	RuleModality // a site's own rule
-	Protocol     // the drain protocol's own alarms (a consumer that does not acknowledge): never evidence
+	Protocol     // kept for its number: the daemon's own alarms (Engine.Protocol) are no condition's
 )
 
 var modalityNames = map[Modality]string{Temperature: "temperature", Voltage: "voltage", Gas: "gas",

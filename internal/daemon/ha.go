@@ -152,7 +152,7 @@ func (p *Pipeline) Redundancy(peer string, lost bool, text string, now time.Time
 // the daemon itself (its peer, its state_dir, its signing key): the whole ISA-18.2 lifecycle,
 // its stage its priority, never evidence of a fire.
 func (p *Pipeline) ProtocolAlarm(source, kind string, st alarms.Stage, text string, now time.Time) ([]wire.Message, error) {
-	p.eng.SetProtocolAlarm(source, kind, "", st, text, now)
+	p.eng.Protocol(source, kind, "", st, text, now)
 	return p.flush()
 }
 

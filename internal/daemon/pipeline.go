@@ -240,7 +240,7 @@ func (p *Pipeline) flush() ([]wire.Message, error) {
 	}
 	p.plan.Advance()
 	for _, e := range escalations {
-		p.eng.SetProtocolAlarm(e.Source(), e.Kind, e.Zone, e.Stage, e.Text, e.At)
+		p.eng.Protocol(e.Source(), e.Kind, e.Zone, e.Stage, e.Text, e.At)
 	}
 	if err := p.flushEngine(&out); err != nil {
 		return out, err
