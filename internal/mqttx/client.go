@@ -64,12 +64,14 @@ type Client struct {
 
 // Connection attempts: retried from retryMin doubling to retryMax; a refusal is logged at once
 // and then at most every refusedLogEvery. A connection lost within takeoverWithin of being made,
-// takeoverAfter times in takeoverWindow, is a client-id takeover.
+// takeoverAfter times in takeoverWindow, is a client-id takeover. takeoverWithin is well above
+// retryMax, the wait of a client that has seen the takeover: the other client's connections,
+// which that wait lets last that long, must count as quick too, so that both name it.
 const (
 	retryMin        = 500 * time.Millisecond
 	retryMax        = 5 * time.Second
 	refusedLogEvery = 30 * time.Second
-	takeoverWithin  = 5 * time.Second
+	takeoverWithin  = 15 * time.Second
 	takeoverAfter   = 3
 	takeoverWindow  = time.Minute
 )

@@ -196,12 +196,17 @@ func TestRefusalsAndTakeoverAreSaid(t *testing.T) {
 	}
 
 	// Two clients with one client id: the broker drops the older at each connect of the other.
-	core2, logs2 := observer.New(zap.InfoLevel)
-	a, _ := mqttx.Dial(mqttx.Options{Brokers: []string{broker.URL}, ClientID: "same", Username: "firebreak", Password: "s3cret"}, zap.New(core2))
+	// Both name the takeover, once each.
+	coreA, logsA := observer.New(zap.InfoLevel)
+	coreB, logsB := observer.New(zap.InfoLevel)
+	a, _ := mqttx.Dial(mqttx.Options{Brokers: []string{broker.URL}, ClientID: "same", Username: "firebreak", Password: "s3cret"}, zap.New(coreA))
 	defer a.Close(nil)
-	b, _ := mqttx.Dial(mqttx.Options{Brokers: []string{broker.URL}, ClientID: "same", Username: "firebreak", Password: "s3cret"}, zap.NewNop())
+	b, _ := mqttx.Dial(mqttx.Options{Brokers: []string{broker.URL}, ClientID: "same", Username: "firebreak", Password: "s3cret"}, zap.New(coreB))
 	defer b.Close(nil)
-	hiltest.WaitFor(t, time.Minute, "the takeover named", func() bool {
-		return strings.Contains(a.Conflict(), `client id "same"`) && logs2.FilterMessage("mqtt client id taken over").Len() == 1
+	hiltest.WaitFor(t, 2*time.Minute, "the takeover named by both clients", func() bool {
+		return strings.Contains(a.Conflict(), `client id "same"`) && strings.Contains(b.Conflict(), `client id "same"`)
 	})
+	if na, nb := logsA.FilterMessage("mqtt client id taken over").Len(), logsB.FilterMessage("mqtt client id taken over").Len(); na != 1 || nb != 1 {
+		t.Errorf("the takeover was logged %d and %d times, want once by each", na, nb)
+	}
 }
