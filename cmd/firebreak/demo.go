@@ -59,6 +59,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// On a scaled clock a signal's validity shrinks with the speed, but MQTT delivery does not:
 	// give every signal at least 5 s of real time to reach the control plane.
 	cfg.Cutover.Validity = max(cfg.Cutover.Validity, time.Duration(*speed*5)*time.Second)
+	// Likewise the control plane's ack: 15 s of scenario time is a quarter of a second at 60×,
+	// less than a busy machine takes to deliver a signal and its ack. The demo's control plane
+	// acks every signal; an escalation would only say the machine was slow. Heartbeats (10 s of
+	// scenario time) stay as they are, and the validity above covers 5 s of them.
+	cfg.Cutover.AckTimeout = max(cfg.Cutover.AckTimeout, time.Duration(*speed*5)*time.Second)
 	clk := clock.NewScaled(time.Now().UTC().Truncate(time.Second), *speed)
 	s, err := sim.New(cfg, sc, clk)
 	if err != nil {
