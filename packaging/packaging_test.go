@@ -170,20 +170,11 @@ func TestDockerfile(t *testing.T) {
 // P/drain/+ and the command topics came from clients that had no business there).
 func TestMosquittoACL(t *testing.T) {
 	t.Parallel()
-	passwd, err := exec.LookPath("mosquitto_passwd")
-	testenv.Need(t, "mosquitto_passwd", err)
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "passwd")
-	users := []string{"fb-b3-a", "fb-b3-b", "control-plane", "operator-alice", "dashboard"}
-	for i, u := range users {
-		args := []string{"-b", pw, u, "pw-" + u}
-		if i == 0 {
-			args = append([]string{"-c"}, args...)
-		}
-		if out, err := exec.Command(passwd, args...).CombinedOutput(); err != nil {
-			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
-		}
+	users := map[string]string{}
+	for _, u := range []string{"fb-b3-a", "fb-b3-b", "control-plane", "operator-alice", "dashboard"} {
+		users[u] = "pw-" + u
 	}
+	pw := testenv.PasswordFile(t, users)
 	acl, _ := filepath.Abs("mosquitto/firebreak.acl")
 	broker := testenv.StartMosquittoWith(t, testenv.MosquittoOptions{Global: fmt.Sprintf("allow_anonymous false\npassword_file %s\nacl_file %s\n", pw, acl)})
 	connect := func(user string) paho.Client {

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -303,7 +305,7 @@ func (l *engineLoop) stateTick(now time.Time) error {
 			return errors.Join(err, l.put(msgs))
 		}
 	}
-	for _, id := range sortedKeys(l.stateRaised) {
+	for _, id := range slices.Sorted(maps.Keys(l.stateRaised)) {
 		if p := l.stateRaised[id]; cur[id].Source == "" {
 			out, err := l.pipe.ProtocolAlarm(p.Source, p.Kind, alarms.StageNormal, "", now)
 			msgs = append(msgs, out...)
@@ -317,13 +319,4 @@ func (l *engineLoop) stateTick(now time.Time) error {
 	}
 	l.stateRaised = cur
 	return l.put(msgs)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

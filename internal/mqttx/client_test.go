@@ -12,7 +12,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,14 +75,9 @@ func connected(c *mqttx.Client, within time.Duration) bool {
 // reached with the files the config names; a wrong password or no client certificate is not.
 func TestTLSClientCertAndPassword(t *testing.T) {
 	t.Parallel()
-	passwd, err := exec.LookPath("mosquitto_passwd")
-	testenv.Need(t, "mosquitto_passwd", err)
 	dir := t.TempDir()
 	pki(t, dir)
-	pwFile := filepath.Join(dir, "passwd")
-	if out, err := exec.Command(passwd, "-b", "-c", pwFile, "firebreak", "s3cret").CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
-	}
+	pwFile := testenv.PasswordFile(t, map[string]string{"firebreak": "s3cret"})
 	f := func(n string) string { return filepath.Join(dir, n) }
 	broker := testenv.StartMosquittoWith(t, testenv.MosquittoOptions{Scheme: "ssl",
 		Global:   fmt.Sprintf("allow_anonymous false\npassword_file %s\n", pwFile),
@@ -165,13 +159,7 @@ func TestFailoverToTheNextBroker(t *testing.T) {
 // attempt; and a second client that takes our client id over is named as such.
 func TestRefusalsAndTakeoverAreSaid(t *testing.T) {
 	t.Parallel()
-	passwd, err := exec.LookPath("mosquitto_passwd")
-	testenv.Need(t, "mosquitto_passwd", err)
-	dir := t.TempDir()
-	pwFile := filepath.Join(dir, "passwd")
-	if out, err := exec.Command(passwd, "-b", "-c", pwFile, "firebreak", "s3cret").CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
-	}
+	pwFile := testenv.PasswordFile(t, map[string]string{"firebreak": "s3cret"})
 	broker := testenv.StartMosquittoWith(t, testenv.MosquittoOptions{Global: fmt.Sprintf("allow_anonymous false\npassword_file %s\n", pwFile)})
 
 	core, logs := observer.New(zap.InfoLevel)

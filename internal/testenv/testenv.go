@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -278,4 +279,33 @@ func Tmpfs(t testing.TB, size string) string {
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	return dir
+}
+
+// PasswordFile writes a Mosquitto password file for users (name → password) with
+// mosquitto_passwd and returns its path; a missing mosquitto_passwd skips (CI=true: fails).
+func PasswordFile(t testing.TB, users map[string]string) string {
+	t.Helper()
+	passwd, err := exec.LookPath("mosquitto_passwd")
+	Need(t, "mosquitto_passwd", err)
+	path := filepath.Join(t.TempDir(), "passwd")
+	first := true
+	for _, u := range sortedNames(users) {
+		args := []string{"-b", path, u, users[u]}
+		if first {
+			args, first = append([]string{"-c"}, args...), false
+		}
+		if out, err := exec.Command(passwd, args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+		}
+	}
+	return path
+}
+
+func sortedNames(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
