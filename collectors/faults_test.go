@@ -52,9 +52,6 @@ func TestOneFaultyDeviceDoesNotHoldUpTheOthers(t *testing.T) {
 		}},
 		{"short frame", sim.Fault{Kind: sim.FaultShort}, func(b sample.Batch) bool { return errors.Is(b.Err, collectors.ErrBadLength) }},
 		{"wrong transaction id", sim.Fault{Kind: sim.FaultGarbled}, func(b sample.Batch) bool { return b.Err != nil }},
-		// goburrow takes another function's reply for an exception whose code is its first data
-		// byte (2: "illegal data address"): it must be a transport error, never a refusal.
-		{"wrong function code", sim.Fault{Kind: sim.FaultWrongFunction}, func(b sample.Batch) bool { return errors.Is(b.Err, collectors.ErrWrongFunction) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -147,5 +144,49 @@ func TestOneFaultyDeviceDoesNotHoldUpTheOthers(t *testing.T) {
 				t.Fatalf("batches from %d devices, want %d", len(byDev), len(cfg.Devices))
 			}
 		})
+	}
+}
+
+// TestWrongFunctionCodeIsATransportError: goburrow v0.1.0 takes a reply with another function
+// code for an exception whose code is its first data byte (2: "illegal data address"), which the
+// poller would learn as a refused register (issue 22). It is a transport error instead.
+func TestWrongFunctionCodeIsATransportError(t *testing.T) {
+	t.Parallel()
+	cfg := hiltest.DemoSite(t)
+	sc, _ := sim.LoadScenario("normal")
+	s, err := sim.New(cfg, sc, clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := s.Serve("gw-1", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	proxy, err := sim.NewFaultProxy(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	proxy.Set(2, sim.Fault{Kind: sim.FaultWrongFunction})
+	ep, _ := config.ParseEndpoint("tcp://" + proxy.Addr)
+	rd, err := collectors.NewReader(ep, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	p := &collectors.Poller{Reader: rd, Clock: clock.Real{}, Log: zap.NewNop()}
+	for i, want := range []bool{true, false} { // rack-02 (unit 2) has the fault, rack-01 not
+		dev, err := collectors.NewDevice(cfg, cfg.Devices[1-i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := p.Poll(dev)
+		if got := errors.Is(b.Err, collectors.ErrWrongFunction); got != want {
+			t.Errorf("%s: err %v, want ErrWrongFunction %v", dev.Name, b.Err, want)
+		}
+		if len(dev.Illegal()) != 0 {
+			t.Errorf("%s: learned %d refused points from wrong function codes", dev.Name, len(dev.Illegal()))
+		}
 	}
 }

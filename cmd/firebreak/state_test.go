@@ -333,4 +333,41 @@ func TestDamagedStateDir(t *testing.T) {
 			run.stop(t)
 		})
 	}
+
+	// The outbox damaged under a running daemon (its pages overwritten): bbolt trips on them, the
+	// file stops being used, the daemon says so (alarm, /readyz 503) and goes on delivering from
+	// memory; the process never panics (issue 22: an outbox error stopped the publisher quietly).
+	t.Run("outbox.db damaged while running", func(t *testing.T) {
+		t.Parallel()
+		sem <- struct{}{}
+		defer func() { <-sem }()
+		dir := filepath.Join(t.TempDir(), "state")
+		copyDir(t, prepared, dir)
+		run := startStateRun(t, dir, simAddr, broker, "live-damage")
+		hiltest.WaitFor(t, time.Minute, "a first drain signal", func() bool { return len(run.signals(keys, lastSeq)) > 0 })
+		f, err := os.OpenFile(filepath.Join(dir, "outbox.db"), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk := make([]byte, 64<<10)
+		rand.New(rand.NewSource(3)).Read(junk)
+		if _, err := f.WriteAt(junk, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		seen := len(run.signals(keys, lastSeq))
+		hiltest.WaitFor(t, time.Minute, "the alarm state.outbox.db.not_durable", func() bool {
+			a, ok := run.alarm("state.outbox.db.not_durable")
+			return ok && a["active"] == true
+		})
+		hiltest.WaitFor(t, 30*time.Second, "/readyz: not ready, degraded", func() bool {
+			code, body := run.readyz(t)
+			return code == http.StatusServiceUnavailable && strings.Contains(body, "state.outbox.db.not_durable")
+		})
+		hiltest.WaitFor(t, time.Minute, "drain signals still delivered", func() bool { return len(run.signals(keys, lastSeq)) > seen+1 })
+		if run.p.Said("panic:") {
+			t.Fatal("the daemon panicked")
+		}
+		run.stop(t)
+	})
 }

@@ -259,9 +259,13 @@ func Count(path string) (n int) {
 	return n
 }
 
-// Close closes the file.
+// Close closes the file. A file bbolt tripped on is left as it is: the transaction that
+// panicked may still hold bbolt's lock, and closing would wait for it forever (the process is
+// stopping; the operating system closes the file).
 func (o *Outbox) Close() error {
-	if o.db == nil {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.db == nil || o.dead {
 		return nil
 	}
 	return o.db.Close()
