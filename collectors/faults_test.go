@@ -55,23 +55,8 @@ func TestOneFaultyDeviceDoesNotHoldUpTheOthers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv, err := s.Serve("gw-1", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
-			proxy, err := sim.NewFaultProxy(srv.Addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer proxy.Close()
-			proxy.Set(2, tc.fault)
+			rd := faultyReader(t, s, tc.fault, timeout)
 			cfg := *cfg
-			ep, _ := config.ParseEndpoint("tcp://" + proxy.Addr)
-			rd, err := collectors.NewReader(ep, timeout)
-			if err != nil {
-				t.Fatal(err)
-			}
 			out := make(chan sample.Batch, 1024)
 			p := &collectors.Poller{Conn: "gw-1", Reader: rd, Clock: clock.Real{}, Out: out, Log: zap.NewNop()}
 			for _, d := range cfg.Devices {
@@ -158,23 +143,7 @@ func TestWrongFunctionCodeIsATransportError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := s.Serve("gw-1", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	proxy, err := sim.NewFaultProxy(srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	proxy.Set(2, sim.Fault{Kind: sim.FaultWrongFunction})
-	ep, _ := config.ParseEndpoint("tcp://" + proxy.Addr)
-	rd, err := collectors.NewReader(ep, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	rd := faultyReader(t, s, sim.Fault{Kind: sim.FaultWrongFunction}, time.Second)
 	p := &collectors.Poller{Reader: rd, Clock: clock.Real{}, Log: zap.NewNop()}
 	for i, want := range []bool{true, false} { // rack-02 (unit 2) has the fault, rack-01 not
 		dev, err := collectors.NewDevice(cfg, cfg.Devices[1-i])
@@ -189,4 +158,28 @@ func TestWrongFunctionCodeIsATransportError(t *testing.T) {
 			t.Errorf("%s: learned %d refused points from wrong function codes", dev.Name, len(dev.Illegal()))
 		}
 	}
+}
+
+// faultyReader serves the demo site's gateway through a fault proxy that gives unit 2 (rack-02)
+// the fault, and returns a reader on it; all of it closes when the test ends.
+func faultyReader(t *testing.T, s *sim.Simulator, f sim.Fault, timeout time.Duration) collectors.Reader {
+	t.Helper()
+	srv, err := s.Serve("gw-1", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	proxy, err := sim.NewFaultProxy(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	proxy.Set(2, f)
+	ep, _ := config.ParseEndpoint("tcp://" + proxy.Addr)
+	rd, err := collectors.NewReader(ep, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close() })
+	return rd
 }
