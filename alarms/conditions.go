@@ -4,12 +4,13 @@ import "time"
 
 // cond is an active detector condition; each is one alarm.
 type cond struct {
-	id, device, point, zone, detector string
-	modality                          Modality
-	stage                             Stage
-	value                             float64
-	unit, text                        string
-	source                            string // independence key: signals with the same source are one sensor
+	id, device, point, zone string
+	detector                DetectorID
+	modality                Modality
+	stage                   Stage
+	value                   float64
+	unit, text              string
+	source                  string // independence key: signals with the same source are one sensor
 }
 
 func noText() string { return "" }
@@ -19,11 +20,11 @@ func constText(s string) func() string { return func() string { return s } }
 
 // raise is what the condition says to its alarm.
 func (c *cond) raise() raise {
-	return raise{device: c.device, point: c.point, zone: c.zone, detector: c.detector, stage: c.stage, value: c.value, unit: c.unit, text: c.text}
+	return raise{device: c.device, point: c.point, zone: c.zone, detector: string(c.detector), stage: c.stage, value: c.value, unit: c.unit, text: c.text}
 }
 
 // setCond raises, updates or clears one condition and drives its alarm's lifecycle.
-func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v float64, unit string, textFn func() string, now time.Time) {
+func (e *Engine) setCond(d *devState, point string, det DetectorID, st Stage, v float64, unit string, textFn func() string, now time.Time) {
 	if !finite(v) {
 		v = 0 // an alarm's value goes into JSON and into drain signals: it is always a number
 	}
@@ -44,7 +45,7 @@ func (e *Engine) setCond(d *devState, point, det string, m Modality, st Stage, v
 	text := textFn()
 	if c == nil {
 		// Its independence key (source) is set when the stage is assessed.
-		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: m}
+		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: det.info().Modality}
 		e.conds[id] = c
 		d.nconds++
 		c.stage, c.value, c.unit, c.text = st, v, unit, text

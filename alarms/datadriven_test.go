@@ -324,7 +324,7 @@ func (s *script) samples(fail func(string, ...any), dev, spec string) []sample.S
 	}
 	var out []sample.Sample
 	for _, n := range names {
-		out = append(out, sample.Sample{Device: dev, Point: n, Role: role, Value: v, Quality: q, At: s.now})
+		out = append(out, sample.Sample{Device: dev, Point: n, Role: sample.Role(role), Value: v, Quality: q, At: s.now})
 	}
 	return out
 }

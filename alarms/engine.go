@@ -46,9 +46,9 @@ type Engine struct {
 type devState struct {
 	info      DeviceInfo
 	points    map[string]*pointState
-	ids       map[[2]string]string // (point, detector) → alarm id, built once
-	nconds    int                  // active conditions on this device: none is the common case
-	byRole    map[string][]string  // sorted point names per role, rebuilt when a point appears
+	ids       map[idKey]string         // (point, detector) → alarm id, built once
+	nconds    int                      // active conditions on this device: none is the common case
+	byRole    map[sample.Role][]string // sorted point names per role, rebuilt when a point appears
 	lastOK    time.Time
 	lastErrAt time.Time
 	lastErr   string
@@ -56,7 +56,7 @@ type devState struct {
 }
 
 type pointState struct {
-	role      string
+	role      sample.Role
 	hist      []obs // good samples within the longest detector window
 	fit       fit   // running least-squares sums over hist
 	last      float64
@@ -110,7 +110,7 @@ func New(topo Topology, th Thresholds, opts ...Option) *Engine {
 		if d.Units == nil {
 			d.Units = map[string]string{}
 		}
-		e.devices[d.Name] = &devState{info: d, points: map[string]*pointState{}, ids: map[[2]string]string{}, byRole: map[string][]string{}}
+		e.devices[d.Name] = &devState{info: d, points: map[string]*pointState{}, ids: map[idKey]string{}, byRole: map[sample.Role][]string{}}
 	}
 	return e
 }
@@ -161,8 +161,8 @@ func (e *Engine) Step(b sample.Batch) {
 	e.touch(b.At)
 	if b.Err == nil {
 		d.lastOK = b.At
-		e.setCond(d, "", "comm_lost", Comms, StageNormal, 0, "", noText, b.At)
-		e.setCond(d, "", "no_data", Comms, StageNormal, 0, "", noText, b.At)
+		e.setCond(d, "", CommLost, StageNormal, 0, "", noText, b.At)
+		e.setCond(d, "", NoData, StageNormal, 0, "", noText, b.At)
 	} else {
 		d.lastErrAt, d.lastErr = b.At, b.Err.Error()
 	}
@@ -194,7 +194,7 @@ func (e *Engine) Step(b sample.Batch) {
 		if ps == nil {
 			ps = &pointState{role: s.Role}
 			d.points[s.Point] = ps
-			d.byRole = map[string][]string{}
+			d.byRole = map[sample.Role][]string{}
 		}
 		e.sensorHealth(d, s, ps, wholeDevice)
 		if s.Quality != sample.Good {
@@ -204,7 +204,7 @@ func (e *Engine) Step(b sample.Batch) {
 		ps.last, ps.good, ps.hasPrev = s.Value, true, true
 		// Only temperatures (rise, runaway, confirmation) and points with a rate rule look back;
 		// the rest (cell voltages are most points of a rack) keep no history: memory and time.
-		if isTemperature(s.Role) || hasRateRule(rules) {
+		if s.Role.RackTemperature() || hasRateRule(rules) {
 			ps.hist = append(ps.hist, obs{s.At, s.Value})
 			ps.fit.add(ps.hist, obs{s.At, s.Value})
 			cut := 0
@@ -256,13 +256,13 @@ func (e *Engine) Tick(now time.Time) {
 			// DESIGN's silent device). Both leave the rack unwatched; only silence escalates.
 			age := now.Sub(last)
 			if failing {
-				e.setCond(d, "", "no_data", Comms, StageNormal, 0, "", noText, now)
-				e.setCond(d, "", "comm_lost", Comms, StageWatch, age.Seconds(), "s", func() string {
+				e.setCond(d, "", NoData, StageNormal, 0, "", noText, now)
+				e.setCond(d, "", CommLost, StageWatch, age.Seconds(), "s", func() string {
 					return fmt.Sprintf("%s has not answered for %s: %s", name, age.Round(time.Second), d.lastErr)
 				}, now)
 			} else {
-				e.setCond(d, "", "comm_lost", Comms, StageNormal, 0, "", noText, now)
-				e.setCond(d, "", "no_data", Comms, StageWatch, age.Seconds(), "s", func() string {
+				e.setCond(d, "", CommLost, StageNormal, 0, "", noText, now)
+				e.setCond(d, "", NoData, StageWatch, age.Seconds(), "s", func() string {
 					return fmt.Sprintf("no data from %s for %s", name, age.Round(time.Second))
 				}, now)
 			}
@@ -281,7 +281,7 @@ func (e *Engine) touch(now time.Time) {
 
 func (d *devState) isRack() bool {
 	for _, p := range d.points {
-		if p.role == "cell_temperature" || p.role == "module_temperature" || p.role == "cell_voltage" {
+		if p.role.OfRack() {
 			return true
 		}
 	}
@@ -289,8 +289,8 @@ func (d *devState) isRack() bool {
 }
 
 // id is the alarm id of a detector on a point (or on the device, for point "").
-func (d *devState) id(point, det string) string {
-	k := [2]string{point, det}
+func (d *devState) id(point string, det DetectorID) string {
+	k := idKey{point, det}
 	if id, ok := d.ids[k]; ok {
 		return id
 	}
@@ -298,13 +298,13 @@ func (d *devState) id(point, det string) string {
 	if point != "" {
 		id += "." + point
 	}
-	id += "." + det
+	id += "." + string(det)
 	d.ids[k] = id
 	return id
 }
 
 // names is the sorted point names of a role.
-func (d *devState) names(role string) []string {
+func (d *devState) names(role sample.Role) []string {
 	if ns, ok := d.byRole[role]; ok {
 		return ns
 	}
@@ -319,7 +319,7 @@ func (d *devState) names(role string) []string {
 	return ns
 }
 
-func (d *devState) goodByRole(role string) ([]string, []float64) {
+func (d *devState) goodByRole(role sample.Role) ([]string, []float64) {
 	all := d.names(role)
 	names := make([]string, 0, len(all))
 	vals := make([]float64, 0, len(all))
@@ -330,4 +330,10 @@ func (d *devState) goodByRole(role string) ([]string, []float64) {
 		}
 	}
 	return names, vals
+}
+
+// idKey is a (point, detector) pair, the key of a device's alarm ids.
+type idKey struct {
+	point string
+	det   DetectorID
 }

@@ -50,7 +50,7 @@ func (r *rig) rack(name string, hot int, hotC float64) {
 	r.step(sample.Batch{Device: name, At: r.now, Samples: ss})
 }
 
-func (r *rig) one(dev, point, role string, v float64, q sample.Quality) {
+func (r *rig) one(dev, point string, role sample.Role, v float64, q sample.Quality) {
 	r.step(sample.Batch{Device: dev, At: r.now, Samples: []sample.Sample{{Device: dev, Point: point, Role: role, Value: v, Quality: q, At: r.now}}})
 }
 
@@ -180,7 +180,7 @@ func TestFirePanelSignals(t *testing.T) {
 	}{{"smoke", StageCritical}, {"suppression_released", StageCritical}, {"fire_alarm", StageFire}} {
 		r := newRig(t)
 		r.quiet()
-		r.one("panel", tc.role, tc.role, 1, sample.Good)
+		r.one("panel", tc.role, sample.Role(tc.role), 1, sample.Good)
 		if r.zone() != tc.want {
 			t.Errorf("%s: zone %v, want %v", tc.role, r.zone(), tc.want)
 		}

@@ -33,7 +33,7 @@ func (e *Engine) deviceHealth(d *devState, b sample.Batch, bad, named int, whole
 	if whole {
 		st = StageWatch
 	}
-	e.setCond(d, "", "sensor_fault", SensorHealth, st, float64(bad), "points", func() string {
+	e.setCond(d, "", SensorFault, st, float64(bad), "points", func() string {
 		var names []string
 		for _, s := range b.Samples {
 			if (s.Quality == sample.Invalid || s.Quality == sample.OutOfRange) && len(names) < 8 {
@@ -61,7 +61,7 @@ func (e *Engine) sensorHealth(d *devState, s sample.Sample, ps *pointState, whol
 	if wholeDevice {
 		st = StageNormal
 	}
-	e.setCond(d, s.Point, "sensor_fault", SensorHealth, st, s.Value, d.info.Units[s.Point], func() string {
+	e.setCond(d, s.Point, SensorFault, st, s.Value, d.info.Units[s.Point], func() string {
 		return fmt.Sprintf("%s.%s reads no plausible value (%s)", d.info.Name, s.Point, s.Quality)
 	}, s.At)
 }

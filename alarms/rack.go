@@ -4,16 +4,18 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
 // stuckMove is how far a rack's median must move for a sensor that did not follow it to be stuck:
 // a steady, quantised reading in a steady room is not a fault, however long it lasts.
-var stuckMove = map[string]float64{"module_temperature": 1.0, "cell_voltage": 0.02}
+var stuckMove = map[sample.Role]float64{sample.ModuleTemperature: 1.0, sample.CellVoltage: 0.02}
 
 // stuck raises a sensor whose reading has not changed for StuckFor while its rack's median moved
 // by stuckMove: a frozen ADC or a cached value, not a steady cell.
 func (e *Engine) stuck(d *devState, now time.Time) {
-	for _, role := range []string{"module_temperature", "cell_voltage"} {
+	for _, role := range []sample.Role{sample.ModuleTemperature, sample.CellVoltage} {
 		all := d.names(role)
 		names := make([]string, 0, len(all))
 		vals := make([]float64, 0, len(all))
@@ -42,7 +44,7 @@ func (e *Engine) stuck(d *devState, now time.Time) {
 				st = StageWatch
 				e.clearDetectors(d, n, now)
 			}
-			e.setCond(d, n, "stuck", SensorHealth, st, p.last, d.info.Units[n], func() string {
+			e.setCond(d, n, Stuck, st, p.last, d.info.Units[n], func() string {
 				return fmt.Sprintf("%s.%s has read %g for %s while its rack moved from %g to %g; excluded from detection",
 					d.info.Name, n, p.last, now.Sub(p.lastChangeAt).Round(time.Second), round3(p.medianAtChng), round3(med))
 			}, now)
@@ -55,7 +57,7 @@ const dischargeCurrentA = 20
 
 // peers compares each module temperature with the median of its rack.
 func (e *Engine) peers(d *devState, now time.Time) {
-	names, vals := d.goodByRole("module_temperature")
+	names, vals := d.goodByRole(sample.ModuleTemperature)
 	if len(vals) < 3 {
 		return
 	}
@@ -89,7 +91,7 @@ func (e *Engine) peers(d *devState, now time.Time) {
 			lvl = ps.peerLevel
 		}
 		ps.peerLevel = lvl
-		e.setCond(d, n, "peer_delta", Temperature, lvl, delta, "°C", func() string {
+		e.setCond(d, n, PeerDelta, lvl, delta, "°C", func() string {
 			return fmt.Sprintf("%s.%s %.1f °C above the rack median %.1f °C (z %.1f)", d.info.Name, n, delta, med, z)
 		}, now)
 	}
@@ -97,7 +99,7 @@ func (e *Engine) peers(d *devState, now time.Time) {
 
 // voltages: deviation from the rack's median at rest, and a collapse (with heat: runaway).
 func (e *Engine) voltages(d *devState, now time.Time) {
-	names, vals := d.goodByRole("cell_voltage")
+	names, vals := d.goodByRole(sample.CellVoltage)
 	if len(vals) < 3 {
 		return
 	}
@@ -122,6 +124,6 @@ func (e *Engine) voltages(d *devState, now time.Time) {
 		case rest && math.Abs(v-med)*1000 >= e.th.CellVDeltaWatchMV:
 			lvl, text = StageWatch, fmt.Sprintf("%s.%s %.0f mV from the rack median at rest", d.info.Name, n, (v-med)*1000)
 		}
-		e.setCond(d, n, "cell_voltage", Voltage, lvl, v, "V", func() string { return text }, now)
+		e.setCond(d, n, CellVoltageDev, lvl, v, "V", func() string { return text }, now)
 	}
 }

@@ -62,7 +62,7 @@ func (e *Engine) applyRules(d *devState, s sample.Sample, ps *pointState, rules 
 			return fmt.Sprintf("rising at least %g per minute", *r.RatePerMin)
 		}
 		unit := d.info.Units[s.Point]
-		e.setCond(d, s.Point, "rule:"+r.Name, RuleModality, st, v, unit, func() string {
+		e.setCond(d, s.Point, ruleDetector(r.Name), st, v, unit, func() string {
 			return fmt.Sprintf("rule %s: %s.%s %s (%s) for %s", r.Name, d.info.Name, s.Point, what(),
 				strings.TrimSpace(fmt.Sprintf("%.3g %s", v, unit)), s.At.Sub(rs.since).Round(time.Second))
 		}, s.At)

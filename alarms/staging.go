@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
 type scopeState struct {
@@ -20,23 +22,23 @@ type scopeState struct {
 // The BMS's max temperature is one of its NTCs, not a sensor of its own; and a temperature that
 // is high only because the whole room is warm (it stands out from no peer) is one zone-wide
 // signal, however many sensors show it: HVAC failure and heavy discharge warm every rack together.
-func (e *Engine) sourceOf(d *devState, point, det string) string {
+func (e *Engine) sourceOf(d *devState, point string, det DetectorID) string {
 	if point == "" {
-		return d.info.Name + "." + det
+		return d.info.Name + "." + string(det)
 	}
 	p := d.points[point]
-	if p == nil || det != "temp_high" {
+	if p == nil || det != TempHigh {
 		return d.info.Name + "." + point
 	}
 	switch p.role {
-	case "module_temperature":
+	case sample.ModuleTemperature:
 		if p.peerKnown && p.peerDelta < e.th.PeerDeltaWatchC {
 			return "uniform:" + d.info.Zone
 		}
-	case "cell_temperature":
+	case sample.CellTemperature:
 		standsOut := false
 		for _, o := range d.points {
-			if o.role == "module_temperature" && o.peerKnown && o.peerDelta >= e.th.PeerDeltaWatchC {
+			if o.role == sample.ModuleTemperature && o.peerKnown && o.peerDelta >= e.th.PeerDeltaWatchC {
 				standsOut = true
 			}
 		}
@@ -54,7 +56,7 @@ func (e *Engine) isTmax(c *cond) bool {
 		return false
 	}
 	p := d.points[c.point]
-	return p != nil && p.role == "cell_temperature"
+	return p != nil && p.role == sample.CellTemperature
 }
 
 // duplicate says an NTC of the same rack has the same detector active at least as high.
@@ -66,7 +68,7 @@ func (e *Engine) duplicate(id string) bool {
 	d := e.devices[c.device]
 	for _, o := range e.conds {
 		if o.device == c.device && o.detector == c.detector && o.point != c.point && o.stage >= c.stage {
-			if op := d.points[o.point]; op != nil && op.role == "module_temperature" {
+			if op := d.points[o.point]; op != nil && op.role == sample.ModuleTemperature {
 				return true
 			}
 		}
@@ -97,7 +99,7 @@ func (e *Engine) restage(now time.Time) {
 		if a := e.book.alarms[c.id]; a != nil && a.State == OutOfService {
 			continue
 		}
-		if c.modality == Gas && c.stage >= StageWarning {
+		if c.detector.info().ZoneGas && c.stage >= StageWarning {
 			zoneGas[c.zone] = append(zoneGas[c.zone], c)
 		}
 	}
@@ -141,8 +143,11 @@ func (e *Engine) apply(s *scopeState, conds, gas []*cond, now time.Time) {
 // where a lone stage-2 signal stays at 2 and two independent stage-2 signals make 3; a BMS gone
 // silent while the zone has gas is evidence, not "unknown".
 func assess(conds, zoneGas []*cond, live bool) (Stage, []Evidence, string) {
-	// silent: the device failed its polls; or, in a trace (not live), left no rows.
-	silent := func(c *cond) bool { return c.detector == "comm_lost" || (!live && c.detector == "no_data") }
+	// silent: the device failed its polls; or, in a trace (not live), left no rows (detectorTable).
+	silent := func(c *cond) bool {
+		s := c.detector.info().Silence
+		return s == SilentAlways || (!live && s == SilentInTrace)
+	}
 	best := StageNormal
 	for _, c := range conds {
 		if c.stage > best {
@@ -210,7 +215,7 @@ func assess(conds, zoneGas []*cond, live bool) (Stage, []Evidence, string) {
 	}
 	ev := make([]Evidence, len(support))
 	for i, c := range support {
-		ev[i] = Evidence{Alarm: c.id, Device: c.device, Point: c.point, Detector: c.detector, Modality: c.modality,
+		ev[i] = Evidence{Alarm: c.id, Device: c.device, Point: c.point, Detector: string(c.detector), Modality: c.modality,
 			Stage: c.stage, Value: round3(c.value), Unit: c.unit, Text: c.text}
 	}
 	return best, ev, reason

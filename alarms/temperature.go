@@ -8,16 +8,12 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
-func isTemperature(role string) bool {
-	return role == "cell_temperature" || role == "module_temperature"
-}
-
 // plausibility tracks steps and changes of an analogue reading and raises a flapping sensor.
 func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
 	if !ps.hasPrev || s.Value != ps.last {
 		ps.lastChangeAt = s.At
 	}
-	if !isTemperature(s.Role) {
+	if !s.Role.RackTemperature() {
 		return
 	}
 	if ps.hasPrev && math.Abs(s.Value-ps.last) >= e.th.MaxStepC {
@@ -38,7 +34,7 @@ func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
 		if flapping {
 			st = StageWatch
 		}
-		e.setCond(d, s.Point, "flapping", SensorHealth, st, s.Value, d.info.Units[s.Point], func() string {
+		e.setCond(d, s.Point, Flapping, st, s.Value, d.info.Units[s.Point], func() string {
 			return fmt.Sprintf("%s.%s is flapping: %d steps over %.0f °C within %s; excluded from detection", d.info.Name, s.Point, len(ps.jumps), e.th.MaxStepC, e.th.FlapWindow)
 		}, s.At)
 	}
@@ -46,8 +42,8 @@ func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
 
 // clearDetectors clears every process condition of a point that is known bad.
 func (e *Engine) clearDetectors(d *devState, point string, now time.Time) {
-	for _, det := range []string{"temp_high", "rise", "runaway", "peer_delta", "cell_voltage"} {
-		e.setCond(d, point, det, Temperature, StageNormal, 0, "", noText, now)
+	for _, det := range excludedClears {
+		e.setCond(d, point, det, StageNormal, 0, "", noText, now)
 	}
 }
 
@@ -86,7 +82,7 @@ func (e *Engine) temperature(d *devState, s sample.Sample, ps *pointState, unit 
 	} else {
 		ps.tempLevel = StageWarning
 	}
-	e.setCond(d, s.Point, "temp_high", Temperature, lvl, v, unit, text, s.At)
+	e.setCond(d, s.Point, TempHigh, lvl, v, unit, text, s.At)
 
 	// Sustained rate of rise, outside discharge.
 	rising := n >= 5 && slope >= th.RiseWatchCPerMin && math.Abs(d.currentA) < dischargeCurrentA
@@ -94,14 +90,14 @@ func (e *Engine) temperature(d *devState, s sample.Sample, ps *pointState, unit 
 	if heldFor(rising, &ps.riseSince, s.At, th.RiseWatchFor) {
 		rl = StageWatch
 	}
-	e.setCond(d, s.Point, "rise", Temperature, rl, slope, "°C/min", func() string { return fmt.Sprintf("%s.%s rising %.1f °C/min", d.info.Name, s.Point, slope) }, s.At)
+	e.setCond(d, s.Point, Rise, rl, slope, "°C/min", func() string { return fmt.Sprintf("%s.%s rising %.1f °C/min", d.info.Name, s.Point, slope) }, s.At)
 
 	// Runaway: every step of the last RunawayFor rose at least RunawayCPerS.
 	rs := StageNormal
 	if r, ok := sustainedRise(ps.hist, s.At, th.RunawayFor, th.RunawayCPerS); ok {
 		rs = StageFire
-		e.setCond(d, s.Point, "runaway", Temperature, rs, r, "°C/s", func() string { return fmt.Sprintf("%s.%s thermal runaway: %.1f °C/s", d.info.Name, s.Point, r) }, s.At)
+		e.setCond(d, s.Point, Runaway, rs, r, "°C/s", func() string { return fmt.Sprintf("%s.%s thermal runaway: %.1f °C/s", d.info.Name, s.Point, r) }, s.At)
 	} else {
-		e.setCond(d, s.Point, "runaway", Temperature, rs, 0, "°C/s", noText, s.At)
+		e.setCond(d, s.Point, Runaway, rs, 0, "°C/s", noText, s.At)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/agent"
 	"github.com/firebreak-dc/firebreak/internal/daemon"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
+	"github.com/firebreak-dc/firebreak/internal/sim"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 )
 
@@ -126,10 +127,10 @@ actions:
 	}
 
 	var firstPanel time.Time
-	kind := ""
+	var kind sim.TruthKind
 	for _, e := range r.Sim.Truth() {
 		switch e.Kind {
-		case "smoke", "heat", "suppression_released", "fire_alarm":
+		case sim.TruthSmoke, sim.TruthHeat, sim.TruthSuppression, sim.TruthFireAlarm:
 			if firstPanel.IsZero() {
 				firstPanel, kind = e.At, e.Kind
 			}

@@ -70,7 +70,7 @@ func Record(cfg *config.Config, sc *sim.Scenario, out string) ([]sim.GroundTruth
 	}
 	var evs []truthEvent
 	for _, e := range truth {
-		evs = append(evs, truthEvent{At: e.At, ElapsedS: e.At.Sub(sim.RecordEpoch).Seconds(), Kind: e.Kind, Device: e.Device, Detail: e.Detail})
+		evs = append(evs, truthEvent{At: e.At, ElapsedS: e.At.Sub(sim.RecordEpoch).Seconds(), Kind: string(e.Kind), Device: e.Device, Detail: e.Detail})
 	}
 	tb, _ := json.MarshalIndent(struct {
 		Scenario string       `json:"scenario"`

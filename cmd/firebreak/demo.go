@@ -175,7 +175,7 @@ func (t *timeline) printf(ts time.Time, format string, a ...any) {
 
 func (t *timeline) truth(events []sim.GroundTruth) {
 	for _, e := range events[t.seenTruth:] {
-		if e.Kind == "runaway" {
+		if e.Kind == sim.TruthRunaway {
 			t.runaway = e.At
 		}
 		where := ""
@@ -185,7 +185,7 @@ func (t *timeline) truth(events []sim.GroundTruth) {
 		if e.Detail != "" {
 			where += " (" + e.Detail + ")"
 		}
-		t.printf(e.At, "    [room] %s%s", strings.ReplaceAll(e.Kind, "_", " "), where)
+		t.printf(e.At, "    [room] %s%s", strings.ReplaceAll(string(e.Kind), "_", " "), where)
 	}
 	t.seenTruth = len(events)
 }

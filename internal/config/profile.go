@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sunspec"
 )
 
@@ -18,20 +19,20 @@ type Profile struct {
 
 // ProfilePoint is one entry of a profile; with Repeat it stands for Count points.
 type ProfilePoint struct {
-	Name     string    `yaml:"name"`
-	Register string    `yaml:"register"` // coil | discrete | holding | input
-	Address  int       `yaml:"address"`
-	Type     string    `yaml:"type"`
-	Bit      *int      `yaml:"bit"`
-	Length   int       `yaml:"length"` // registers, for type string
-	Scale    *float64  `yaml:"scale"`
-	Offset   float64   `yaml:"offset"`
-	Unit     string    `yaml:"unit"`
-	Role     string    `yaml:"role"`
-	Order    string    `yaml:"order"`
-	Invalid  []uint64  `yaml:"invalid"`
-	Range    []float64 `yaml:"range"`
-	Repeat   *Repeat   `yaml:"repeat"`
+	Name     string      `yaml:"name"`
+	Register string      `yaml:"register"` // coil | discrete | holding | input
+	Address  int         `yaml:"address"`
+	Type     string      `yaml:"type"`
+	Bit      *int        `yaml:"bit"`
+	Length   int         `yaml:"length"` // registers, for type string
+	Scale    *float64    `yaml:"scale"`
+	Offset   float64     `yaml:"offset"`
+	Unit     string      `yaml:"unit"`
+	Role     sample.Role `yaml:"role"`
+	Order    string      `yaml:"order"`
+	Invalid  []uint64    `yaml:"invalid"`
+	Range    []float64   `yaml:"range"`
+	Repeat   *Repeat     `yaml:"repeat"`
 	// SunSpec names a point of a SunSpec model (e.g. 805.CellTmpMax) instead of register,
 	// address and type; its address is found on the device at run time.
 	SunSpec string `yaml:"sunspec"`
@@ -146,7 +147,7 @@ type Point struct {
 	Scale   float64
 	Offset  float64
 	Unit    string
-	Role    string
+	Role    sample.Role
 	Invalid []uint64
 	// Range is the plausible [lo, hi]; HasRange false means any value is plausible.
 	Range    [2]float64
@@ -173,15 +174,6 @@ func (r *Resolved) HasSunSpec() bool {
 		}
 	}
 	return false
-}
-
-// Roles the detector understands (DESIGN); a point without a role is telemetry only.
-var Roles = map[string]bool{
-	"cell_temperature": true, "module_temperature": true, "ambient_temperature": true,
-	"cell_voltage": true, "string_voltage": true, "string_current": true, "soc": true,
-	"offgas_ppm": true, "h2_ppm": true, "co_ppm": true, "smoke": true, "heat": true,
-	"fire_alarm": true, "suppression_released": true, "bms_alarm": true, "contactor_open": true,
-	"ups_on_battery": true, "ups_runtime_s": true, "ups_load_pct": true, "ups_battery_temperature": true,
 }
 
 var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
@@ -463,7 +455,7 @@ func parseScaling(pp ProfilePoint, pt *Point, pth string, c *collector) {
 		}
 		pt.Scale = *pp.Scale
 	}
-	if pp.Role != "" && !Roles[pp.Role] {
+	if pp.Role != sample.NoRole && !pp.Role.Known() {
 		c.add(pth+".role", "is not a role the detector knows (see DESIGN's list)", pp.Role)
 	}
 	if pp.Range != nil {

@@ -128,7 +128,7 @@ func upsZones(cfg *config.Config) map[string]string {
 	for _, d := range cfg.Devices {
 		if r := cfg.Points(d); r != nil {
 			for _, pt := range r.Points {
-				if pt.Role == "ups_on_battery" {
+				if pt.Role == sample.UPSOnBattery {
 					out[d.Name] = d.Zone
 				}
 			}
@@ -147,9 +147,9 @@ func (p *Pipeline) Step(b sample.Batch) ([]wire.Message, error) {
 				continue
 			}
 			switch s.Role {
-			case "ups_on_battery":
+			case sample.UPSOnBattery:
 				on, seen = s.Value != 0, true
-			case "ups_runtime_s":
+			case sample.UPSRuntime:
 				runtime = time.Duration(s.Value * float64(time.Second))
 			}
 		}

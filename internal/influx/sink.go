@@ -32,7 +32,7 @@ func Points(site string, b sample.Batch) []*write.Point {
 		}
 		tags := map[string]string{"site": site, "device": s.Device, "point": s.Point}
 		if s.Role != "" {
-			tags["role"] = s.Role
+			tags["role"] = string(s.Role)
 		}
 		fields := map[string]any{"quality": s.Quality.String()}
 		if s.Quality == sample.Good && !math.IsNaN(s.Value) && !math.IsInf(s.Value, 0) {

@@ -41,7 +41,7 @@ func (q Quality) MarshalText() ([]byte, error) { return []byte(q.String()), nil 
 type Sample struct {
 	Device  string
 	Point   string
-	Role    string
+	Role    Role
 	Value   float64
 	Text    string // for string points; Value is 0 then
 	Quality Quality

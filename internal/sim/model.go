@@ -63,7 +63,7 @@ type Rack struct {
 // Truth is one ground-truth event of a run: what really happened, and when.
 type Truth struct {
 	At     time.Duration `json:"at_s"`
-	Kind   string        `json:"kind"`
+	Kind   TruthKind     `json:"kind"`
 	Device string        `json:"device,omitempty"`
 	Detail string        `json:"detail,omitempty"`
 }
@@ -93,7 +93,7 @@ type Room struct {
 	arcOn                   bool
 
 	truth []Truth
-	seen  map[string]bool
+	seen  map[TruthKind]bool
 }
 
 // NewRoom builds the room for a scenario with the given rack names.
@@ -101,7 +101,7 @@ func NewRoom(sc *Scenario, chem *Chemistry, rm *RoomSpec, racks []string) *Room 
 	r := &Room{
 		chem: chem, rm: rm, sc: sc, rng: rand.New(rand.NewPCG(sc.Seed, 0x5eed)),
 		byNm: map[string]*Rack{}, fired: make([]bool, len(sc.Events)),
-		airC: sc.AmbientC, upsLoadPct: sc.UPSLoadPct, seen: map[string]bool{}, hvacOn: true,
+		airC: sc.AmbientC, upsLoadPct: sc.UPSLoadPct, seen: map[TruthKind]bool{}, hvacOn: true,
 	}
 	storedJ := chem.CapacityAh * 3600 * chem.ocv(0.95)
 	for _, name := range racks {
@@ -127,7 +127,7 @@ func (r *Room) Elapsed() time.Duration { return r.t }
 // Truth returns the ground-truth events so far.
 func (r *Room) Truth() []Truth { return append([]Truth(nil), r.truth...) }
 
-func (r *Room) record(kind, device, detail string) {
+func (r *Room) record(kind TruthKind, device, detail string) {
 	if r.seen[kind] {
 		return
 	}
@@ -178,9 +178,9 @@ func (r *Room) windows() {
 func (r *Room) apply(e Event) {
 	switch e.Kind {
 	case "utility_fail":
-		r.record("utility_fail", "", fmt.Sprintf("UPS on battery for %s", e.Duration))
+		r.record(TruthUtilityFail, "", fmt.Sprintf("UPS on battery for %s", e.Duration))
 	case "hvac_fail":
-		r.record("hvac_fail", "", "")
+		r.record(TruthHVACFail, "", "")
 	case "arc_fire":
 		rk := r.byNm[e.Device]
 		if rk == nil {
@@ -196,7 +196,7 @@ func (r *Room) apply(e Event) {
 			rk.cells[m][c].externalW += e.PowerW * share
 		}
 		r.arcOn, r.arcAt = true, r.t
-		r.record("arc_fire", e.Device, fmt.Sprintf("module %d", e.Module))
+		r.record(TruthArcFire, e.Device, fmt.Sprintf("module %d", e.Module))
 	case "internal_short":
 		rk := r.byNm[e.Device]
 		if rk == nil {
@@ -204,7 +204,7 @@ func (r *Room) apply(e Event) {
 		}
 		c := &rk.cells[e.Module-1][e.Cell-1]
 		c.shortOn, c.shortW, c.shortGrowth, c.shortMaxW = true, e.PowerW, e.GrowthPerMin, e.MaxW
-		r.record("internal_short", e.Device, fmt.Sprintf("module %d cell %d", e.Module, e.Cell))
+		r.record(TruthInternalShort, e.Device, fmt.Sprintf("module %d cell %d", e.Module, e.Cell))
 	}
 }
 
@@ -349,19 +349,19 @@ func (r *Room) advanceCell(rk *Rack, x *cell, dTdt, h float64) {
 	}
 	if !x.vented && x.T >= r.chem.VentC {
 		x.vented, x.ventLeftS = true, r.chem.VentDurationS
-		r.record("vent", rk.Name, "")
+		r.record(TruthVent, rk.Name, "")
 	}
 	if !x.collapsed && x.T >= r.chem.SeparatorCollapseC {
 		// The soft short is swallowed by the hard one.
 		x.collapsed, x.shortOn = true, false
-		r.record("separator_collapse", rk.Name, "")
+		r.record(TruthSeparatorCollapse, rk.Name, "")
 	}
 	if !x.runaway && dTdt >= 1 {
 		x.runaway, x.gasLeftS = true, 30
-		if r.seen["runaway"] {
-			r.record("neighbour_runaway", rk.Name, "")
+		if r.seen[TruthRunaway] {
+			r.record(TruthNeighbourRunaway, rk.Name, "")
 		}
-		r.record("runaway", rk.Name, "")
+		r.record(TruthRunaway, rk.Name, "")
 	}
 }
 
@@ -416,21 +416,21 @@ func (r *Room) stepRoom(s, airGainW float64) {
 	}
 	if !r.smoke && r.smokeAboveS >= r.rm.FirePanel.SmokeConfirmS {
 		r.smoke, r.smokeAt = true, r.t
-		r.record("smoke", "", "")
+		r.record(TruthSmoke, "", "")
 	}
 	if !r.heat && (r.airC >= r.rm.FirePanel.HeatAlarmC || (r.arcOn && (r.t-r.arcAt).Seconds() >= r.rm.FirePanel.FlameDetectS)) {
 		r.heat = true
-		r.record("heat", "", "")
+		r.record(TruthHeat, "", "")
 	}
 	// The panel goes to fire alarm on a heat or flame detector at once, on smoke after the
 	// coincidence delay of a second detector.
 	if !r.fireAlarm && (r.heat || (r.smoke && (r.t-r.smokeAt).Seconds() >= r.rm.FirePanel.PanelConfirmS)) {
 		r.fireAlarm, r.fireAlarmAt = true, r.t
-		r.record("fire_alarm", "", "")
+		r.record(TruthFireAlarm, "", "")
 	}
 	if !r.suppression && r.fireAlarm && (r.t-r.fireAlarmAt).Seconds() >= r.rm.FirePanel.PredischargeS {
 		r.suppression = true
-		r.record("suppression_released", "", "")
+		r.record(TruthSuppression, "", "")
 	}
 }
 

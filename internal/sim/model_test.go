@@ -26,7 +26,7 @@ func runScenario(t *testing.T, name string) *Room {
 	return r
 }
 
-func truthAt(r *Room, kind string) (time.Duration, bool) {
+func truthAt(r *Room, kind TruthKind) (time.Duration, bool) {
 	for _, e := range r.Truth() {
 		if e.Kind == kind {
 			return e.At, true

@@ -105,22 +105,22 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 			return nil, fmt.Errorf("device %s: unknown profile %q", d.Name, d.Profile)
 		}
 		sd := &simDevice{name: d.Name, points: prof.Points, regs: map[config.RegisterKind][]uint16{}, bits: map[config.RegisterKind][]bool{}, frozen: map[string]float64{}}
-		roles := map[string]int{}
+		roles := map[sample.Role]int{}
 		for _, p := range prof.Points {
 			sd.index = append(sd.index, roles[p.Role])
 			roles[p.Role]++
 			switch p.Role {
-			case "module_temperature", "cell_temperature":
+			case sample.ModuleTemperature, sample.CellTemperature:
 				sd.kind = kindRack
-			case "ups_on_battery", "ups_runtime_s":
+			case sample.UPSOnBattery, sample.UPSRuntime:
 				if sd.kind == 0 {
 					sd.kind = kindUPS
 				}
-			case "offgas_ppm", "h2_ppm", "co_ppm":
+			case sample.OffgasPPM, sample.H2PPM, sample.COPPM:
 				if sd.kind == 0 {
 					sd.kind = kindGas
 				}
-			case "smoke", "fire_alarm", "suppression_released", "heat":
+			case sample.Smoke, sample.FireAlarm, sample.SuppressionReleased, sample.Heat:
 				if sd.kind == 0 {
 					sd.kind = kindPanel
 				}
@@ -228,7 +228,7 @@ func (s *Simulator) Start() time.Time { return s.start }
 // GroundTruth is a ground-truth event with its time on the clock.
 type GroundTruth struct {
 	At     time.Time
-	Kind   string
+	Kind   TruthKind
 	Device string
 	Detail string
 }
@@ -339,26 +339,26 @@ func (s *Simulator) value(d *simDevice, p config.Point, idx int) (float64, bool)
 	case kindRack:
 		rk := r.byNm[d.name]
 		switch p.Role {
-		case "module_temperature":
+		case sample.ModuleTemperature:
 			i := idx % len(rk.ntc)
 			return rk.ntc[i], rk.ntcOpen[i]
-		case "cell_temperature":
+		case sample.CellTemperature:
 			mx := rk.maxNTC()
 			return mx, math.IsInf(mx, -1)
-		case "cell_voltage":
+		case sample.CellVoltage:
 			m := idx % modulesPerRack
 			mn := math.Inf(1)
 			for c := range rk.cells[m] {
 				mn = math.Min(mn, rk.cells[m][c].V)
 			}
 			return mn, false
-		case "string_voltage":
+		case sample.StringVoltage:
 			return rk.stringV(), false
-		case "string_current":
+		case sample.StringCurrent:
 			return rk.currentA, false
-		case "soc":
+		case sample.SoC:
 			return rk.meanSoC() * 100, false
-		case "bms_alarm":
+		case sample.BMSAlarm:
 			var w float64
 			if rk.maxNTC() > 60 {
 				w += 1
@@ -370,7 +370,7 @@ func (s *Simulator) value(d *simDevice, p config.Point, idx int) (float64, bool)
 				w += 4
 			}
 			return w, false
-		case "contactor_open":
+		case sample.ContactorOpen:
 			return b2f(rk.contactorOpen), false
 		}
 		if p.Name == "string_power" {
@@ -378,37 +378,37 @@ func (s *Simulator) value(d *simDevice, p config.Point, idx int) (float64, bool)
 		}
 	case kindUPS:
 		switch p.Role {
-		case "ups_on_battery":
+		case sample.UPSOnBattery:
 			return b2f(r.upsOnBattery), false
-		case "ups_runtime_s":
+		case sample.UPSRuntime:
 			return r.upsRuntimeS(), false
-		case "ups_load_pct":
+		case sample.UPSLoad:
 			return r.upsLoadPct, false
-		case "ups_battery_temperature":
+		case sample.UPSBatteryTemperature:
 			return r.airC + 3, false
-		case "soc":
+		case sample.SoC:
 			return r.meanSoC() * 100, false
 		}
 	case kindGas:
 		switch p.Role {
-		case "offgas_ppm":
+		case sample.OffgasPPM:
 			return math.Max(0, 0.4+r.offgasPPM+r.rng.NormFloat64()*0.05), false
-		case "h2_ppm":
+		case sample.H2PPM:
 			return r.h2PPM, false
-		case "co_ppm":
+		case sample.COPPM:
 			return r.coPPM, false
-		case "ambient_temperature":
+		case sample.AmbientTemperature:
 			return r.airC, false
 		}
 	case kindPanel:
 		switch p.Role {
-		case "smoke":
+		case sample.Smoke:
 			return b2f(r.smoke), false
-		case "heat":
+		case sample.Heat:
 			return b2f(r.heat), false
-		case "fire_alarm":
+		case sample.FireAlarm:
 			return b2f(r.fireAlarm), false
-		case "suppression_released":
+		case sample.SuppressionReleased:
 			return b2f(r.suppression), false
 		}
 	}

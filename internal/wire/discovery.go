@@ -3,35 +3,46 @@ package wire
 import (
 	"strings"
 
+	"github.com/firebreak-dc/firebreak/alarms"
 	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
-// haClass maps a role to Home Assistant's component and device class.
-var haClass = map[string]struct{ component, class, unit string }{
-	"cell_temperature":        {"sensor", "temperature", "°C"},
-	"module_temperature":      {"sensor", "temperature", "°C"},
-	"ambient_temperature":     {"sensor", "temperature", "°C"},
-	"ups_battery_temperature": {"sensor", "temperature", "°C"},
-	"cell_voltage":            {"sensor", "voltage", "V"},
-	"string_voltage":          {"sensor", "voltage", "V"},
-	"string_current":          {"sensor", "current", "A"},
-	"soc":                     {"sensor", "battery", "%"},
-	"co_ppm":                  {"sensor", "carbon_monoxide", "ppm"},
-	"offgas_ppm":              {"sensor", "volatile_organic_compounds_parts", "ppm"},
-	"h2_ppm":                  {"sensor", "", "ppm"},
-	"ups_runtime_s":           {"sensor", "duration", "s"},
-	"ups_load_pct":            {"sensor", "", "%"},
-	"smoke":                   {"binary_sensor", "smoke", ""},
-	"heat":                    {"binary_sensor", "heat", ""},
-	"fire_alarm":              {"binary_sensor", "safety", ""},
-	"suppression_released":    {"binary_sensor", "safety", ""},
-	"bms_alarm":               {"binary_sensor", "problem", ""},
-	"contactor_open":          {"binary_sensor", "opening", ""},
-	"ups_on_battery":          {"binary_sensor", "", ""},
+// haClass maps a role to Home Assistant's component and device class (the classes are Home
+// Assistant's lists for sensor and binary_sensor).
+var haClass = map[sample.Role]struct{ component, class, unit string }{
+	sample.CellTemperature:       {"sensor", "temperature", "°C"},
+	sample.ModuleTemperature:     {"sensor", "temperature", "°C"},
+	sample.AmbientTemperature:    {"sensor", "temperature", "°C"},
+	sample.UPSBatteryTemperature: {"sensor", "temperature", "°C"},
+	sample.CellVoltage:           {"sensor", "voltage", "V"},
+	sample.StringVoltage:         {"sensor", "voltage", "V"},
+	sample.StringCurrent:         {"sensor", "current", "A"},
+	sample.SoC:                   {"sensor", "battery", "%"},
+	sample.COPPM:                 {"sensor", "carbon_monoxide", "ppm"},
+	sample.OffgasPPM:             {"sensor", "volatile_organic_compounds_parts", "ppm"},
+	sample.H2PPM:                 {"sensor", "", "ppm"},
+	sample.UPSRuntime:            {"sensor", "duration", "s"},
+	sample.UPSLoad:               {"sensor", "", "%"},
+	sample.Smoke:                 {"binary_sensor", "smoke", ""},
+	sample.Heat:                  {"binary_sensor", "heat", ""},
+	sample.FireAlarm:             {"binary_sensor", "safety", ""},
+	sample.SuppressionReleased:   {"binary_sensor", "safety", ""},
+	sample.BMSAlarm:              {"binary_sensor", "problem", ""},
+	sample.ContactorOpen:         {"binary_sensor", "opening", ""},
+	sample.UPSOnBattery:          {"binary_sensor", "", ""},
 }
 
-// gasDetector is the alarm a gas role raises: its retained state drives a "gas" binary sensor.
-var gasDetector = map[string]string{"offgas_ppm": "offgas", "co_ppm": "co_high", "h2_ppm": "h2_lfl"}
+// gasDetector is the alarm a gas role raises (the detector table's zone-gas rows): its retained
+// state drives a "gas" binary sensor.
+func gasDetector(r sample.Role) (alarms.DetectorID, bool) {
+	for _, d := range alarms.Detectors() {
+		if d.ZoneGas && d.Reads(r) {
+			return d.ID, true
+		}
+	}
+	return "", false
+}
 
 type haDevice struct {
 	Identifiers  []string `json:"identifiers"`
@@ -95,9 +106,9 @@ func Discovery(prefix string, e *Encoder, devices []config.Device, points func(c
 				c.PayloadOn, c.PayloadOff = "ON", "OFF"
 			}
 			add(cls.component, id, c)
-			if det, ok := gasDetector[p.Role]; ok {
+			if det, ok := gasDetector(p.Role); ok {
 				add("binary_sensor", id+"_gas", haConfig{Name: p.Name + " gas alarm", UniqueID: node + "_" + id + "_gas",
-					StateTopic:    e.Prefix + "/alarm/" + d.Name + "." + p.Name + "." + det,
+					StateTopic:    e.Prefix + "/alarm/" + d.Name + "." + p.Name + "." + string(det),
 					ValueTemplate: "{{ 'ON' if value_json.active else 'OFF' }}", PayloadOn: "ON", PayloadOff: "OFF",
 					DeviceClass: "gas", Device: dev})
 			}
