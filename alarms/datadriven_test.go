@@ -236,16 +236,16 @@ func (s *script) do(path string, line int, f []string) {
 			fail("advance: %v", err)
 		}
 		s.now = s.now.Add(d)
-	case "ack", "unshelve", "remove", "restore":
+	case "ack", "unshelve", "out_of_service", "return_to_service":
 		var err error
 		switch f[0] {
 		case "ack":
 			err = s.e.Ack(f[1], s.now)
 		case "unshelve":
 			err = s.e.Unshelve(f[1], s.now)
-		case "remove":
-			err = s.e.RemoveFromService(f[1], s.now)
-		case "restore":
+		case "out_of_service":
+			err = s.e.OutOfService(f[1], s.now)
+		case "return_to_service":
 			err = s.e.ReturnToService(f[1], s.now)
 		}
 		if err != nil {

@@ -29,7 +29,7 @@ func TestOneFailingDeviceIsOneAlarm(t *testing.T) {
 	activations := func() []string {
 		var ids []string
 		for _, ev := range r.events {
-			if ev.Cause == "activate" {
+			if ev.Cause == CauseActivate {
 				ids = append(ids, ev.Alarm.ID)
 			}
 		}
@@ -56,7 +56,7 @@ func TestOneFailingDeviceIsOneAlarm(t *testing.T) {
 	poll(0)
 	cleared := false
 	for _, ev := range r.events {
-		cleared = cleared || (ev.Alarm.ID == "rack-1.sensor_fault" && ev.Cause == "clear")
+		cleared = cleared || (ev.Alarm.ID == "rack-1.sensor_fault" && ev.Cause == CauseClear)
 	}
 	if !cleared {
 		t.Errorf("the device alarm did not clear when the rack read again: %+v", r.events)

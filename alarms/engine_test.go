@@ -488,7 +488,7 @@ func TestOutOfServiceRemovesEvidence(t *testing.T) {
 	r.quiet()
 	r.one("panel", "smoke", "smoke", 1, sample.Good)
 	id := "panel.smoke.smoke"
-	if err := r.e.RemoveFromService(id, r.now); err != nil {
+	if err := r.e.OutOfService(id, r.now); err != nil {
 		t.Fatal(err)
 	}
 	hold := DefaultThresholds().StageHold

@@ -9,19 +9,17 @@ import (
 // alarm is active, Normal if not.
 const byCondition AlarmState = 0
 
-// transitions is the ISA-18.2 lifecycle table: state × cause → next state. Process causes
-// (activate, escalate, clear) come from conditions, operator causes from operators (ack, shelve,
-// unshelve, remove, restore), logic causes from the alarm logic (suppress, unsuppress). A process
-// cause not in the table for a state only updates whether the alarm is active; an operator cause
-// not in it is an ErrIllegalTransition and changes nothing.
-var transitions = map[AlarmState]map[string]AlarmState{
-	Normal:             {"activate": Unacked, "shelve": Shelved, "remove": OutOfService, "suppress": SuppressedByDesign},
-	Unacked:            {"clear": RTNUnacked, "ack": Acked, "escalate": Unacked, "shelve": Shelved, "remove": OutOfService, "suppress": SuppressedByDesign},
-	Acked:              {"clear": Normal, "escalate": Unacked, "shelve": Shelved, "remove": OutOfService, "suppress": SuppressedByDesign},
-	RTNUnacked:         {"activate": Unacked, "ack": Normal, "shelve": Shelved, "remove": OutOfService, "suppress": SuppressedByDesign},
-	Shelved:            {"unshelve": byCondition, "remove": OutOfService},
-	SuppressedByDesign: {"unsuppress": byCondition, "remove": OutOfService},
-	OutOfService:       {"restore": byCondition},
+// transitions is the ISA-18.2 lifecycle table: state × cause → next state (the causes are in
+// cause.go). A process cause not in the table for a state only updates whether the alarm is
+// active; an operator cause not in it is an ErrIllegalTransition and changes nothing.
+var transitions = map[AlarmState]map[Cause]AlarmState{
+	Normal:             {CauseActivate: Unacked, CauseShelve: Shelved, CauseOutOfService: OutOfService, CauseSuppress: SuppressedByDesign},
+	Unacked:            {CauseClear: RTNUnacked, CauseAck: Acked, CauseEscalate: Unacked, CauseShelve: Shelved, CauseOutOfService: OutOfService, CauseSuppress: SuppressedByDesign},
+	Acked:              {CauseClear: Normal, CauseEscalate: Unacked, CauseShelve: Shelved, CauseOutOfService: OutOfService, CauseSuppress: SuppressedByDesign},
+	RTNUnacked:         {CauseActivate: Unacked, CauseAck: Normal, CauseShelve: Shelved, CauseOutOfService: OutOfService, CauseSuppress: SuppressedByDesign},
+	Shelved:            {CauseUnshelve: byCondition, CauseOutOfService: OutOfService},
+	SuppressedByDesign: {CauseUnsuppress: byCondition, CauseOutOfService: OutOfService},
+	OutOfService:       {CauseReturnToService: byCondition},
 }
 
 // raise is what a process cause says about its alarm: what it is, and what it reads now.
@@ -62,17 +60,17 @@ func (b *book) activate(id string, r raise, now time.Time) {
 	if _, restored := b.restored[id]; restored && a != nil && a.Active {
 		delete(b.restored, id)
 		if r.stage > a.Stage {
-			b.apply(id, "escalate", r, nil, now)
+			b.apply(id, CauseEscalate, r, nil, now)
 			return
 		}
 		a.Value, a.Stage, a.Text = r.value, r.stage, r.text
 		return
 	}
-	b.apply(id, "activate", r, nil, now)
+	b.apply(id, CauseActivate, r, nil, now)
 }
 
 // escalate records a condition that rose to a higher stage.
-func (b *book) escalate(id string, r raise, now time.Time) { b.apply(id, "escalate", r, nil, now) }
+func (b *book) escalate(id string, r raise, now time.Time) { b.apply(id, CauseEscalate, r, nil, now) }
 
 // update records what a condition reads now, at the same stage or a lower one: no event.
 func (b *book) update(id string, r raise) {
@@ -84,13 +82,13 @@ func (b *book) update(id string, r raise) {
 // clear records a condition that is no longer true.
 func (b *book) clear(id string, value float64, now time.Time) {
 	if a := b.alarms[id]; a != nil {
-		b.apply(id, "clear", raise{stage: a.Stage, value: value, unit: a.Unit, text: a.Text}, nil, now)
+		b.apply(id, CauseClear, raise{stage: a.Stage, value: value, unit: a.Unit, text: a.Text}, nil, now)
 	}
 }
 
-// operate performs an operator's cause (ack, shelve, unshelve, remove, restore); until is a
+// operate performs an operator's cause (ack, shelve, unshelve, out_of_service, return_to_service); until is a
 // shelve's end.
-func (b *book) operate(id, cause string, until *time.Time, now time.Time) error {
+func (b *book) operate(id string, cause Cause, until *time.Time, now time.Time) error {
 	a := b.alarms[id]
 	if a == nil {
 		return fmt.Errorf("%w: %s", ErrUnknownAlarm, id)
@@ -104,7 +102,7 @@ func (b *book) operate(id, cause string, until *time.Time, now time.Time) error 
 
 // logic performs a cause of the alarm logic (suppress, unsuppress, or unshelve when a shelve's
 // time is up); lifecycleTick calls it only where the table allows it.
-func (b *book) logic(id, cause string, now time.Time) {
+func (b *book) logic(id string, cause Cause, now time.Time) {
 	if a := b.alarms[id]; a != nil {
 		if _, ok := transitions[a.State][cause]; ok {
 			b.apply(id, cause, raise{stage: a.Stage, value: a.Value, unit: a.Unit, text: a.Text}, nil, now)
@@ -114,7 +112,7 @@ func (b *book) logic(id, cause string, now time.Time) {
 
 // apply moves an alarm by one cause and records the event. The caller has checked that an
 // operator or logic cause is in the table; a process cause always applies.
-func (b *book) apply(id, cause string, r raise, until *time.Time, now time.Time) {
+func (b *book) apply(id string, cause Cause, r raise, until *time.Time, now time.Time) {
 	a := b.alarms[id]
 	if a == nil {
 		a = &Alarm{ID: id, Device: r.device, Point: r.point, Zone: r.zone, Detector: r.detector, State: Normal}
@@ -126,13 +124,13 @@ func (b *book) apply(id, cause string, r raise, until *time.Time, now time.Time)
 		next = a.State // a process cause while shelved, suppressed or out of service: the state holds, activity is recorded
 	}
 	switch cause {
-	case "activate", "escalate":
+	case CauseActivate, CauseEscalate:
 		a.Active = true
 		a.Stage, a.Value, a.Unit, a.Text = r.stage, r.value, r.unit, r.text
 		if r.stage >= StageCritical {
 			a.Latched = true
 		}
-	case "clear":
+	case CauseClear:
 		a.Active = false
 	}
 	if next == byCondition {
@@ -142,10 +140,10 @@ func (b *book) apply(id, cause string, r raise, until *time.Time, now time.Time)
 		}
 	}
 	// A latched alarm needs an acknowledgement after it clears, even if acknowledged before.
-	if cause == "clear" && a.Latched && next == Normal {
+	if cause == CauseClear && a.Latched && next == Normal {
 		next = RTNUnacked
 	}
-	if cause == "ack" && next == Normal {
+	if cause == CauseAck && next == Normal {
 		a.Latched = false
 	}
 	a.State = next
@@ -173,9 +171,27 @@ func (b *book) take() []AlarmEvent {
 	return ev
 }
 
+// Operate performs an operator's cause on an alarm (the alarm commands); until is a shelve's
+// end and is ignored for the others.
+func (e *Engine) Operate(c Cause, id string, until, now time.Time) error {
+	switch c {
+	case CauseAck:
+		return e.Ack(id, now)
+	case CauseShelve:
+		return e.Shelve(id, until, now)
+	case CauseUnshelve:
+		return e.Unshelve(id, now)
+	case CauseOutOfService:
+		return e.OutOfService(id, now)
+	case CauseReturnToService:
+		return e.ReturnToService(id, now)
+	}
+	return fmt.Errorf("%w: %s is not an operator's cause", ErrIllegalTransition, c)
+}
+
 // Ack acknowledges an alarm.
 func (e *Engine) Ack(id string, now time.Time) error {
-	err := e.book.operate(id, "ack", nil, now)
+	err := e.book.operate(id, CauseAck, nil, now)
 	e.collect()
 	return err
 }
@@ -185,29 +201,29 @@ func (e *Engine) Shelve(id string, until, now time.Time) error {
 	if !until.After(now) {
 		return fmt.Errorf("%w: shelve %s until %s, which is not in the future", ErrIllegalTransition, id, until.Format(time.RFC3339))
 	}
-	err := e.book.operate(id, "shelve", &until, now)
+	err := e.book.operate(id, CauseShelve, &until, now)
 	e.collect()
 	return err
 }
 
 // Unshelve returns a shelved alarm before its time.
 func (e *Engine) Unshelve(id string, now time.Time) error {
-	err := e.book.operate(id, "unshelve", nil, now)
+	err := e.book.operate(id, CauseUnshelve, nil, now)
 	e.collect()
 	return err
 }
 
-// RemoveFromService takes an alarm out of service (its sensor is under maintenance): it is not
+// OutOfService takes an alarm out of service (its sensor is under maintenance): it is not
 // annunciated and its evidence no longer counts towards risk, until ReturnToService.
-func (e *Engine) RemoveFromService(id string, now time.Time) error {
-	err := e.book.operate(id, "remove", nil, now)
+func (e *Engine) OutOfService(id string, now time.Time) error {
+	err := e.book.operate(id, CauseOutOfService, nil, now)
 	e.collect()
 	return err
 }
 
 // ReturnToService puts an alarm back in service.
 func (e *Engine) ReturnToService(id string, now time.Time) error {
-	err := e.book.operate(id, "restore", nil, now)
+	err := e.book.operate(id, CauseReturnToService, nil, now)
 	e.collect()
 	return err
 }
@@ -221,10 +237,10 @@ func (e *Engine) lifecycleTick(now time.Time) {
 		for _, id := range sortedKeys(b.held) {
 			a := b.alarms[id]
 			if a.State == Shelved && a.ShelvedUntil != nil && !now.Before(*a.ShelvedUntil) {
-				b.logic(id, "unshelve", now)
+				b.logic(id, CauseUnshelve, now)
 			}
 			if a.State == SuppressedByDesign && !e.duplicate(id) {
-				b.logic(id, "unsuppress", now)
+				b.logic(id, CauseUnsuppress, now)
 			}
 		}
 	}
@@ -235,7 +251,7 @@ func (e *Engine) lifecycleTick(now time.Time) {
 			continue
 		}
 		if a := b.alarms[id]; a != nil && a.State != SuppressedByDesign && a.State != Shelved && a.State != OutOfService && e.duplicate(id) {
-			b.logic(id, "suppress", now)
+			b.logic(id, CauseSuppress, now)
 		}
 	}
 	e.collect()

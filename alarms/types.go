@@ -168,7 +168,7 @@ type Alarm struct {
 type AlarmEvent struct {
 	Seq   uint64     `json:"alarm_seq"` // per engine, in order of occurrence
 	From  AlarmState `json:"from"`
-	Cause string     `json:"cause"` // activate, escalate, clear, ack, shelve, unshelve, suppress, unsuppress, remove, restore
+	Cause Cause      `json:"cause"`
 	At    time.Time  `json:"at"`
 	Alarm Alarm      `json:"alarm"`
 }

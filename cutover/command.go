@@ -9,11 +9,25 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/firebreak-dc/firebreak/alarms"
 	"github.com/gowebpki/jcs"
 )
 
+// The commands of the drain protocol; the alarm commands are the alarm lifecycle's operator
+// causes, by the same names (ack, shelve, unshelve, out_of_service, return_to_service).
+const (
+	VerbDrain  = "drain"
+	VerbCancel = "cancel"
+)
+
 // Verbs an operator may send on P/cmd/<instance>/<verb>.
-var Verbs = []string{"ack", "shelve", "unshelve", "out_of_service", "return_to_service", "drain", "cancel"}
+var Verbs = func() []string {
+	var vs []string
+	for _, c := range alarms.OperatorCauses() {
+		vs = append(vs, c.String())
+	}
+	return append(vs, VerbDrain, VerbCancel)
+}()
 
 // Command is an operator's signed instruction to one daemon. Like a drain signal, Sig is the
 // Ed25519 signature over the RFC 8785 canonical JSON of the object without sig, by the key the
@@ -116,19 +130,20 @@ func (c Command) check(verb string) error {
 	case c.TS.IsZero():
 		return bad("ts is missing")
 	}
-	switch c.Command {
-	case "ack", "unshelve", "out_of_service", "return_to_service":
+	cause, isAlarm := alarms.ParseOperatorCause(c.Command)
+	switch {
+	case isAlarm && cause != alarms.CauseShelve:
 		if c.Alarm == "" {
 			return bad("%s needs alarm", c.Command)
 		}
-	case "shelve":
+	case isAlarm:
 		if c.Alarm == "" {
 			return bad("shelve needs alarm")
 		}
 		if d, err := time.ParseDuration(c.Duration); err != nil || d <= 0 {
 			return bad("shelve needs a positive duration like \"2h\", got %q", c.Duration)
 		}
-	case "drain":
+	case c.Command == VerbDrain:
 		if c.Zone == "" {
 			return bad("drain needs zone")
 		}
@@ -137,7 +152,7 @@ func (c Command) check(verb string) error {
 		default:
 			return bad("drain action must be prepare, drain or evacuate, got %q", c.Action)
 		}
-	case "cancel":
+	case c.Command == VerbCancel:
 		if c.Zone == "" {
 			return bad("cancel needs zone")
 		}

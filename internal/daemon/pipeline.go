@@ -180,28 +180,19 @@ func (p *Pipeline) Tick(now time.Time) ([]wire.Message, error) {
 // alarm's state does not allow, a cancel before stage 0 has held) is an error that changed nothing.
 func (p *Pipeline) Command(c cutover.Command, now time.Time) ([]wire.Message, error) {
 	var err error
-	switch c.Command {
-	case "ack":
-		err = p.eng.Ack(c.Alarm, now)
-	case "shelve":
-		if d := c.ShelveFor(); d > p.maxShelve {
-			err = fmt.Errorf("a shelve may last at most %s (commands.max_shelve), this one %s", p.maxShelve, d)
-		} else {
-			err = p.eng.Shelve(c.Alarm, now.Add(d), now)
-		}
-	case "unshelve":
-		err = p.eng.Unshelve(c.Alarm, now)
-	case "out_of_service":
-		err = p.eng.RemoveFromService(c.Alarm, now)
-	case "return_to_service":
-		err = p.eng.ReturnToService(c.Alarm, now)
-	case "drain":
+	cause, isAlarm := alarms.ParseOperatorCause(c.Command)
+	switch {
+	case isAlarm && cause == alarms.CauseShelve && c.ShelveFor() > p.maxShelve:
+		err = fmt.Errorf("a shelve may last at most %s (commands.max_shelve), this one %s", p.maxShelve, c.ShelveFor())
+	case isAlarm:
+		err = p.eng.Operate(cause, c.Alarm, now.Add(c.ShelveFor()), now)
+	case c.Command == cutover.VerbDrain:
 		a := c.Action
 		if a == "" {
 			a = cutover.Drain
 		}
 		err = p.plan.Manual(c.Zone, a, c.Operator, c.Reason, now)
-	case "cancel":
+	case c.Command == cutover.VerbCancel:
 		err = p.plan.Cancel(c.Zone, c.Operator, c.Reason, now)
 	default:
 		err = fmt.Errorf("unknown command %q", c.Command)
