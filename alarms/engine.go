@@ -294,13 +294,18 @@ func (d *devState) id(point string, det DetectorID) string {
 	if id, ok := d.ids[k]; ok {
 		return id
 	}
-	id := d.info.Name
-	if point != "" {
-		id += "." + point
-	}
-	id += "." + string(det)
+	id := AlarmID(d.info.Name, point, det)
 	d.ids[k] = id
 	return id
+}
+
+// AlarmID is the id of a detector's alarm on a point of a device (<device>.<point>.<detector>),
+// or on the device itself for point "" (<device>.<detector>).
+func AlarmID(device, point string, det DetectorID) string {
+	if point == "" {
+		return device + "." + string(det)
+	}
+	return device + "." + point + "." + string(det)
 }
 
 // names is the sorted point names of a role.

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/firebreak-dc/firebreak/internal/agent"
+	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
 func main() {
@@ -55,7 +56,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(stderr), level)).
 		With(zap.String("consumer", cfg.Consumer))
 	defer log.Sync()
-	log.Info("firebreak-agent running", zap.Strings("brokers", cfg.Brokers), zap.String("topics", cfg.TopicPrefix+"/drain/+"),
+	log.Info("firebreak-agent running", zap.Strings("brokers", cfg.Brokers), zap.String("topics", wire.Topics{P: cfg.TopicPrefix}.Drain(wire.Any)),
 		zap.Int("actions", len(cfg.Actions)))
 	return agent.New(cfg, log).Run(ctx)
 }

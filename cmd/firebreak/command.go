@@ -15,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
 // cmdKeygen writes a new Ed25519 private key (PEM PKCS#8, mode 0600) and prints its public half,
@@ -88,7 +89,8 @@ func cmdCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	payload, _ := json.Marshal(c)
-	topic := *prefix + "/cmd/" + *instance + "/" + *verb
+	topics := wire.Topics{P: *prefix}
+	topic := topics.Command(*instance, *verb)
 	if *broker == "" {
 		fmt.Fprintln(stdout, topic)
 		fmt.Fprintln(stdout, string(payload))
@@ -100,7 +102,7 @@ func cmdCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("command: connect %s: %v", *broker, tok.Error())
 	}
 	defer cl.Disconnect(100)
-	resTopic := *prefix + "/cmd/result/" + *instance
+	resTopic := topics.CommandResult(*instance)
 	if tok := cl.Subscribe(resTopic, 1, func(_ paho.Client, m paho.Message) {
 		select {
 		case results <- m.Payload():

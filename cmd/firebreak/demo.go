@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/firebreak-dc/firebreak/alarms"
 	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/clock"
@@ -23,6 +24,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/daemon"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
 	"github.com/firebreak-dc/firebreak/internal/sim"
+	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -96,8 +98,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	tl := &timeline{w: stdout, start: s.Start(), pub: pub, clk: clk}
 	fmt.Fprintf(stdout, "Firebreak demo: scenario %q (%s), %.0fx speed\n", sc.Name, sc.Description, *speed)
-	fmt.Fprintf(stdout, "  room: %d devices on Modbus TCP %s; MQTT broker %s; drain topic firebreak/%s/drain/#\n\n",
-		len(cfg.Devices), strings.TrimPrefix(cfg.Connections[0].URL, "tcp://"), broker.Addr, cfg.Site)
+	fmt.Fprintf(stdout, "  room: %d devices on Modbus TCP %s; MQTT broker %s; drain topic %s\n\n",
+		len(cfg.Devices), strings.TrimPrefix(cfg.Connections[0].URL, "tcp://"), broker.Addr,
+		wire.Topics{P: cfg.MQTT.TopicPrefix + "/" + cfg.Site}.Drain("#"))
 
 	watch, err := tl.subscribe(ctx, "tcp://"+broker.Addr, cfg.MQTT.TopicPrefix+"/"+cfg.Site)
 	if err != nil {
@@ -148,6 +151,7 @@ type timeline struct {
 	w         io.Writer
 	start     time.Time
 	pub       ed25519.PublicKey
+	topics    wire.Topics
 	clk       clock.Clock
 	seenTruth int
 	firstSig  map[cutover.Action]time.Time
@@ -197,7 +201,8 @@ func (t *timeline) subscribe(ctx context.Context, broker, prefix string) (paho.C
 		return nil, fmt.Errorf("demo watcher: connect: %v", tok.Error())
 	}
 	// Only what the timeline prints: telemetry is most of the traffic and would only slow it.
-	filters := map[string]byte{prefix + "/risk/+": 1, prefix + "/events": 1, prefix + "/drain/+": 1, prefix + "/drain/+/status": 1}
+	t.topics = wire.Topics{P: prefix}
+	filters := map[string]byte{t.topics.Risk(wire.Any): 1, t.topics.Events(): 1, t.topics.Drain(wire.Any): 1, t.topics.DrainStatus(wire.Any): 1}
 	tok := c.SubscribeMultiple(filters, func(cl paho.Client, m paho.Message) {
 		if ack := t.handle(m.Topic(), m.Payload()); ack != nil {
 			// The demo's control plane acknowledges at once and "moves the traffic" in no time;
@@ -205,7 +210,7 @@ func (t *timeline) subscribe(ctx context.Context, broker, prefix string) (paho.C
 			for _, st := range []cutover.AckStatus{cutover.AckReceived, cutover.AckDrained} {
 				ack.Status, ack.TS = st, time.Now().UTC()
 				b, _ := json.Marshal(ack)
-				cl.Publish(prefix+"/drain/"+ack.Zone+"/ack/"+ack.Consumer, 1, true, b)
+				cl.Publish(t.topics.DrainAck(ack.Zone, ack.Consumer), 1, true, b)
 			}
 		}
 	})
@@ -218,55 +223,31 @@ func (t *timeline) subscribe(ctx context.Context, broker, prefix string) (paho.C
 // handle prints a message; for a drain signal seen for the first time it returns the ack the
 // demo's control plane sends.
 func (t *timeline) handle(topic string, payload []byte) *cutover.Ack {
-	parts := strings.Split(topic, "/")
-	if len(parts) < 3 {
-		return nil
-	}
-	switch parts[2] {
-	case "risk":
-		var r struct {
-			TS      time.Time `json:"ts"`
-			Scope   string    `json:"scope"`
-			Name    string    `json:"name"`
-			Stage   int       `json:"stage"`
-			StageNm string    `json:"stage_name"`
-			From    int       `json:"from"`
-			Reason  string    `json:"reason"`
-		}
-		if json.Unmarshal(payload, &r) != nil || r.Scope != "zone" {
+	tp, _ := t.topics.Parse(topic)
+	switch tp.Kind {
+	case wire.KindRisk:
+		var r wire.RiskPayload
+		if json.Unmarshal(payload, &r) != nil || r.Scope != alarms.ScopeZone.String() {
 			return nil
 		}
 		t.mu.Lock()
 		t.maxStage = max(t.maxStage, r.Stage)
 		t.mu.Unlock()
-		t.printf(r.TS, "RISK  zone %s: stage %d → %d (%s): %s", r.Name, r.From, r.Stage, r.StageNm, r.Reason)
-	case "events":
-		var e struct {
-			TS    time.Time `json:"ts"`
-			Cause string    `json:"cause"`
-			Alarm struct {
-				ID    string `json:"id"`
-				Stage int    `json:"stage"`
-				Text  string `json:"text"`
-			} `json:"alarm"`
-		}
+		t.printf(r.TS, "RISK  zone %s: stage %d → %d (%s): %s", r.Name, r.From, r.Stage, r.StageName, r.Reason)
+	case wire.KindEvents:
+		var e wire.EventPayload
 		if json.Unmarshal(payload, &e) != nil {
 			return nil
 		}
 		t.mu.Lock()
 		t.alarms++
 		t.mu.Unlock()
-		if (e.Cause == "activate" || e.Cause == "escalate") && e.Alarm.Stage >= 2 {
+		if (e.Cause == alarms.CauseActivate || e.Cause == alarms.CauseEscalate) && e.Alarm.Stage >= alarms.StageWarning {
 			t.printf(e.TS, "ALARM %s (stage %d): %s", e.Alarm.ID, e.Alarm.Stage, e.Alarm.Text)
 		}
-	case "drain":
-		if len(parts) == 5 && parts[4] == "status" {
-			t.progress(payload)
-			return nil
-		}
-		if len(parts) != 4 {
-			return nil // acks from consumers live below the zone
-		}
+	case wire.KindDrainStatus:
+		t.progress(payload)
+	case wire.KindDrain:
 		sig, err := cutover.Verify(payload, t.pub, t.clk.Now())
 		if errors.Is(err, cutover.ErrExpired) {
 			// Genuine, but delivered after its validity: the control plane must not act on it.
@@ -304,10 +285,7 @@ func (t *timeline) handle(topic string, payload []byte) *cutover.Ack {
 
 // progress prints when the daemon records a consumer's drained ack.
 func (t *timeline) progress(payload []byte) {
-	var pr struct {
-		TS time.Time `json:"ts"`
-		cutover.Progress
-	}
+	var pr wire.DrainProgressPayload
 	if json.Unmarshal(payload, &pr) != nil {
 		return
 	}

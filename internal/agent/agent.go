@@ -160,7 +160,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	mq, err := mqttx.Dial(mqttx.Options{Brokers: a.cfg.Brokers, ClientID: "firebreak-agent-" + a.cfg.Consumer,
 		Username: a.cfg.Username, Password: password,
 		CAFile: a.cfg.resolve(a.cfg.TLS.CAFile), CertFile: a.cfg.resolve(a.cfg.TLS.CertFile), KeyFile: a.cfg.resolve(a.cfg.TLS.KeyFile),
-		Subscriptions: []mqttx.Subscription{{Topic: a.cfg.TopicPrefix + "/drain/+", QoS: 1, Handle: func(topic string, payload []byte) {
+		Subscriptions: []mqttx.Subscription{{Topic: wire.Topics{P: a.cfg.TopicPrefix}.Drain(wire.Any), QoS: 1, Handle: func(topic string, payload []byte) {
 			// Only what a configured key signed is queued, and that is never dropped: garbage
 			// and forgeries, however many, cannot push a real signal out (issue 22).
 			if len(payload) == 0 {
@@ -490,7 +490,7 @@ func (a *Agent) ack(ctx context.Context, r *record) {
 		Status: r.Status, Detail: r.Detail, TS: a.now().UTC()})
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	topic := a.cfg.TopicPrefix + "/drain/" + r.Zone + "/ack/" + a.cfg.Consumer
+	topic := wire.Topics{P: a.cfg.TopicPrefix}.DrainAck(r.Zone, a.cfg.Consumer)
 	if err := a.mq.Publish(pctx, wire.Message{Topic: topic, QoS: 1, Retain: true, Payload: b}); err != nil {
 		a.log.Warn("ack not published; the signal's next heartbeat brings another chance", zap.String("topic", topic), zap.Error(err))
 	}

@@ -76,11 +76,11 @@ func (l *engineLoop) command(rc rawCommand) error {
 // ack takes a consumer's acknowledgement of a drain signal from P/drain/<zone>/ack/<consumer>.
 // Acks are not commands: a bad one is logged, not answered.
 func (l *engineLoop) ack(rc rawCommand) error {
-	parts := strings.Split(rc.topic, "/")
-	if len(parts) < 4 || parts[len(parts)-2] != "ack" {
+	tp, ok := l.enc.T.Parse(rc.topic)
+	if !ok || tp.Kind != wire.KindDrainAck {
 		return nil
 	}
-	zone, consumer := clip(parts[len(parts)-3]), clip(parts[len(parts)-1])
+	zone, consumer := clip(tp.Zone), clip(tp.Consumer)
 	if len(rc.payload) == 0 {
 		return nil // a cleared retained ack
 	}

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -156,7 +155,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// The handlers only sort and hand over: the engine loop owns everything it touches.
 	mqLog := log.With(zap.String("component", "mqtt"))
-	in := newInbox(ctx, cfg.Cutover.Consumers, operators, mqLog)
+	in := newInbox(ctx, enc.T, cfg.Cutover.Consumers, operators, mqLog)
 	mq, err := mqttx.Dial(mqttx.Options{Brokers: cfg.MQTT.Brokers, ClientID: clientID,
 		Username: cfg.MQTT.Username, Password: password,
 		CAFile: cfg.Resolve(cfg.MQTT.TLS.CAFile), CertFile: cfg.Resolve(cfg.MQTT.TLS.CertFile), KeyFile: cfg.Resolve(cfg.MQTT.TLS.KeyFile),
@@ -573,24 +572,11 @@ func (l *engineLoop) put(msgs []wire.Message) error {
 	}
 	// Logged once durable, so a log line is a promise that the message will reach the broker.
 	for _, m := range msgs {
-		switch {
-		case strings.HasSuffix(m.Topic, "/events"):
-			var ev struct {
-				EventID string    `json:"event_id"`
-				Cause   string    `json:"cause"`
-				At      time.Time `json:"at"`
-				Alarm   struct {
-					ID    string `json:"id"`
-					State string `json:"state"`
-					Stage int    `json:"stage"`
-				} `json:"alarm"`
-			}
-			_ = json.Unmarshal(m.Payload, &ev)
-			l.log.Info("alarm event", zap.String("event_id", ev.EventID), zap.String("alarm", ev.Alarm.ID), zap.String("cause", ev.Cause), zap.Time("at", ev.At),
-				zap.String("state", ev.Alarm.State), zap.Int("stage", ev.Alarm.Stage))
-		case strings.Contains(m.Topic, "/drain/"):
-			var s cutover.Signal
-			_ = json.Unmarshal(m.Payload, &s)
+		if ev := m.Event; ev != nil {
+			l.log.Info("alarm event", zap.String("event_id", ev.EventID), zap.String("alarm", ev.Alarm.ID), zap.Stringer("cause", ev.Cause),
+				zap.Time("at", ev.At), zap.Stringer("state", ev.Alarm.State), zap.Int("stage", int(ev.Alarm.Stage)))
+		}
+		if s := m.Signal; s != nil {
 			l.log.Info("drain signal", zap.String("zone", s.Zone), zap.String("action", string(s.Action)),
 				zap.String("id", s.ID), zap.Uint64("seq", s.Seq), zap.String("boot_id", s.BootID), zap.Time("at", s.IssuedAt))
 		}

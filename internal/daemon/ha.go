@@ -51,15 +51,12 @@ func newHAWatch(cfg *config.Config, version string, now time.Time) (*haWatch, er
 
 // peerStatusTopic is the peer's retained status topic.
 func peerStatusTopic(enc *wire.Encoder, peer string) string {
-	return enc.Prefix + "/node/" + peer + "/status"
+	return enc.T.Status(peer)
 }
 
 // peerStatus takes a status message of the peer.
 func (l *engineLoop) peerStatus(payload []byte) {
-	var st struct {
-		State  string `json:"state"`
-		BootID string `json:"boot_id"`
-	}
+	var st wire.StatusPayload
 	if len(payload) == 0 || json.Unmarshal(payload, &st) != nil || st.State == "" {
 		l.log.Warn("ha: peer status not understood", zap.String("peer", l.ha.peer), zap.ByteString("payload", payload))
 		return
@@ -172,7 +169,7 @@ func haSubscriptions(cfg *config.Config, enc *wire.Encoder, in *inbox) []mqttx.S
 		{Topic: peerStatusTopic(enc, cfg.HA.Peer), QoS: 1, Handle: func(topic string, payload []byte) {
 			in.protocolMsg(rawCommand{topic: topic, payload: payload, peerStatus: true})
 		}},
-		{Topic: enc.Prefix + "/drain/+", QoS: 1, Handle: func(topic string, payload []byte) {
+		{Topic: enc.T.Drain(wire.Any), QoS: 1, Handle: func(topic string, payload []byte) {
 			// Only the peer's signals are protocol; our own come back here too, and anyone who
 			// may publish on the topic could flood it.
 			var s struct {

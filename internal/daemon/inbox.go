@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +42,7 @@ type inbox struct {
 	refused  chan rawCommand
 
 	ctx       context.Context // the daemon's: a waiting handler gives up when it ends
+	topics    wire.Topics
 	consumers atomic.Pointer[map[string]bool]
 	operators atomic.Pointer[map[string]ed25519.PublicKey]
 	log       *zap.Logger
@@ -50,9 +50,9 @@ type inbox struct {
 	refusedCmds, badAcks ratelog.Log
 }
 
-func newInbox(ctx context.Context, consumers []string, operators map[string]ed25519.PublicKey, log *zap.Logger) *inbox {
+func newInbox(ctx context.Context, topics wire.Topics, consumers []string, operators map[string]ed25519.PublicKey, log *zap.Logger) *inbox {
 	in := &inbox{protocol: make(chan rawCommand, protocolQueue), commands: make(chan rawCommand, commandQueue),
-		refused: make(chan rawCommand, refusedQueue), ctx: ctx, log: log,
+		refused: make(chan rawCommand, refusedQueue), ctx: ctx, topics: topics, log: log,
 		refusedCmds: ratelog.Log{Every: 10 * time.Second, Msg: "refused operator commands dropped unanswered: too many at once"},
 		badAcks:     ratelog.Log{Every: 10 * time.Second, Msg: "drain acks refused: too large, malformed, or from a consumer not in cutover.consumers"}}
 	in.set(consumers, operators)
@@ -123,11 +123,11 @@ func (in *inbox) ack(topic string, payload []byte) {
 	if len(payload) == 0 {
 		return // a cleared retained ack
 	}
-	parts := strings.Split(topic, "/")
-	ok := len(parts) >= 4 && parts[len(parts)-2] == "ack" && len(payload) <= wire.MaxAckBytes
+	tp, ok := in.topics.Parse(topic)
+	ok = ok && tp.Kind == wire.KindDrainAck && len(payload) <= wire.MaxAckBytes
 	if ok {
-		_, err := cutover.ParseAck(payload, parts[len(parts)-3], parts[len(parts)-1])
-		ok = err == nil && (*in.consumers.Load())[parts[len(parts)-1]]
+		_, err := cutover.ParseAck(payload, tp.Zone, tp.Consumer)
+		ok = err == nil && (*in.consumers.Load())[tp.Consumer]
 	}
 	if !ok {
 		in.badAcks.Add(in.log, zap.String("example_topic", clip(topic)))

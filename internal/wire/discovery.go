@@ -71,17 +71,17 @@ type haConfig struct {
 // alarm is active), and a "problem" binary sensor per zone (on at risk stage 1 or more). States
 // come from the topics the daemon publishes anyway; availability from the device's.
 func Discovery(prefix string, e *Encoder, devices []config.Device, points func(config.Device) *config.Resolved) []Message {
-	node := strings.ReplaceAll(e.Prefix, "/", "_") + "_" + e.Instance
+	node := strings.ReplaceAll(e.T.P, "/", "_") + "_" + e.Instance
 	var out []Message
 	add := func(component, objectID string, c haConfig) {
-		m := e.msg(prefix+"/"+component+"/"+node+"/"+objectID+"/config", 1, true, true, c)
+		m := e.msg(DiscoveryConfig(prefix, component, node, objectID), 1, true, true, c)
 		m.State = true
 		out = append(out, m)
 	}
 	zones := map[string]bool{}
 	for _, d := range devices {
 		dev := haDevice{Identifiers: []string{node + "_" + d.Name}, Name: d.Name, Manufacturer: "Firebreak", Model: d.Profile}
-		avail := e.Prefix + "/dev/" + d.Name + "/availability"
+		avail := e.T.Availability(d.Name)
 		r := points(d)
 		if r == nil {
 			continue
@@ -92,7 +92,7 @@ func Discovery(prefix string, e *Encoder, devices []config.Device, points func(c
 				continue
 			}
 			id := strings.ReplaceAll(d.Name+"_"+p.Name, "-", "_")
-			c := haConfig{Name: p.Name, UniqueID: node + "_" + id, StateTopic: e.Prefix + "/dev/" + d.Name + "/telemetry",
+			c := haConfig{Name: p.Name, UniqueID: node + "_" + id, StateTopic: e.T.Telemetry(d.Name),
 				DeviceClass: cls.class, AvailabilityTopic: avail, AvailabilityTmpl: "{{ value_json.state }}", Device: dev}
 			if cls.component == "sensor" {
 				c.ValueTemplate = "{{ value_json['values']['" + p.Name + "'] }}"
@@ -108,7 +108,7 @@ func Discovery(prefix string, e *Encoder, devices []config.Device, points func(c
 			add(cls.component, id, c)
 			if det, ok := gasDetector(p.Role); ok {
 				add("binary_sensor", id+"_gas", haConfig{Name: p.Name + " gas alarm", UniqueID: node + "_" + id + "_gas",
-					StateTopic:    e.Prefix + "/alarm/" + d.Name + "." + p.Name + "." + string(det),
+					StateTopic:    e.T.Alarm(alarms.AlarmID(d.Name, p.Name, det)),
 					ValueTemplate: "{{ 'ON' if value_json.active else 'OFF' }}", PayloadOn: "ON", PayloadOff: "OFF",
 					DeviceClass: "gas", Device: dev})
 			}
@@ -122,7 +122,7 @@ func Discovery(prefix string, e *Encoder, devices []config.Device, points func(c
 		delete(zones, d.Zone)
 		id := strings.ReplaceAll(d.Zone, "-", "_") + "_risk"
 		add("binary_sensor", id, haConfig{Name: d.Zone + " battery fire risk", UniqueID: node + "_" + id,
-			StateTopic:    e.Prefix + "/risk/" + d.Zone,
+			StateTopic:    e.T.Risk(d.Zone),
 			ValueTemplate: "{{ 'ON' if value_json.zone_stage >= 1 else 'OFF' }}",
 			PayloadOn:     "ON", PayloadOff: "OFF", DeviceClass: "problem",
 			Device: haDevice{Identifiers: []string{node + "_zone_" + d.Zone}, Name: d.Zone, Manufacturer: "Firebreak", Model: "zone"}})

@@ -44,11 +44,11 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		}
 		ids[id] = true
 		state := c["state_topic"].(string)
-		if !strings.HasPrefix(state, enc.Prefix+"/") {
+		if !strings.HasPrefix(state, enc.T.P+"/") {
 			t.Fatalf("%s: state topic %s is not one the daemon publishes", m.Topic, state)
 		}
 		if strings.HasSuffix(state, "/telemetry") {
-			dev := strings.TrimSuffix(strings.TrimPrefix(state, enc.Prefix+"/dev/"), "/telemetry")
+			dev := strings.TrimSuffix(strings.TrimPrefix(state, enc.T.P+"/dev/"), "/telemetry")
 			ref := valueRef.FindStringSubmatch(c["value_template"].(string))
 			if ref == nil || !points[dev+"/"+ref[1]] {
 				t.Fatalf("%s: template %q names no point of %s", m.Topic, c["value_template"], dev)
@@ -75,7 +75,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 	}})
 	raised := map[string]bool{}
 	for _, ev := range eng.Ready().Events {
-		raised[enc.Prefix+"/alarm/"+ev.Alarm.ID] = true
+		raised[enc.T.P+"/alarm/"+ev.Alarm.ID] = true
 	}
 	if len(gasTopics) != 3 {
 		t.Fatalf("gas binary sensors on %v, want one per gas point", gasTopics)

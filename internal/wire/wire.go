@@ -26,11 +26,15 @@ type Message struct {
 	// State marks a retained current state (node status, alarm state, risk, availability): a
 	// newer message on the same topic makes it obsolete. Drain signals and events are not.
 	State bool `json:"-"`
+	// Event and Signal are what an alarm event or a drain signal says, for the daemon's log: it
+	// logs what it sent from the values, never by decoding its own payloads. Neither is stored.
+	Event  *EventPayload   `json:"-"`
+	Signal *cutover.Signal `json:"-"`
 }
 
 // Encoder numbers and stamps messages for one daemon boot.
 type Encoder struct {
-	Prefix   string // <topic_prefix>/<site>
+	T        Topics // under <topic_prefix>/<site>
 	Instance string
 	BootID   string
 	seq      uint64
@@ -38,19 +42,20 @@ type Encoder struct {
 
 // NewEncoder returns an encoder for topic prefix P = prefix/site.
 func NewEncoder(prefix, site, instance, bootID string) *Encoder {
-	return &Encoder{Prefix: prefix + "/" + site, Instance: instance, BootID: bootID}
+	return &Encoder{T: Topics{P: prefix + "/" + site}, Instance: instance, BootID: bootID}
 }
 
-type envelope struct {
+// Envelope is what every payload carries: when, from which daemon and boot, in which order.
+type Envelope struct {
 	TS       time.Time `json:"ts"`
 	Instance string    `json:"instance"`
 	BootID   string    `json:"boot_id"`
 	Seq      uint64    `json:"seq"`
 }
 
-func (e *Encoder) env(ts time.Time) envelope {
+func (e *Encoder) env(ts time.Time) Envelope {
 	e.seq++
-	return envelope{TS: ts.UTC(), Instance: e.Instance, BootID: e.BootID, Seq: e.seq}
+	return Envelope{TS: ts.UTC(), Instance: e.Instance, BootID: e.BootID, Seq: e.seq}
 }
 
 func (e *Encoder) state(topic string, v any) Message {
@@ -71,40 +76,47 @@ func (e *Encoder) msg(topic string, qos byte, retain, critical bool, v any) Mess
 
 // Status is P/node/<instance>/status (retained; the last will says offline).
 func (e *Encoder) Status(state, version string, at time.Time) Message {
-	return e.state(e.StatusTopic(), struct {
-		envelope
-		State   string `json:"state"`
-		Version string `json:"version"`
-	}{e.env(at), state, version})
+	return e.state(e.StatusTopic(), StatusPayload{e.env(at), state, version})
+}
+
+// StatusPayload is P/node/<instance>/status.
+type StatusPayload struct {
+	Envelope
+	State   string `json:"state"` // online, offline, stopping
+	Version string `json:"version"`
 }
 
 // StatusTopic is where Status goes, for the last will.
-func (e *Encoder) StatusTopic() string { return e.Prefix + "/node/" + e.Instance + "/status" }
+func (e *Encoder) StatusTopic() string { return e.T.Status(e.Instance) }
 
 // Offline is the last-will payload: it cannot carry a ts or seq of its own moment, so it carries
 // the boot's.
 func (e *Encoder) Offline(version string, at time.Time) []byte {
-	b, _ := json.Marshal(struct {
-		envelope
-		State   string `json:"state"`
-		Version string `json:"version"`
-	}{envelope{TS: at.UTC(), Instance: e.Instance, BootID: e.BootID}, "offline", version})
+	b, _ := json.Marshal(StatusPayload{Envelope{TS: at.UTC(), Instance: e.Instance, BootID: e.BootID}, "offline", version})
 	return b
 }
 
 // AlarmEvent is the retained alarm state on P/alarm/<id> and the transition on P/events.
 func (e *Encoder) AlarmEvent(ev alarms.AlarmEvent) []Message {
-	state := e.state(e.Prefix+"/alarm/"+ev.Alarm.ID, struct {
-		envelope
-		alarms.Alarm
-	}{e.env(ev.At), ev.Alarm})
+	state := e.state(e.T.Alarm(ev.Alarm.ID), AlarmPayload{e.env(ev.At), ev.Alarm})
 	env := e.env(ev.At)
-	event := e.msg(e.Prefix+"/events", 1, false, true, struct {
-		envelope
-		EventID string `json:"event_id"`
-		alarms.AlarmEvent
-	}{env, fmt.Sprintf("%s.%s.%d", e.Instance, e.BootID, env.Seq), ev})
+	p := EventPayload{env, fmt.Sprintf("%s.%s.%d", e.Instance, e.BootID, env.Seq), ev}
+	event := e.msg(e.T.Events(), 1, false, true, p)
+	event.Event = &p
 	return []Message{state, event}
+}
+
+// AlarmPayload is P/alarm/<id>, an alarm's retained state.
+type AlarmPayload struct {
+	Envelope
+	alarms.Alarm
+}
+
+// EventPayload is one transition on P/events.
+type EventPayload struct {
+	Envelope
+	EventID string `json:"event_id"` // <instance>.<boot_id>.<seq>: unique across boots and HA peers
+	alarms.AlarmEvent
 }
 
 // Risk is P/risk/<zone> (retained); rack changes go out on the same topic as part of the zone's
@@ -115,19 +127,23 @@ func (e *Encoder) Risk(rc alarms.RiskChange, zoneStage alarms.Stage, racks map[s
 	for k, v := range racks {
 		rs[k] = int(v)
 	}
-	return e.state(e.Prefix+"/risk/"+rc.Zone, struct {
-		envelope
-		Scope    string            `json:"scope"`
-		Name     string            `json:"name"`
-		Stage    int               `json:"stage"`
-		StageNm  string            `json:"stage_name"`
-		From     int               `json:"from"`
-		ZoneStg  int               `json:"zone_stage"`
-		Since    time.Time         `json:"since"`
-		Reason   string            `json:"reason"`
-		Evidence []alarms.Evidence `json:"evidence"`
-		Racks    map[string]int    `json:"racks"`
-	}{e.env(rc.At), rc.Scope.String(), rc.Name, int(rc.To), rc.To.String(), int(rc.From), int(zoneStage), rc.Since.UTC(), rc.Reason, nonNil(rc.Evidence), rs})
+	return e.state(e.T.Risk(rc.Zone), RiskPayload{e.env(rc.At), rc.Scope.String(), rc.Name, int(rc.To), rc.To.String(),
+		int(rc.From), int(zoneStage), rc.Since.UTC(), rc.Reason, nonNil(rc.Evidence), rs})
+}
+
+// RiskPayload is P/risk/<zone>: a rack's or the zone's stage change, and every rack's stage.
+type RiskPayload struct {
+	Envelope
+	Scope     string            `json:"scope"` // rack or zone
+	Name      string            `json:"name"`
+	Stage     int               `json:"stage"`
+	StageName string            `json:"stage_name"`
+	From      int               `json:"from"`
+	ZoneStage int               `json:"zone_stage"`
+	Since     time.Time         `json:"since"`
+	Reason    string            `json:"reason"`
+	Evidence  []alarms.Evidence `json:"evidence"`
+	Racks     map[string]int    `json:"racks"`
 }
 
 func nonNil(e []alarms.Evidence) []alarms.Evidence {
@@ -139,20 +155,25 @@ func nonNil(e []alarms.Evidence) []alarms.Evidence {
 
 // Drain is P/drain/<zone> (retained): the signed signal as it is, envelope fields included.
 func (e *Encoder) Drain(s cutover.Signal) Message {
-	return e.msg(e.Prefix+"/drain/"+s.Zone, 1, true, true, s)
+	m := e.msg(e.T.Drain(s.Zone), 1, true, true, s)
+	m.Signal = &s
+	return m
 }
 
 // DrainProgress is P/drain/<zone>/status (retained): each consumer's acknowledgement of the zone's
 // current signal, and how long the drain took.
 func (e *Encoder) DrainProgress(pr cutover.Progress, at time.Time) Message {
-	return e.state(e.Prefix+"/drain/"+pr.Zone+"/status", struct {
-		envelope
-		cutover.Progress
-	}{e.env(at), pr})
+	return e.state(e.T.DrainStatus(pr.Zone), DrainProgressPayload{e.env(at), pr})
+}
+
+// DrainProgressPayload is P/drain/<zone>/status.
+type DrainProgressPayload struct {
+	Envelope
+	cutover.Progress
 }
 
 // DrainTopic is where a zone's signals go.
-func (e *Encoder) DrainTopic(zone string) string { return e.Prefix + "/drain/" + zone }
+func (e *Encoder) DrainTopic(zone string) string { return e.T.Drain(zone) }
 
 // Availability is P/dev/<device>/availability (retained).
 func (e *Encoder) Availability(device string, online bool, since time.Time, lastErr string, at time.Time) Message {
@@ -160,12 +181,24 @@ func (e *Encoder) Availability(device string, online bool, since time.Time, last
 	if online {
 		st = "online"
 	}
-	return e.state(e.Prefix+"/dev/"+device+"/availability", struct {
-		envelope
-		State     string    `json:"state"`
-		Since     time.Time `json:"since"`
-		LastError string    `json:"last_error,omitempty"`
-	}{e.env(at), st, since.UTC(), lastErr})
+	return e.state(e.T.Availability(device), AvailabilityPayload{e.env(at), st, since.UTC(), lastErr})
+}
+
+// AvailabilityPayload is P/dev/<device>/availability.
+type AvailabilityPayload struct {
+	Envelope
+	State     string    `json:"state"` // online or offline
+	Since     time.Time `json:"since"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// TelemetryPayload is P/dev/<device>/telemetry, for readers (Telemetry writes it by hand): a
+// value per point whose quality is good (a number, or a string for string points), and every
+// point's quality.
+type TelemetryPayload struct {
+	Envelope
+	Values  map[string]any    `json:"values"`
+	Quality map[string]string `json:"quality"`
 }
 
 // Telemetry is P/dev/<device>/telemetry (QoS 0): values only where the quality is good, so that
@@ -212,7 +245,7 @@ func (e *Encoder) Telemetry(b sample.Batch) Message {
 		buf = append(buf, '"')
 	}
 	buf = append(buf, "}}"...)
-	return Message{Topic: e.Prefix + "/dev/" + b.Device + "/telemetry", QoS: 0, Payload: buf}
+	return Message{Topic: e.T.Telemetry(b.Device), QoS: 0, Payload: buf}
 }
 
 // appendJSONString appends s as a JSON string: directly when it is plain printable ASCII (point
@@ -251,14 +284,17 @@ type CommandResult struct {
 
 // Result encodes a command result (QoS 1, not retained, never dropped).
 func (e *Encoder) Result(r CommandResult, at time.Time) Message {
-	return e.msg(e.Prefix+"/cmd/result/"+e.Instance, 1, false, true, struct {
-		envelope
-		CommandResult
-	}{e.env(at), r})
+	return e.msg(e.T.CommandResult(e.Instance), 1, false, true, ResultPayload{e.env(at), r})
+}
+
+// ResultPayload is P/cmd/result/<instance>.
+type ResultPayload struct {
+	Envelope
+	CommandResult
 }
 
 // AckTopic is the filter for every consumer's acks of every zone's signals.
-func (e *Encoder) AckTopic() string { return e.Prefix + "/drain/+/ack/+" }
+func (e *Encoder) AckTopic() string { return e.T.DrainAck(Any, Any) }
 
 // CommandTopic is the filter a daemon subscribes to for its commands (one level per verb).
-func (e *Encoder) CommandTopic() string { return e.Prefix + "/cmd/" + e.Instance + "/+" }
+func (e *Encoder) CommandTopic() string { return e.T.Command(e.Instance, Any) }
