@@ -1,11 +1,9 @@
 package alarms
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/scripttest"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of alarms/testdata/*.txt from what the engine does")
@@ -32,7 +31,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of alarms
 //	tick | advance DURATION
 //	loop N STEP                                             the rest of the case N times, advancing
 //	                                                        STEP and ticking after each
-//	ack|unshelve|remove|restore ID   shelve ID DURATION
+//	ack|unshelve|out_of_service|return_to_service ID   shelve ID DURATION
 //	stage                                                   zone and rack stages
 //
 // Output: every alarm event ("event ID CAUSE FROM->TO stage=S active=B") and risk change ("risk
@@ -48,83 +47,9 @@ func TestScripts(t *testing.T) {
 	}
 }
 
-type scriptCase struct {
-	preamble []string // comments and blank lines before the case
-	input    []string
-	expected string
-	line     int
-}
-
-func parseScript(t *testing.T, path string) []scriptCase {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []scriptCase
-	var pre, exp []string
-	var cur *scriptCase
-	inExpected := false
-	finish := func() {
-		cur.expected = strings.Join(exp, "\n")
-		cases = append(cases, *cur)
-		cur, inExpected, exp = nil, false, nil
-	}
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		switch {
-		case cur == nil && (strings.HasPrefix(line, "#") || strings.TrimSpace(line) == ""):
-			pre = append(pre, line)
-		case cur == nil:
-			cur = &scriptCase{preamble: pre, input: []string{line}, line: n}
-			pre = nil
-		case !inExpected && line == "----":
-			inExpected = true
-		case !inExpected:
-			cur.input = append(cur.input, line)
-		case strings.TrimSpace(line) == "":
-			finish()
-			pre = []string{""}
-		default:
-			exp = append(exp, line)
-		}
-	}
-	if cur != nil {
-		if !inExpected {
-			t.Fatalf("%s:%d: case without ----", path, cur.line)
-		}
-		finish()
-	}
-	return cases
-}
-
 func runScript(t *testing.T, path string) {
-	cases := parseScript(t, path)
 	s := &script{t: t, now: time.Date(2022, 10, 15, 15, 0, 0, 0, time.UTC)}
-	var out strings.Builder
-	for _, c := range cases {
-		got := s.run(path, c)
-		if *rewrite {
-			for _, p := range c.preamble {
-				out.WriteString(p + "\n")
-			}
-			out.WriteString(strings.Join(c.input, "\n") + "\n----\n")
-			if got != "" {
-				out.WriteString(got + "\n")
-			}
-			continue
-		}
-		if got != c.expected {
-			t.Errorf("%s:%d: %s\n--- got:\n%s\n--- want:\n%s", path, c.line, c.input[0], got, c.expected)
-		}
-	}
-	if *rewrite {
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scripttest.Run(t, path, *rewrite, func(c scripttest.Case) string { return s.run(path, c) })
 }
 
 type script struct {
@@ -137,10 +62,10 @@ type script struct {
 	out       []string
 }
 
-func (s *script) run(path string, c scriptCase) string {
+func (s *script) run(path string, c scripttest.Case) string {
 	s.out = nil
 	s.caseStart = s.now
-	in := c.input
+	in := c.Input
 	for i := 0; i < len(in); i++ {
 		f := strings.Fields(in[i])
 		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
@@ -148,17 +73,17 @@ func (s *script) run(path string, c scriptCase) string {
 		}
 		if f[0] == "loop" {
 			if len(f) != 3 {
-				s.t.Fatalf("%s:%d: loop N STEP", path, c.line+i)
+				s.t.Fatalf("%s:%d: loop N STEP", path, c.Line+i)
 			}
 			n, _ := strconv.Atoi(f[1])
 			step, err := time.ParseDuration(f[2])
 			if err != nil || n < 1 {
-				s.t.Fatalf("%s:%d: loop N STEP: %v", path, c.line+i, err)
+				s.t.Fatalf("%s:%d: loop N STEP: %v", path, c.Line+i, err)
 			}
 			body := in[i+1:]
 			for k := 0; k < n; k++ {
 				for _, b := range body {
-					s.do(path, c.line+i, strings.Fields(b))
+					s.do(path, c.Line+i, strings.Fields(b))
 				}
 				s.now = s.now.Add(step)
 				s.e.Tick(s.now)
@@ -166,7 +91,7 @@ func (s *script) run(path string, c scriptCase) string {
 			}
 			break
 		}
-		s.do(path, c.line+i, f)
+		s.do(path, c.Line+i, f)
 	}
 	return strings.Join(s.out, "\n")
 }

@@ -226,11 +226,7 @@ func (e *Engine) Step(b sample.Batch) {
 	e.peers(d, b.At)
 	e.voltages(d, b.At)
 	if _, isRack := e.racks[d.info.Name]; !isRack && d.isRack() {
-		r := &scopeState{scope: ScopeRack, name: d.info.Name, zone: d.info.Zone}
-		e.racks[d.info.Name] = r
-		i, _ := slices.BinarySearch(e.rackNames, d.info.Name)
-		e.rackNames = slices.Insert(e.rackNames, i, d.info.Name)
-		e.rackList = slices.Insert(e.rackList, i, r)
+		e.rack(d)
 	}
 	e.lifecycleTick(b.At)
 	e.restage(b.At)
@@ -277,6 +273,19 @@ func (e *Engine) touch(now time.Time) {
 	if e.started.IsZero() {
 		e.started = now
 	}
+}
+
+// rack is a device's rack scope, made when the device first shows that it is a rack.
+func (e *Engine) rack(d *devState) *scopeState {
+	if r := e.racks[d.info.Name]; r != nil {
+		return r
+	}
+	r := &scopeState{scope: ScopeRack, name: d.info.Name, zone: d.info.Zone}
+	e.racks[d.info.Name] = r
+	i, _ := slices.BinarySearch(e.rackNames, d.info.Name)
+	e.rackNames = slices.Insert(e.rackNames, i, d.info.Name)
+	e.rackList = slices.Insert(e.rackList, i, r)
+	return r
 }
 
 func (d *devState) isRack() bool {

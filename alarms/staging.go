@@ -134,9 +134,67 @@ func (e *Engine) apply(s *scopeState, conds, gas []*cond, now time.Time) {
 			reason = fmt.Sprintf("no evidence above %s for %s", target, e.th.StageHold)
 		}
 	}
-	e.ready.Risk = append(e.ready.Risk, RiskChange{Scope: s.scope, Name: s.name, Zone: s.zone, From: s.stage,
-		To: target, At: now, Since: now, Reason: reason, Evidence: ev})
+	rc := RiskChange{Scope: s.scope, Name: s.name, Zone: s.zone, From: s.stage,
+		To: target, At: now, Since: now, Reason: reason, Evidence: ev}
 	s.stage, s.since, s.lowerSince = target, now, time.Time{}
+	rc.ZoneStage, rc.Racks = e.picture(s.zone)
+	e.ready.Risk = append(e.ready.Risk, rc)
+}
+
+// picture is a zone's stage and its racks' stages, as they stand.
+func (e *Engine) picture(zone string) (Stage, map[string]Stage) {
+	var zs Stage
+	if z := e.zones[zone]; z != nil {
+		zs = z.stage
+	}
+	racks := map[string]Stage{}
+	for _, r := range e.rackList {
+		if r.zone == zone {
+			racks[r.name] = r.stage
+		}
+	}
+	return zs, racks
+}
+
+// Stages is every zone's and rack's stage: what a reload carries from one engine to the next,
+// so that the new one goes on from where the old one stood.
+type Stages struct {
+	Zones map[string]Stage
+	Racks map[string]Stage
+}
+
+// Stages returns every zone's and rack's present stage.
+func (e *Engine) Stages() Stages {
+	s := Stages{Zones: map[string]Stage{}, Racks: map[string]Stage{}}
+	for n, z := range e.zones {
+		s.Zones[n] = z.stage
+	}
+	for n, r := range e.racks {
+		s.Racks[n] = r.stage
+	}
+	return s
+}
+
+// ZoneStages is every zone's present stage.
+func (e *Engine) ZoneStages() map[string]Stage { return e.Stages().Zones }
+
+// RestoreStages takes the stages of an engine this one replaces (a reload), at now: zones and
+// racks it also has go on at their stage, and fall only after StageHold without the evidence,
+// as they would have in the old engine.
+func (e *Engine) RestoreStages(s Stages, now time.Time) {
+	for n, st := range s.Zones {
+		if z := e.zones[n]; z != nil {
+			z.stage, z.since = st, now
+		}
+	}
+	for n, st := range s.Racks {
+		d := e.devices[n]
+		if d == nil || st == StageNormal {
+			continue
+		}
+		r := e.rack(d)
+		r.stage, r.since = st, now
+	}
 }
 
 // assess is DESIGN's staging rule over a scope's active conditions: the highest single signal,

@@ -105,6 +105,11 @@ type RiskChange struct {
 	Since    time.Time // when the new stage began (== At)
 	Reason   string
 	Evidence []Evidence
+	// ZoneStage is the zone's stage once this change is made (a rack's change comes before its
+	// zone's), and Racks every known rack of the zone with its stage then: the whole picture, so
+	// that a retained P/risk/<zone> never needs an earlier message to be read.
+	ZoneStage Stage
+	Racks     map[string]Stage
 }
 
 // AlarmState is the ISA-18.2 state of an alarm.

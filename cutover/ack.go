@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/firebreak-dc/firebreak/alarms"
+	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
 // AckStatus is a consumer's progress on a drain signal.
@@ -177,7 +178,7 @@ func (p *Planner) overdue(zs *zoneState, now time.Time) bool {
 
 func (p *Planner) escalate(zs *zoneState, consumer, kind string, st alarms.Stage, text string, now time.Time) {
 	zs.consumers[consumer].escalated[kind] = st != alarms.StageNormal
-	p.escalations = append(p.escalations, Escalation{Zone: zs.z.Name, Consumer: consumer, Kind: kind, Stage: st, Text: text, At: now})
+	p.ready.Escalations = append(p.ready.Escalations, Escalation{Zone: zs.z.Name, Consumer: consumer, Kind: kind, Stage: st, Text: text, At: now})
 }
 
 // report records the zone's progress for publishing.
@@ -187,7 +188,31 @@ func (p *Planner) report(zs *zoneState) {
 	for name, cs := range zs.consumers {
 		pr.Consumers[name] = cs.ConsumerProgress
 	}
-	p.progress = append(p.progress, pr)
+	p.ready.Progress = append(p.ready.Progress, pr)
+}
+
+// StepUPS takes a poll of one of the zone's UPSs: a good reading of its ups_on_battery point (and
+// of ups_runtime_s, if it has one) goes to StepPower. A failed poll, or one with no good
+// on-battery reading, changes nothing: the last word stands.
+func (p *Planner) StepUPS(zone string, b sample.Batch) {
+	if b.Err != nil {
+		return
+	}
+	on, runtime, seen := false, time.Duration(0), false
+	for _, s := range b.Samples {
+		if s.Quality != sample.Good {
+			continue
+		}
+		switch s.Role {
+		case sample.UPSOnBattery:
+			on, seen = s.Value != 0, true
+		case sample.UPSRuntime:
+			runtime = time.Duration(s.Value * float64(time.Second))
+		}
+	}
+	if seen {
+		p.StepPower(zone, b.Device, on, runtime, b.At)
+	}
 }
 
 // StepPower takes a UPS reading of a zone: on battery, its runtime bounds power_loss_eta_s.

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/firebreak-dc/firebreak/alarms"
 )
 
 func signed(t *testing.T, c Command, key ed25519.PrivateKey) []byte {
@@ -69,68 +67,5 @@ func TestVerifyCommand(t *testing.T) {
 				t.Fatalf("shelve for %s", c.ShelveFor())
 			}
 		})
-	}
-}
-
-func TestManualDrainOnlyEscalates(t *testing.T) {
-	t.Parallel()
-	p := planner()
-	if err := p.Manual("nowhere", Drain, "alice", "", t0); !errors.Is(err, ErrUnknownZone) {
-		t.Fatalf("unknown zone: %v", err)
-	}
-	if err := p.Manual("b3", Drain, "alice", "smell of burning", t0); err != nil {
-		t.Fatal(err)
-	}
-	s := p.Ready()
-	if len(s) != 1 || s[0].Action != Drain || s[0].Reason != "manual drain by alice: smell of burning" || s[0].Episode == "" {
-		t.Fatalf("signals %+v", s)
-	}
-	p.Advance()
-	if err := p.Manual("b3", Prepare, "alice", "", t0); !errors.Is(err, ErrNoEscalate) {
-		t.Fatalf("a weaker manual action: %v", err)
-	}
-	// A detected stage-4 still escalates a manual drain, in the same episode.
-	p.StepRisk(zoneTo(alarms.StageFire, t0.Add(time.Minute)))
-	if s2 := p.Ready(); len(s2) != 1 || s2[0].Action != Evacuate || s2[0].Episode != s[0].Episode {
-		t.Fatalf("escalation %+v", s2)
-	}
-}
-
-func TestCancelOnlyAfterStageZeroHeld(t *testing.T) {
-	t.Parallel()
-	p := NewPlanner(Options{Site: "s", Instance: "i", Heartbeat: 10 * time.Second, Validity: time.Minute,
-		FireToPowerCut: time.Hour, CancelHold: 10 * time.Minute}, []Zone{{Name: "b3"}})
-	if err := p.Cancel("b3", "alice", "", t0); !errors.Is(err, ErrNotActive) {
-		t.Fatalf("cancel with nothing active: %v", err)
-	}
-	p.StepRisk(zoneTo(alarms.StageCritical, t0))
-	p.Advance()
-	if err := p.Cancel("b3", "alice", "", t0.Add(time.Hour)); !errors.Is(err, ErrNotHeld) {
-		t.Fatalf("cancel at stage 3: %v", err)
-	}
-	p.StepRisk(zoneTo(alarms.StageNormal, t0.Add(20*time.Minute)))
-	err := p.Cancel("b3", "alice", "", t0.Add(25*time.Minute))
-	if !errors.Is(err, ErrNotHeld) || !strings.Contains(err.Error(), "5m0s of cutover.cancel_hold 10m0s") {
-		t.Fatalf("cancel 5 min into the hold: %v", err)
-	}
-	p.StepRisk(zoneTo(alarms.StageWatch, t0.Add(26*time.Minute)))
-	p.StepRisk(zoneTo(alarms.StageNormal, t0.Add(27*time.Minute)))
-	if err := p.Cancel("b3", "alice", "", t0.Add(31*time.Minute)); !errors.Is(err, ErrNotHeld) {
-		t.Fatalf("the hold restarts when the stage rises again: %v", err)
-	}
-	if err := p.Cancel("b3", "alice", "all clear", t0.Add(37*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	s := p.Ready()
-	if len(s) != 1 || s[0].Action != Cancel || s[0].Reason != "cancelled by alice: all clear" {
-		t.Fatalf("cancel signal %+v", s)
-	}
-	p.Advance()
-	if p.Active("b3") != "" {
-		t.Fatal("the zone is still active after cancel")
-	}
-	p.Tick(t0.Add(time.Hour))
-	if len(p.Ready()) != 0 {
-		t.Fatal("a cancelled zone keeps sending heartbeats")
 	}
 }

@@ -82,12 +82,23 @@ type upsState struct {
 // Planner is the pure drain planner: zone risk changes and ticks in, signals out (Ready), the
 // caller signs, persists the seq, publishes, then Advances.
 type Planner struct {
-	o           Options
-	zones       map[string]*zoneState
-	seq         uint64
-	ready       []Signal
-	escalations []Escalation
-	progress    []Progress
+	o     Options
+	zones map[string]*zoneState
+	seq   uint64
+	ready Ready
+}
+
+// Ready is what the caller must now perform, in order: sign each signal (its seq durable first)
+// and publish it, raise or clear each escalation's alarm, publish each zone's progress.
+type Ready struct {
+	Signals     []Signal
+	Escalations []Escalation // alarms about consumers: no ack in time, a failed drain
+	Progress    []Progress   // zones whose consumers' acknowledgements changed
+}
+
+// Empty says there is nothing to perform.
+func (r Ready) Empty() bool {
+	return len(r.Signals) == 0 && len(r.Escalations) == 0 && len(r.Progress) == 0
 }
 
 // NewPlanner returns a planner for the zones.
@@ -317,7 +328,7 @@ func (p *Planner) emit(zs *zoneState, now time.Time) {
 	}
 	eta = max(eta, 0)
 	ev := append([]EvidenceItem{}, zs.evidence...)
-	p.ready = append(p.ready, Signal{
+	p.ready.Signals = append(p.ready.Signals, Signal{
 		V: 1, ID: zs.episode + "." + string(zs.action), Episode: zs.episode, Site: p.o.Site, Zone: zs.z.Name,
 		Action: zs.action, Stage: int(zs.stage), Domains: append([]string{}, zs.z.Domains...),
 		Targets: append([]string{}, zs.z.Targets...), Reason: zs.reason, Evidence: ev,
@@ -326,17 +337,11 @@ func (p *Planner) emit(zs *zoneState, now time.Time) {
 	})
 }
 
-// Ready returns the signals to sign and publish, in order.
-func (p *Planner) Ready() []Signal { return p.ready }
+// Ready returns what changed since the last Advance.
+func (p *Planner) Ready() Ready { return p.ready }
 
-// Escalations returns the alarms to raise or clear about consumers, in order.
-func (p *Planner) Escalations() []Escalation { return p.escalations }
-
-// Progress returns the zones whose drain progress changed.
-func (p *Planner) Progress() []Progress { return p.progress }
-
-// Advance acknowledges the last Ready, Escalations and Progress.
-func (p *Planner) Advance() { p.ready, p.escalations, p.progress = nil, nil, nil }
+// Advance acknowledges that the last Ready was performed.
+func (p *Planner) Advance() { p.ready = Ready{} }
 
 // Seq is the last seq issued.
 func (p *Planner) Seq() uint64 { return p.seq }

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"time"
 
@@ -172,17 +171,8 @@ func Verify(payload []byte, pub ed25519.PublicKey, now time.Time) (Signal, error
 	return s, nil
 }
 
-// LoadKey reads an Ed25519 private key: PEM PKCS#8 (openssl genpkey -algorithm ed25519) or a
-// base64 32-byte seed.
-func LoadKey(path string) (ed25519.PrivateKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
-	}
-	return ParseKey(data)
-}
-
-// ParseKey is LoadKey on bytes.
+// ParseKey reads an Ed25519 private key: PEM PKCS#8 (openssl genpkey -algorithm ed25519) or a
+// base64 32-byte seed. Reading the file is the caller's (internal/secrets): cutover does no I/O.
 func ParseKey(data []byte) (ed25519.PrivateKey, error) {
 	if blk, _ := pem.Decode(data); blk != nil {
 		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)

@@ -15,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/secrets"
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
@@ -77,7 +78,7 @@ func cmdCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usagef("command: -%s is required", name)
 		}
 	}
-	key, err := cutover.LoadKey(*keyFile)
+	key, err := secrets.SigningKey(*keyFile)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
+	"github.com/firebreak-dc/firebreak/internal/secrets"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 )
 
@@ -110,7 +111,7 @@ func (r *stateRun) stop(t *testing.T) {
 
 func pubOf(t *testing.T, path string) ed25519.PublicKey {
 	t.Helper()
-	k, err := cutover.LoadKey(path)
+	k, err := secrets.SigningKey(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/durable"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
 	"github.com/firebreak-dc/firebreak/internal/ratelog"
+	"github.com/firebreak-dc/firebreak/internal/secrets"
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
@@ -144,13 +145,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.recv = cutover.Receiver{Keys: a.cfg.keys(), LastSeq: a.st.LastSeq}
-	password := os.Getenv("FIREBREAK_AGENT_MQTT_PASSWORD")
-	if a.cfg.PasswordFile != "" {
-		b, err := os.ReadFile(a.cfg.resolve(a.cfg.PasswordFile))
-		if err != nil {
-			return fmt.Errorf("password_file: %w", err)
-		}
-		password = strings.TrimSpace(string(b))
+	password, err := secrets.Read(a.cfg.resolve(a.cfg.PasswordFile), "FIREBREAK_AGENT_MQTT_PASSWORD")
+	if err != nil {
+		return fmt.Errorf("password_file: %w", err)
 	}
 	in := make(chan inbound, 256)
 	keys := cutover.Receiver{Keys: a.cfg.keys()} // read-only: the handlers only verify
@@ -414,12 +411,12 @@ func (a *Agent) startWebhook(ctx context.Context, g *errgroup.Group, r *record, 
 	}
 	token := ""
 	if act.Webhook.TokenFile != "" {
-		b, err := os.ReadFile(a.cfg.resolve(act.Webhook.TokenFile))
+		t, err := secrets.Read(a.cfg.resolve(act.Webhook.TokenFile), "")
 		if err != nil {
 			rn.Done, rn.Detail = true, fmt.Sprintf("%s: token_file: %v", act.Name, err)
 			return
 		}
-		token = strings.TrimSpace(string(b))
+		token = t
 	}
 	id, name, url, timeout := r.ID, act.Name, act.Webhook.URL, act.Webhook.Timeout
 	g.Go(func() error {

@@ -12,11 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/firebreak-dc/firebreak/internal/relpath"
 	"gopkg.in/yaml.v3"
 )
 
@@ -151,12 +151,7 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 }
 
 // resolve makes a path relative to the config file absolute.
-func (c *Config) resolve(p string) string {
-	if p == "" || filepath.IsAbs(p) || c.File == "" {
-		return p
-	}
-	return filepath.Join(filepath.Dir(c.File), p)
-}
+func (c *Config) resolve(p string) string { return relpath.Resolve(c.File, p) }
 
 func (c *Config) keys() []ed25519.PublicKey {
 	var out []ed25519.PublicKey

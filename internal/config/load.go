@@ -25,6 +25,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/firebreak-dc/firebreak/configs"
+	"github.com/firebreak-dc/firebreak/internal/relpath"
 )
 
 // Load reads, decodes strictly, fills defaults, loads profiles and validates the config at path.
@@ -130,10 +131,7 @@ func (cfg *Config) loadProfiles(c *collector) {
 		cfg.addProfileFile(data, "(built-in) configs/"+name, c)
 	}
 	if cfg.ProfilesDir != "" {
-		dir := cfg.ProfilesDir
-		if !filepath.IsAbs(dir) && cfg.File != "" {
-			dir = filepath.Join(filepath.Dir(cfg.File), dir)
-		}
+		dir := cfg.Resolve(cfg.ProfilesDir)
 		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 		if err == nil && len(files) == 0 {
 			if _, statErr := os.Stat(dir); statErr != nil {
@@ -290,12 +288,7 @@ func (cfg *Config) fileReadable(c *collector, path, file string) {
 }
 
 // Resolve makes a config-relative path absolute ("" stays "").
-func (cfg *Config) Resolve(path string) string {
-	if path == "" || filepath.IsAbs(path) || cfg.File == "" {
-		return path
-	}
-	return filepath.Join(filepath.Dir(cfg.File), path)
-}
+func (cfg *Config) Resolve(path string) string { return relpath.Resolve(cfg.File, path) }
 
 func (cfg *Config) validate(c *collector) {
 	if !siteName(cfg.Site) {

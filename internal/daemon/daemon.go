@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,6 +30,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
 	"github.com/firebreak-dc/firebreak/internal/outbox"
 	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/secrets"
 	"github.com/firebreak-dc/firebreak/internal/trace"
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
@@ -341,16 +341,9 @@ func operatorKeys(cfg *config.Config) (map[string]ed25519.PublicKey, error) {
 	return out, nil
 }
 
-// readSecret reads a secret from a file (trimmed), else from the environment variable.
+// readSecret reads a secret from a file named in the config, else from the environment variable.
 func readSecret(cfg *config.Config, file, env string) (string, error) {
-	if file == "" {
-		return os.Getenv(env), nil
-	}
-	b, err := os.ReadFile(cfg.Resolve(file))
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
+	return secrets.Read(cfg.Resolve(file), env)
 }
 
 // build plans every device and makes the pollers: one per connection, or max_in_flight.
@@ -607,17 +600,9 @@ func newSink(cfg *config.Config, log *zap.Logger) (*influx.Sink, error) {
 	if cfg.Influx.URL == "" {
 		return nil, nil
 	}
-	token := os.Getenv("FIREBREAK_INFLUX_TOKEN")
-	if cfg.Influx.TokenFile != "" {
-		path := cfg.Influx.TokenFile
-		if !filepath.IsAbs(path) && cfg.File != "" {
-			path = filepath.Join(filepath.Dir(cfg.File), path)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("influx.token_file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
+	token, err := readSecret(cfg, cfg.Influx.TokenFile, "FIREBREAK_INFLUX_TOKEN")
+	if err != nil {
+		return nil, fmt.Errorf("influx.token_file: %w", err)
 	}
 	return influx.New(influx.Options{URL: cfg.Influx.URL, Token: token, Bucket: cfg.Influx.Bucket, Org: cfg.Influx.Org, Site: cfg.Site},
 		log.With(zap.String("component", "influx"))), nil
@@ -628,7 +613,7 @@ func newSink(cfg *config.Config, log *zap.Logger) (*influx.Sink, error) {
 func LoadOrCreateKey(cfg *config.Config) (ed25519.PrivateKey, bool, error) {
 	if cfg.Cutover.SigningKeyFile != "" {
 		path := cfg.Resolve(cfg.Cutover.SigningKeyFile)
-		k, err := cutover.LoadKey(path)
+		k, err := secrets.SigningKey(path)
 		if err != nil {
 			return nil, false, fmt.Errorf("cutover.signing_key_file %s: %w", path, err)
 		}
@@ -636,7 +621,7 @@ func LoadOrCreateKey(cfg *config.Config) (ed25519.PrivateKey, bool, error) {
 	}
 	// A key file that exists but cannot be read is never replaced: the consumers know its key.
 	path := filepath.Join(cfg.StateDir, fileKey)
-	if k, err := cutover.LoadKey(path); err == nil {
+	if k, err := secrets.SigningKey(path); err == nil {
 		return k, false, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, false, fmt.Errorf("%s: %w (it is left as it is)", path, err)

@@ -25,8 +25,6 @@ type Pipeline struct {
 	persistSeq func(uint64) error
 	persistAlm func(alarms.Snapshot) error
 	persistPln func(cutover.PlannerState) error
-	racks      map[string]map[string]alarms.Stage
-	zones      map[string]alarms.Stage
 	upsZone    map[string]string // UPS device → its zone, for power_loss_eta_s
 	maxShelve  time.Duration
 	// OnRisk, if set, sees every risk change (the daemon logs them).
@@ -107,8 +105,6 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 		persistSeq: persist,
 		persistAlm: o.PersistAlarms,
 		persistPln: o.PersistPlanner,
-		racks:      map[string]map[string]alarms.Stage{},
-		zones:      map[string]alarms.Stage{},
 	}
 }
 
@@ -140,22 +136,8 @@ func upsZones(cfg *config.Config) map[string]string {
 // Step feeds one device poll.
 func (p *Pipeline) Step(b sample.Batch) ([]wire.Message, error) {
 	p.eng.Step(b)
-	if zone, ok := p.upsZone[b.Device]; ok && b.Err == nil {
-		on, runtime, seen := false, time.Duration(0), false
-		for _, s := range b.Samples {
-			if s.Quality != sample.Good {
-				continue
-			}
-			switch s.Role {
-			case sample.UPSOnBattery:
-				on, seen = s.Value != 0, true
-			case sample.UPSRuntime:
-				runtime = time.Duration(s.Value * float64(time.Second))
-			}
-		}
-		if seen {
-			p.plan.StepPower(zone, b.Device, on, runtime, b.At)
-		}
+	if zone, ok := p.upsZone[b.Device]; ok {
+		p.plan.StepUPS(zone, b)
 	}
 	return p.flush()
 }
@@ -203,14 +185,40 @@ func (p *Pipeline) Command(c cutover.Command, now time.Time) ([]wire.Message, er
 	return p.flush()
 }
 
-// flush performs the engine's and the planner's Ready, in order: alarm events, risk, drains,
-// then the alarms the drain protocol raised about its consumers, and the drain progress.
+// flush performs one Ready of each core. The engine's risk changes go to the planner first, and
+// the planner's escalations (a consumer that did not acknowledge, a failed drain) into the alarm
+// book, so one engine Ready holds every alarm event of the cycle: the alarm state is made durable
+// once, then the messages go in order: alarm events, risk, drain signals (each seq durable before
+// its signal), drain progress.
 func (p *Pipeline) flush() ([]wire.Message, error) {
-	var out []wire.Message
-	if err := p.flushEngine(&out); err != nil {
-		return nil, err
+	if !p.eng.HasReady() && p.plan.Ready().Empty() {
+		return nil, nil
 	}
-	for _, s := range p.plan.Ready() {
+	for _, rc := range p.eng.Ready().Risk {
+		p.plan.StepRisk(rc)
+	}
+	prd := p.plan.Ready()
+	for _, e := range prd.Escalations {
+		p.eng.Protocol(e.Source(), e.Kind, e.Zone, e.Stage, e.Text, e.At)
+	}
+	rd := p.eng.Ready()
+	if len(rd.Events) > 0 && p.persistAlm != nil {
+		if err := p.persistAlm(p.eng.Snapshot()); err != nil {
+			return nil, fmt.Errorf("persist alarm state: %w", err)
+		}
+	}
+	var out []wire.Message
+	for _, ev := range rd.Events {
+		out = append(out, p.enc.AlarmEvent(ev)...)
+	}
+	for _, rc := range rd.Risk {
+		out = append(out, p.enc.Risk(rc))
+		if p.OnRisk != nil {
+			p.OnRisk(rc)
+		}
+	}
+	p.eng.Advance()
+	for _, s := range prd.Signals {
 		// The seq is durable before the signal leaves, so a restart never reuses one.
 		if err := p.persistSeq(s.Seq); err != nil {
 			return out, err
@@ -223,20 +231,13 @@ func (p *Pipeline) flush() ([]wire.Message, error) {
 			p.OnDrain(s)
 		}
 	}
-	escalations, progress := p.plan.Escalations(), p.plan.Progress()
-	if p.persistPln != nil && (len(p.plan.Ready()) > 0 || len(progress) > 0) {
+	if p.persistPln != nil && (len(prd.Signals) > 0 || len(prd.Progress) > 0) {
 		if err := p.persistPln(p.plan.State()); err != nil {
 			return out, fmt.Errorf("persist drain state: %w", err)
 		}
 	}
 	p.plan.Advance()
-	for _, e := range escalations {
-		p.eng.Protocol(e.Source(), e.Kind, e.Zone, e.Stage, e.Text, e.At)
-	}
-	if err := p.flushEngine(&out); err != nil {
-		return out, err
-	}
-	for _, pr := range progress {
+	for _, pr := range prd.Progress {
 		out = append(out, p.enc.DrainProgress(pr, p.now(pr)))
 	}
 	return out, nil
@@ -252,46 +253,11 @@ func (p *Pipeline) now(pr cutover.Progress) time.Time {
 	return t
 }
 
-// flushEngine performs the engine's Ready: alarm events (after the alarm state is durable), then
-// risk changes, which the planner takes.
-func (p *Pipeline) flushEngine(out *[]wire.Message) error {
-	if !p.eng.HasReady() {
-		return nil
-	}
-	rd := p.eng.Ready()
-	if len(rd.Events) > 0 && p.persistAlm != nil {
-		if err := p.persistAlm(p.eng.Snapshot()); err != nil {
-			return fmt.Errorf("persist alarm state: %w", err)
-		}
-	}
-	for _, ev := range rd.Events {
-		*out = append(*out, p.enc.AlarmEvent(ev)...)
-	}
-	for _, rc := range rd.Risk {
-		if rc.Scope == alarms.ScopeRack {
-			if p.racks[rc.Zone] == nil {
-				p.racks[rc.Zone] = map[string]alarms.Stage{}
-			}
-			p.racks[rc.Zone][rc.Name] = rc.To
-		}
-		if rc.Scope == alarms.ScopeZone {
-			p.zones[rc.Zone] = rc.To
-		}
-		p.plan.StepRisk(rc)
-		*out = append(*out, p.enc.Risk(rc, p.zones[rc.Zone], p.racks[rc.Zone]))
-		if p.OnRisk != nil {
-			p.OnRisk(rc)
-		}
-	}
-	p.eng.Advance()
-	return nil
-}
-
 // Alarms are the alarms that are not plainly normal.
 func (p *Pipeline) Alarms() []alarms.Alarm { return p.eng.Alarms() }
 
 // ZoneStages is each zone's stage as last announced.
-func (p *Pipeline) ZoneStages() map[string]alarms.Stage { return p.zones }
+func (p *Pipeline) ZoneStages() map[string]alarms.Stage { return p.eng.ZoneStages() }
 
 // Actions is each configured zone's drain action ("" for none).
 func (p *Pipeline) Actions() map[string]cutover.Action {

@@ -226,7 +226,8 @@ func diff(before, after []string) (added, removed []string) {
 }
 
 // rebuilt is a pipeline for cfg that goes on from p: the same encoder (so the envelope seq keeps
-// rising), the drain seq, every alarm that is not plainly normal, and the open drain episodes.
+// rising), the drain seq, every alarm that is not plainly normal, every zone's and rack's stage,
+// and the open drain episodes.
 func (p *Pipeline) rebuilt(cfg *config.Config, o PipelineOptions, now time.Time) (*Pipeline, error) {
 	o.Encoder, o.SeqStart = p.enc, p.plan.Seq()
 	np := NewPipeline(cfg, o)
@@ -235,11 +236,6 @@ func (p *Pipeline) rebuilt(cfg *config.Config, o PipelineOptions, now time.Time)
 		return nil, err
 	}
 	np.RestorePlanner(p.plan.State(), now)
-	for z, st := range p.zones {
-		np.zones[z] = st
-	}
-	for z, racks := range p.racks {
-		np.racks[z] = racks
-	}
+	np.eng.RestoreStages(p.eng.Stages(), now)
 	return np, nil
 }

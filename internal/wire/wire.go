@@ -122,13 +122,13 @@ type EventPayload struct {
 // Risk is P/risk/<zone> (retained); rack changes go out on the same topic as part of the zone's
 // picture, so a dashboard needs one subscription per zone. zone_stage is the zone's stage after
 // the change whatever its scope, so the retained message always tells the zone's stage.
-func (e *Encoder) Risk(rc alarms.RiskChange, zoneStage alarms.Stage, racks map[string]alarms.Stage) Message {
+func (e *Encoder) Risk(rc alarms.RiskChange) Message {
 	rs := map[string]int{}
-	for k, v := range racks {
+	for k, v := range rc.Racks {
 		rs[k] = int(v)
 	}
 	return e.state(e.T.Risk(rc.Zone), RiskPayload{e.env(rc.At), rc.Scope.String(), rc.Name, int(rc.To), rc.To.String(),
-		int(rc.From), int(zoneStage), rc.Since.UTC(), rc.Reason, nonNil(rc.Evidence), rs})
+		int(rc.From), int(rc.ZoneStage), rc.Since.UTC(), rc.Reason, nonNil(rc.Evidence), rs})
 }
 
 // RiskPayload is P/risk/<zone>: a rack's or the zone's stage change, and every rack's stage.
