@@ -13,7 +13,6 @@ import (
 	"math"
 	"strings"
 
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
@@ -26,22 +25,22 @@ type Decoded struct {
 
 // normalize puts b (the point's registers as received) into big-endian ABCD order, in place of a
 // copy. All four orders are their own inverse, so Encode uses it too.
-func normalize(b []byte, o config.WordOrder) []byte {
+func normalize(b []byte, o WordOrder) []byte {
 	out := make([]byte, len(b))
 	copy(out, b)
 	switch o {
-	case config.CDAB: // words reversed, bytes within words kept
+	case CDAB: // words reversed, bytes within words kept
 		n := len(out) / 2
 		for i := 0; i < n/2; i++ {
 			j := n - 1 - i
 			out[2*i], out[2*j] = out[2*j], out[2*i]
 			out[2*i+1], out[2*j+1] = out[2*j+1], out[2*i+1]
 		}
-	case config.BADC: // bytes within each word swapped
+	case BADC: // bytes within each word swapped
 		for i := 0; i+1 < len(out); i += 2 {
 			out[i], out[i+1] = out[i+1], out[i]
 		}
-	case config.DCBA: // fully little-endian
+	case DCBA: // fully little-endian
 		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 			out[i], out[j] = out[j], out[i]
 		}
@@ -50,11 +49,11 @@ func normalize(b []byte, o config.WordOrder) []byte {
 }
 
 // DecodeRegisters decodes a register point from regs, the 2*pt.Words bytes it spans.
-func DecodeRegisters(pt config.Point, regs []byte) (Decoded, error) {
+func DecodeRegisters(pt Point, regs []byte) (Decoded, error) {
 	if len(regs) != 2*int(pt.Words) {
 		return Decoded{}, fmt.Errorf("point %s: got %d bytes, want %d", pt.Name, len(regs), 2*pt.Words)
 	}
-	if pt.Type == config.String {
+	if pt.Type == String {
 		s := strings.TrimRight(string(normalize(regs, pt.Order)), "\x00 ")
 		return Decoded{Text: s, Quality: sample.Good}, nil
 	}
@@ -62,32 +61,32 @@ func DecodeRegisters(pt config.Point, regs []byte) (Decoded, error) {
 	var raw uint64
 	var v float64
 	switch pt.Type {
-	case config.Bit:
+	case Bit:
 		raw = uint64(binary.BigEndian.Uint16(b))
 		v = float64((raw >> pt.Bit) & 1)
 		return Decoded{Value: v, Quality: sample.Good}, nil
-	case config.Int16:
+	case Int16:
 		raw = uint64(binary.BigEndian.Uint16(b))
 		v = float64(int16(raw))
-	case config.Uint16:
+	case Uint16:
 		raw = uint64(binary.BigEndian.Uint16(b))
 		v = float64(raw)
-	case config.Int32:
+	case Int32:
 		raw = uint64(binary.BigEndian.Uint32(b))
 		v = float64(int32(raw))
-	case config.Uint32:
+	case Uint32:
 		raw = uint64(binary.BigEndian.Uint32(b))
 		v = float64(raw)
-	case config.Int64:
+	case Int64:
 		raw = binary.BigEndian.Uint64(b)
 		v = float64(int64(raw))
-	case config.Uint64:
+	case Uint64:
 		raw = binary.BigEndian.Uint64(b)
 		v = float64(raw)
-	case config.Float32:
+	case Float32:
 		raw = uint64(binary.BigEndian.Uint32(b))
 		v = float64(math.Float32frombits(uint32(raw)))
-	case config.Float64:
+	case Float64:
 		raw = binary.BigEndian.Uint64(b)
 		v = math.Float64frombits(raw)
 	default:
@@ -97,7 +96,7 @@ func DecodeRegisters(pt config.Point, regs []byte) (Decoded, error) {
 }
 
 // DecodeBit decodes a coil or discrete point: bit i of a packed Modbus bit response.
-func DecodeBit(pt config.Point, bits []byte, i int) (Decoded, error) {
+func DecodeBit(pt Point, bits []byte, i int) (Decoded, error) {
 	if i < 0 || i/8 >= len(bits) {
 		return Decoded{}, fmt.Errorf("point %s: bit %d outside a %d-byte response", pt.Name, i, len(bits))
 	}
@@ -106,7 +105,7 @@ func DecodeBit(pt config.Point, bits []byte, i int) (Decoded, error) {
 }
 
 // finish applies the sentinel, scale, offset and plausibility rules.
-func finish(pt config.Point, raw uint64, v float64) Decoded {
+func finish(pt Point, raw uint64, v float64) Decoded {
 	for _, bad := range pt.Invalid {
 		if raw == bad {
 			return Decoded{Quality: sample.Invalid}
@@ -143,37 +142,37 @@ func roundSig(v float64, n int) float64 {
 // EncodeRegisters is the inverse of DecodeRegisters for the simulator: it writes the value v (in
 // engineering units) into the point's registers, in the point's order. Values beyond the type
 // saturate, as a device's firmware would clamp them.
-func EncodeRegisters(pt config.Point, v float64) []byte {
+func EncodeRegisters(pt Point, v float64) []byte {
 	b := make([]byte, 2*pt.Words)
 	raw := (v - pt.Offset) / pt.Scale
 	sat := func(lo, hi float64) float64 { return math.Max(lo, math.Min(hi, math.Round(raw))) }
 	switch pt.Type {
-	case config.Bit:
+	case Bit:
 		if v != 0 {
 			binary.BigEndian.PutUint16(b, 1<<pt.Bit)
 		}
-	case config.Int16:
+	case Int16:
 		binary.BigEndian.PutUint16(b, uint16(int16(sat(math.MinInt16, math.MaxInt16))))
-	case config.Uint16:
+	case Uint16:
 		binary.BigEndian.PutUint16(b, uint16(sat(0, math.MaxUint16)))
-	case config.Int32:
+	case Int32:
 		binary.BigEndian.PutUint32(b, uint32(int32(sat(math.MinInt32, math.MaxInt32))))
-	case config.Uint32:
+	case Uint32:
 		binary.BigEndian.PutUint32(b, uint32(sat(0, math.MaxUint32)))
-	case config.Int64:
+	case Int64:
 		binary.BigEndian.PutUint64(b, uint64(int64(sat(math.MinInt64, math.MaxInt64))))
-	case config.Uint64:
+	case Uint64:
 		binary.BigEndian.PutUint64(b, uint64(sat(0, math.MaxUint64)))
-	case config.Float32:
+	case Float32:
 		binary.BigEndian.PutUint32(b, math.Float32bits(float32(raw)))
-	case config.Float64:
+	case Float64:
 		binary.BigEndian.PutUint64(b, math.Float64bits(raw))
 	}
 	return normalize(b, pt.Order)
 }
 
 // EncodeRaw writes a raw register pattern (a sentinel such as 0x7FFF), in the point's order.
-func EncodeRaw(pt config.Point, raw uint64) []byte {
+func EncodeRaw(pt Point, raw uint64) []byte {
 	if pt.Words > 4 {
 		return make([]byte, 2*pt.Words)
 	}

@@ -4,12 +4,11 @@ import (
 	"math"
 	"testing"
 
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
-func pt(typ config.DataType, order config.WordOrder) config.Point {
-	return config.Point{Name: "p", Kind: config.Input, Type: typ, Words: uint16(typ.Words()), Order: order, Scale: 1}
+func pt(typ DataType, order WordOrder) Point {
+	return Point{Name: "p", Kind: Input, Type: typ, Words: uint16(typ.Words()), Order: order, Scale: 1}
 }
 
 func TestDecodeEveryTypeAndOrder(t *testing.T) {
@@ -17,25 +16,25 @@ func TestDecodeEveryTypeAndOrder(t *testing.T) {
 	// 123.456 as float32 is 0x42F6E979; as float64 0x405EDD2F1A9FBE77.
 	cases := []struct {
 		name  string
-		p     config.Point
+		p     Point
 		bytes []byte
 		want  float64
 	}{
-		{"int16 negative", pt(config.Int16, config.ABCD), []byte{0xFF, 0x85}, -123},
-		{"uint16", pt(config.Uint16, config.ABCD), []byte{0xFF, 0x85}, 65413},
-		{"int16 BADC", pt(config.Int16, config.BADC), []byte{0x85, 0xFF}, -123},
-		{"int32 ABCD", pt(config.Int32, config.ABCD), []byte{0xFF, 0xFE, 0x1D, 0xC0}, -123456},
-		{"int32 CDAB", pt(config.Int32, config.CDAB), []byte{0x1D, 0xC0, 0xFF, 0xFE}, -123456},
-		{"uint32 BADC", pt(config.Uint32, config.BADC), []byte{0x01, 0x00, 0x03, 0x02}, 0x00010203},
-		{"uint32 DCBA", pt(config.Uint32, config.DCBA), []byte{0x03, 0x02, 0x01, 0x00}, 0x00010203},
-		{"float32 ABCD", pt(config.Float32, config.ABCD), []byte{0x42, 0xF6, 0xE9, 0x79}, float64(float32(123.456))},
-		{"float32 CDAB", pt(config.Float32, config.CDAB), []byte{0xE9, 0x79, 0x42, 0xF6}, float64(float32(123.456))},
-		{"float32 BADC", pt(config.Float32, config.BADC), []byte{0xF6, 0x42, 0x79, 0xE9}, float64(float32(123.456))},
-		{"float32 DCBA", pt(config.Float32, config.DCBA), []byte{0x79, 0xE9, 0xF6, 0x42}, float64(float32(123.456))},
-		{"float64 ABCD", pt(config.Float64, config.ABCD), []byte{0x40, 0x5E, 0xDD, 0x2F, 0x1A, 0x9F, 0xBE, 0x77}, 123.456},
-		{"float64 CDAB", pt(config.Float64, config.CDAB), []byte{0xBE, 0x77, 0x1A, 0x9F, 0xDD, 0x2F, 0x40, 0x5E}, 123.456},
-		{"int64 ABCD", pt(config.Int64, config.ABCD), []byte{0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE}, -2},
-		{"uint64 DCBA", pt(config.Uint64, config.DCBA), []byte{0x01, 0, 0, 0, 0, 0, 0, 0}, 1},
+		{"int16 negative", pt(Int16, ABCD), []byte{0xFF, 0x85}, -123},
+		{"uint16", pt(Uint16, ABCD), []byte{0xFF, 0x85}, 65413},
+		{"int16 BADC", pt(Int16, BADC), []byte{0x85, 0xFF}, -123},
+		{"int32 ABCD", pt(Int32, ABCD), []byte{0xFF, 0xFE, 0x1D, 0xC0}, -123456},
+		{"int32 CDAB", pt(Int32, CDAB), []byte{0x1D, 0xC0, 0xFF, 0xFE}, -123456},
+		{"uint32 BADC", pt(Uint32, BADC), []byte{0x01, 0x00, 0x03, 0x02}, 0x00010203},
+		{"uint32 DCBA", pt(Uint32, DCBA), []byte{0x03, 0x02, 0x01, 0x00}, 0x00010203},
+		{"float32 ABCD", pt(Float32, ABCD), []byte{0x42, 0xF6, 0xE9, 0x79}, float64(float32(123.456))},
+		{"float32 CDAB", pt(Float32, CDAB), []byte{0xE9, 0x79, 0x42, 0xF6}, float64(float32(123.456))},
+		{"float32 BADC", pt(Float32, BADC), []byte{0xF6, 0x42, 0x79, 0xE9}, float64(float32(123.456))},
+		{"float32 DCBA", pt(Float32, DCBA), []byte{0x79, 0xE9, 0xF6, 0x42}, float64(float32(123.456))},
+		{"float64 ABCD", pt(Float64, ABCD), []byte{0x40, 0x5E, 0xDD, 0x2F, 0x1A, 0x9F, 0xBE, 0x77}, 123.456},
+		{"float64 CDAB", pt(Float64, CDAB), []byte{0xBE, 0x77, 0x1A, 0x9F, 0xDD, 0x2F, 0x40, 0x5E}, 123.456},
+		{"int64 ABCD", pt(Int64, ABCD), []byte{0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE}, -2},
+		{"uint64 DCBA", pt(Uint64, DCBA), []byte{0x01, 0, 0, 0, 0, 0, 0, 0}, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,12 +52,12 @@ func TestDecodeEveryTypeAndOrder(t *testing.T) {
 
 func TestDecodeScaleSentinelRangeBit(t *testing.T) {
 	t.Parallel()
-	temp := pt(config.Int16, config.ABCD)
+	temp := pt(Int16, ABCD)
 	temp.Scale, temp.Offset = 0.1, 0
 	temp.Invalid = []uint64{0x7FFF}
 	temp.Range, temp.HasRange = [2]float64{-40, 250}, true
 
-	check := func(name string, p config.Point, b []byte, wantQ sample.Quality, wantV float64) {
+	check := func(name string, p Point, b []byte, wantQ sample.Quality, wantV float64) {
 		t.Helper()
 		got, err := DecodeRegisters(p, b)
 		if err != nil {
@@ -71,18 +70,18 @@ func TestDecodeScaleSentinelRangeBit(t *testing.T) {
 	check("scaled", temp, []byte{0x01, 0xC2}, sample.Good, 45.0)
 	check("sentinel", temp, []byte{0x7F, 0xFF}, sample.Invalid, 0)
 	check("spike out of range", temp, []byte{0x0B, 0xB8}, sample.OutOfRange, 0) // 300.0
-	off := pt(config.Uint16, config.ABCD)
+	off := pt(Uint16, ABCD)
 	off.Scale, off.Offset = 2, -10
 	check("offset", off, []byte{0x00, 0x0A}, sample.Good, 10)
-	nan := pt(config.Float32, config.ABCD)
+	nan := pt(Float32, ABCD)
 	check("NaN is never a number", nan, []byte{0x7F, 0xC0, 0x00, 0x00}, sample.Invalid, 0)
 
-	bit := pt(config.Bit, config.ABCD)
+	bit := pt(Bit, ABCD)
 	bit.Bit = 9
 	check("bit 9 set", bit, []byte{0x02, 0x00}, sample.Good, 1)
 	check("bit 9 clear", bit, []byte{0xFD, 0xFF}, sample.Good, 0)
 
-	s := config.Point{Name: "s", Type: config.String, Words: 3, Order: config.ABCD, Scale: 1}
+	s := Point{Name: "s", Type: String, Words: 3, Order: ABCD, Scale: 1}
 	got, _ := DecodeRegisters(s, []byte("UPS\x00\x00\x00"))
 	if got.Text != "UPS" {
 		t.Errorf("string: %q", got.Text)
@@ -94,7 +93,7 @@ func TestDecodeScaleSentinelRangeBit(t *testing.T) {
 
 func TestDecodeBitsLSBFirst(t *testing.T) {
 	t.Parallel()
-	p := config.Point{Name: "b", Kind: config.Discrete, Type: config.Bool, Words: 1}
+	p := Point{Name: "b", Kind: Discrete, Type: Bool, Words: 1}
 	bits := []byte{0b0000_0100, 0b0000_0001}
 	for i, want := range map[int]float64{0: 0, 2: 1, 8: 1, 9: 0} {
 		got, err := DecodeBit(p, bits, i)
@@ -109,8 +108,8 @@ func TestDecodeBitsLSBFirst(t *testing.T) {
 
 func TestEncodeIsDecodesInverse(t *testing.T) {
 	t.Parallel()
-	for _, typ := range []config.DataType{config.Int16, config.Uint16, config.Int32, config.Uint32, config.Int64, config.Uint64, config.Float32, config.Float64} {
-		for _, o := range []config.WordOrder{config.ABCD, config.CDAB, config.BADC, config.DCBA} {
+	for _, typ := range []DataType{Int16, Uint16, Int32, Uint32, Int64, Uint64, Float32, Float64} {
+		for _, o := range []WordOrder{ABCD, CDAB, BADC, DCBA} {
 			p := pt(typ, o)
 			p.Scale, p.Offset = 0.5, 3
 			b := EncodeRegisters(p, 103.5)
@@ -120,7 +119,7 @@ func TestEncodeIsDecodesInverse(t *testing.T) {
 			}
 		}
 	}
-	p := pt(config.Int16, config.ABCD)
+	p := pt(Int16, ABCD)
 	p.Invalid = []uint64{0x7FFF}
 	if got, _ := DecodeRegisters(p, EncodeRaw(p, 0x7FFF)); got.Quality != sample.Invalid {
 		t.Errorf("raw sentinel decoded as %v", got.Quality)

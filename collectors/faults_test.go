@@ -11,7 +11,6 @@ import (
 
 	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/clock"
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sim"
@@ -60,7 +59,7 @@ func TestOneFaultyDeviceDoesNotHoldUpTheOthers(t *testing.T) {
 			out := make(chan sample.Batch, 1024)
 			p := &collectors.Poller{Conn: "gw-1", Reader: rd, Clock: clock.Real{}, Out: out, Log: zap.NewNop()}
 			for _, d := range cfg.Devices {
-				dev, err := collectors.NewDevice(&cfg, d)
+				dev, err := cfg.Collector(d)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -146,7 +145,7 @@ func TestWrongFunctionCodeIsATransportError(t *testing.T) {
 	rd := faultyReader(t, s, sim.Fault{Kind: sim.FaultWrongFunction}, time.Second)
 	p := &collectors.Poller{Reader: rd, Clock: clock.Real{}, Log: zap.NewNop()}
 	for i, want := range []bool{true, false} { // rack-02 (unit 2) has the fault, rack-01 not
-		dev, err := collectors.NewDevice(cfg, cfg.Devices[1-i])
+		dev, err := cfg.Collector(cfg.Devices[1-i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +174,7 @@ func faultyReader(t *testing.T, s *sim.Simulator, f sim.Fault, timeout time.Dura
 	}
 	t.Cleanup(func() { proxy.Close() })
 	proxy.Set(2, f)
-	ep, _ := config.ParseEndpoint("tcp://" + proxy.Addr)
+	ep, _ := collectors.ParseEndpoint("tcp://" + proxy.Addr)
 	rd, err := collectors.NewReader(ep, timeout)
 	if err != nil {
 		t.Fatal(err)

@@ -7,20 +7,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
-var fuzzTypes = []config.DataType{config.Bit, config.Int16, config.Uint16, config.Int32, config.Uint32, config.Int64,
-	config.Uint64, config.Float32, config.Float64, config.String}
+var fuzzTypes = []DataType{Bit, Int16, Uint16, Int32, Uint32, Int64,
+	Uint64, Float32, Float64, String}
 
-func words(t config.DataType, n int) uint16 {
+func words(t DataType, n int) uint16 {
 	switch t {
-	case config.Int32, config.Uint32, config.Float32:
+	case Int32, Uint32, Float32:
 		return 2
-	case config.Int64, config.Uint64, config.Float64:
+	case Int64, Uint64, Float64:
 		return 4
-	case config.String:
+	case String:
 		return uint16(max(1, min(n, 64)))
 	}
 	return 1
@@ -32,7 +31,7 @@ func FuzzDecodeRegisters(f *testing.F) {
 	f.Add(uint8(7), uint8(1), 0.1, []byte{0x7f, 0xc0, 0x00, 0x00}) // float32 NaN
 	f.Add(uint8(2), uint8(0), 1.0, []byte{0x7f, 0xff})
 	f.Fuzz(func(t *testing.T, typ, order uint8, scale float64, data []byte) {
-		pt := config.Point{Name: "p", Type: fuzzTypes[int(typ)%len(fuzzTypes)], Order: config.WordOrder(order%4 + 1),
+		pt := Point{Name: "p", Type: fuzzTypes[int(typ)%len(fuzzTypes)], Order: WordOrder(order%4 + 1),
 			Bit: order % 16, Scale: scale, Invalid: []uint64{0x7FFF}, Range: [2]float64{-1e6, 1e6}, HasRange: true}
 		pt.Words = words(pt.Type, len(data)/2)
 		regs := make([]byte, 2*int(pt.Words))
@@ -41,7 +40,7 @@ func FuzzDecodeRegisters(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a response of the right length was refused: %v", err)
 		}
-		if d.Quality == sample.Good && pt.Type != config.String {
+		if d.Quality == sample.Good && pt.Type != String {
 			if math.IsNaN(d.Value) || math.IsInf(d.Value, 0) || d.Value < -1e6 || d.Value > 1e6 {
 				t.Fatalf("%v decoded as good: %v", pt.Type, d.Value)
 			}
@@ -80,10 +79,10 @@ func FuzzResponse(f *testing.F) {
 			},
 			func(c net.Conn, txid uint16, unit byte, _ uint16) { reply(c, txid, unit, 11, 22, 33, 44) })
 		r := reader(t, h.l.Addr().String(), 100*time.Millisecond)
-		if b, err := r.Read(1, config.Input, 0, 4); err == nil && len(b) != 8 {
+		if b, err := r.Read(1, Input, 0, 4); err == nil && len(b) != 8 {
 			t.Fatalf("got %d bytes for 4 registers", len(b))
 		}
-		b, err := r.Read(1, config.Input, 0, 4)
+		b, err := r.Read(1, Input, 0, 4)
 		if err != nil {
 			t.Fatalf("the next, correct reply: %v", err)
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/clock"
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sim"
@@ -24,7 +23,7 @@ type counting struct {
 	busy int
 }
 
-func (c *counting) Read(unit uint8, kind config.RegisterKind, start, count uint16) ([]byte, error) {
+func (c *counting) Read(unit uint8, kind collectors.RegisterKind, start, count uint16) ([]byte, error) {
 	c.reqs = append(c.reqs, fmt.Sprintf("%s %d+%d", kind, start, count))
 	if c.busy > 0 {
 		c.busy--
@@ -45,12 +44,12 @@ func demoRack(t *testing.T) (*collectors.Device, *counting) {
 		t.Fatal(err)
 	}
 	rd := hiltest.Serve(t, s, "gw-1")
-	dev, err := collectors.NewDevice(cfg, cfg.Devices[0])
+	dev, err := cfg.Collector(cfg.Devices[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range []uint16{301, 310} {
-		dev.Points = append(dev.Points, config.Point{Name: fmt.Sprint("ghost_", a), Kind: config.Input, Address: a, Words: 1, Type: config.Uint16, Scale: 1})
+		dev.Points = append(dev.Points, collectors.Point{Name: fmt.Sprint("ghost_", a), Kind: collectors.Input, Address: a, Words: 1, Type: collectors.Uint16, Scale: 1})
 	}
 	dev.Limits.MaxGap = 16
 	dev.Requests = collectors.Plan(dev.Points, dev.Limits)
@@ -120,7 +119,7 @@ type refusing struct {
 	on bool
 }
 
-func (r *refusing) Read(unit uint8, kind config.RegisterKind, start, count uint16) ([]byte, error) {
+func (r *refusing) Read(unit uint8, kind collectors.RegisterKind, start, count uint16) ([]byte, error) {
 	if r.on {
 		return nil, &collectors.ExceptionError{Code: 2}
 	}
@@ -202,7 +201,7 @@ func TestRTUOverTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	ep, err := config.ParseEndpoint("rtuovertcp://" + srv.Addr)
+	ep, err := collectors.ParseEndpoint("rtuovertcp://" + srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +212,7 @@ func TestRTUOverTCP(t *testing.T) {
 	defer rd.Close()
 	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(at), Log: zap.NewNop()}
 	for _, d := range cfg.Devices {
-		dev, err := collectors.NewDevice(cfg, d)
+		dev, err := cfg.Collector(d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +231,7 @@ func TestRTUOverTCP(t *testing.T) {
 			}
 		}
 	}
-	dev, _ := collectors.NewDevice(cfg, cfg.Devices[0])
+	dev, _ := cfg.Collector(cfg.Devices[0])
 	dev.UnitID = 99
 	b := p.Poll(dev)
 	var ex *collectors.ExceptionError

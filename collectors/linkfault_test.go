@@ -49,7 +49,7 @@ expect: {max_stage: 0}
 	poll := func(name string) sample.Batch {
 		for _, d := range cfg.Devices {
 			if d.Name == name {
-				dev, _ := collectors.NewDevice(cfg, d)
+				dev, _ := cfg.Collector(d)
 				return p.Poll(dev)
 			}
 		}

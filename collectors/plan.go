@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-
-	"github.com/firebreak-dc/firebreak/internal/config"
 )
 
 // Modbus limits per read request.
@@ -17,7 +15,7 @@ const (
 // Request is one read of a contiguous range of one register table. Points index into the
 // device's point list; every one of them lies wholly inside [Start, Start+Count).
 type Request struct {
-	Kind   config.RegisterKind
+	Kind   RegisterKind
 	Start  uint16
 	Count  uint16
 	Points []int
@@ -33,19 +31,19 @@ type Limits struct {
 // points sorted by address, a range grown while the merged request stays within MaxRegisters
 // and the hole it would read and discard is at most MaxGap. Bit tables use the Modbus bit limit
 // and a gap of MaxGap*16 bits (the same bytes on the wire).
-func Plan(points []config.Point, lim Limits) []Request { return PlanWithout(points, lim, nil) }
+func Plan(points []Point, lim Limits) []Request { return PlanWithout(points, lim, nil) }
 
 // PlanWithout is Plan leaving out the points skip names (by index): ranges a device was found to
 // refuse with "illegal data address", which are never read again.
-func PlanWithout(points []config.Point, lim Limits, skip map[int]bool) []Request {
-	byKind := map[config.RegisterKind][]int{}
+func PlanWithout(points []Point, lim Limits, skip map[int]bool) []Request {
+	byKind := map[RegisterKind][]int{}
 	for i, p := range points {
 		if !skip[i] {
 			byKind[p.Kind] = append(byKind[p.Kind], i)
 		}
 	}
 	var out []Request
-	for _, kind := range []config.RegisterKind{config.Coil, config.Discrete, config.Holding, config.Input} {
+	for _, kind := range []RegisterKind{Coil, Discrete, Holding, Input} {
 		idx := byKind[kind]
 		if len(idx) == 0 {
 			continue
@@ -89,7 +87,7 @@ type PlanStats struct {
 }
 
 // Stats counts what a plan reads.
-func Stats(points []config.Point, reqs []Request) PlanStats {
+func Stats(points []Point, reqs []Request) PlanStats {
 	var s PlanStats
 	for _, r := range reqs {
 		s.Requests++
@@ -111,7 +109,7 @@ func Stats(points []config.Point, reqs []Request) PlanStats {
 }
 
 // WritePlan prints a device's plan the way `firebreak check` shows it.
-func WritePlan(w io.Writer, device string, points []config.Point, reqs []Request) {
+func WritePlan(w io.Writer, device string, points []Point, reqs []Request) {
 	s := Stats(points, reqs)
 	fmt.Fprintf(w, "%s: %d points, %d requests per cycle, %d registers read, %d read and discarded\n",
 		device, len(points), s.Requests, s.Read, s.Discarded)

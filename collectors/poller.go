@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/firebreak-dc/firebreak/internal/clock"
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sunspec"
 )
@@ -20,7 +19,7 @@ type Device struct {
 	Name     string
 	UnitID   uint8
 	Interval time.Duration
-	Points   []config.Point
+	Points   []Point
 	Requests []Request
 	Limits   Limits
 
@@ -59,7 +58,7 @@ func (d *Device) replan() {
 
 // Declared is the device's points as its samples name them (without the scale-factor registers
 // a SunSpec device also reads).
-func (d *Device) Declared() []config.Point {
+func (d *Device) Declared() []Point {
 	if d.ss != nil {
 		return d.ss.declared
 	}
@@ -109,25 +108,29 @@ func (d *Device) Illegal() []int {
 	return out
 }
 
-// NewDevice plans one configured device.
-func NewDevice(cfg *config.Config, d config.Device) (*Device, error) {
-	prof := cfg.Points(d)
-	if prof == nil {
-		return nil, fmt.Errorf("device %s: unknown profile %q", d.Name, d.Profile)
-	}
-	conn, ok := cfg.Connection(d.Connection)
-	if !ok {
-		return nil, fmt.Errorf("device %s: unknown connection %q", d.Name, d.Connection)
+// DeviceSpec is one device as the collector needs it: internal/config makes it from the config.
+type DeviceSpec struct {
+	Name     string
+	UnitID   uint8
+	Interval time.Duration
+	Points   *Resolved
+	Limits   Limits // of the connection it is polled on
+}
+
+// NewDevice plans one device.
+func NewDevice(s DeviceSpec) (*Device, error) {
+	if s.Points == nil {
+		return nil, fmt.Errorf("device %s: no register map", s.Name)
 	}
 	dev := &Device{
-		Name:     d.Name,
-		UnitID:   uint8(d.UnitID),
-		Interval: d.Interval,
-		Points:   prof.Points,
-		Limits:   Limits{MaxRegisters: conn.MaxRegistersPerRequest, MaxGap: conn.MaxGap},
+		Name:     s.Name,
+		UnitID:   s.UnitID,
+		Interval: s.Interval,
+		Points:   s.Points.Points,
+		Limits:   s.Limits,
 	}
-	if prof.HasSunSpec() {
-		dev.ss = newSunSpecDevice(prof) // planned once its chain is found
+	if s.Points.HasSunSpec() {
+		dev.ss = newSunSpecDevice(s.Points) // planned once its chain is found
 	} else {
 		dev.replan()
 	}
@@ -394,7 +397,7 @@ func (p *Poller) request(d *Device, r Request, out []sample.Sample) error {
 }
 
 // decodeInto fills the samples of r's points from its response.
-func decodeInto(out []sample.Sample, points []config.Point, r Request, data []byte) {
+func decodeInto(out []sample.Sample, points []Point, r Request, data []byte) {
 	for _, i := range r.Points {
 		pt := points[i]
 		off := int(pt.Address) - int(r.Start)

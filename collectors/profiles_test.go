@@ -51,7 +51,7 @@ devices:
 	rd := hiltest.Serve(t, s, "gw")
 	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(at), Log: zap.NewNop()}
 	for _, d := range cfg.Devices {
-		dev, err := collectors.NewDevice(cfg, d)
+		dev, err := cfg.Collector(d)
 		if err != nil {
 			t.Fatal(err)
 		}

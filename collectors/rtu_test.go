@@ -12,7 +12,6 @@ import (
 
 	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/clock"
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
@@ -60,7 +59,7 @@ func TestRTUSerial(t *testing.T) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.ServeRTU("gw-1", master) }()
-	ep, err := config.ParseEndpoint("rtu://" + slave + "?baud=19200&parity=E")
+	ep, err := collectors.ParseEndpoint("rtu://" + slave + "?baud=19200&parity=E")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +69,7 @@ func TestRTUSerial(t *testing.T) {
 	}
 	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(at), Log: zap.NewNop()}
 	for _, d := range cfg.Devices[:2] {
-		dev, _ := collectors.NewDevice(cfg, d)
+		dev, _ := cfg.Collector(d)
 		b := p.Poll(dev)
 		if b.Err != nil {
 			t.Fatalf("%s over RTU: %v", d.Name, b.Err)

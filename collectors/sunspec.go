@@ -8,7 +8,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sunspec"
 )
@@ -19,7 +18,7 @@ import (
 // their values are scaled by the scale-factor registers read in the same poll.
 type sunspecDevice struct {
 	base     int            // where to look for 'SunS'; -1 tries each of sunspec.Bases
-	declared []config.Point // the profile's points, as the samples name them
+	declared []Point        // the profile's points, as the samples name them
 	chain    *sunspec.Chain // nil until found
 	// After discovery Device.Points is declared (placed) followed by one point per distinct
 	// scale-factor register; sf[i] is the index of declared point i's scale factor there, or -1.
@@ -27,7 +26,7 @@ type sunspecDevice struct {
 	absent map[int]bool // declared points the device's chain does not have
 }
 
-func newSunSpecDevice(r *config.Resolved) *sunspecDevice {
+func newSunSpecDevice(r *Resolved) *sunspecDevice {
 	return &sunspecDevice{base: r.SunSpecBase, declared: r.Points}
 }
 
@@ -40,7 +39,7 @@ var errNoSunSpec = errors.New("not usable as SunSpec")
 func (p *Poller) discover(d *Device) error {
 	var comm error // a failure of the link or the device, not an answer
 	read := func(start, count uint16) ([]byte, error) {
-		data, err := p.Reader.Read(d.UnitID, config.Holding, start, count)
+		data, err := p.Reader.Read(d.UnitID, Holding, start, count)
 		var ex *ExceptionError
 		if err != nil && (!errors.As(err, &ex) || ex.Unreachable()) {
 			comm = err
@@ -87,10 +86,10 @@ func (s *sunspecDevice) place(d *Device, chain *sunspec.Chain) {
 // without scale, offset and range, which apply once the scale factor is known) followed by one
 // point per distinct scale-factor register; sf[i] is the index there of point i's scale factor
 // (-1 for none), and absent the points the chain does not have.
-func PlaceSunSpec(declared []config.Point, chain *sunspec.Chain) (points []config.Point, sf []int, absent map[int]bool) {
+func PlaceSunSpec(declared []Point, chain *sunspec.Chain) (points []Point, sf []int, absent map[int]bool) {
 	absent = map[int]bool{}
 	sf = make([]int, len(declared))
-	points = append([]config.Point(nil), declared...)
+	points = append([]Point(nil), declared...)
 	sfAt := map[uint16]int{}
 	for i, pt := range declared {
 		sf[i] = -1
@@ -120,8 +119,8 @@ func PlaceSunSpec(declared []config.Point, chain *sunspec.Chain) (points []confi
 		if !seen {
 			j = len(points)
 			sfAt[sfAddr] = j
-			points = append(points, config.Point{Name: fmt.Sprintf("sf@%d", sfAddr), Kind: config.Holding, Address: sfAddr,
-				Words: 1, Type: config.Int16, Scale: 1, Order: config.ABCD, Invalid: []uint64{0x8000}})
+			points = append(points, Point{Name: fmt.Sprintf("sf@%d", sfAddr), Kind: Holding, Address: sfAddr,
+				Words: 1, Type: Int16, Scale: 1, Order: ABCD, Invalid: []uint64{0x8000}})
 		}
 		sf[i] = j
 	}
@@ -167,7 +166,7 @@ func (s *sunspecDevice) finish(b *sample.Batch) {
 
 // ScaleSunSpec applies a SunSpec scale factor to a raw value, then the point's own scale,
 // offset and plausible range. A scale factor outside -10..10 is not one a device means.
-func ScaleSunSpec(pt config.Point, raw float64, sf int) Decoded {
+func ScaleSunSpec(pt Point, raw float64, sf int) Decoded {
 	if sf < -10 || sf > 10 {
 		return Decoded{Quality: sample.Invalid}
 	}

@@ -3,7 +3,6 @@ package collectors
 import (
 	"testing"
 
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sunspec"
 )
@@ -12,9 +11,9 @@ import (
 // factor the device says it does not implement (0x8000), or one no device means, makes the
 // point invalid rather than a number off by powers of ten.
 func TestSunSpecScaling(t *testing.T) {
-	temp := config.Point{Name: "t", Scale: 1, HasRange: true, Range: [2]float64{-40, 300}}
+	temp := Point{Name: "t", Scale: 1, HasRange: true, Range: [2]float64{-40, 300}}
 	for _, c := range []struct {
-		pt   config.Point
+		pt   Point
 		raw  float64
 		sf   int
 		want Decoded
@@ -23,7 +22,7 @@ func TestSunSpecScaling(t *testing.T) {
 		{temp, 3512, -3, Decoded{Value: 3.512, Quality: sample.Good}},
 		{temp, 5, 2, Decoded{Value: 500, Quality: sample.OutOfRange}},
 		{temp, 253, 11, Decoded{Quality: sample.Invalid}},
-		{config.Point{Scale: 1000, Offset: -1}, 3512, -3, Decoded{Value: 3511, Quality: sample.Good}},
+		{Point{Scale: 1000, Offset: -1}, 3512, -3, Decoded{Value: 3511, Quality: sample.Good}},
 	} {
 		if got := ScaleSunSpec(c.pt, c.raw, c.sf); got != c.want {
 			t.Errorf("raw %v sf %d: got %+v, want %+v", c.raw, c.sf, got, c.want)
@@ -32,10 +31,10 @@ func TestSunSpecScaling(t *testing.T) {
 
 	// finish: the scale factor's own quality decides; the SF samples leave the batch.
 	ref, _ := sunspec.ParseRef("802.SoC")
-	declared := []config.Point{
-		{Name: "soc", Scale: 1, SunSpec: &config.SunSpecPoint{Ref: ref}},
-		{Name: "v", Scale: 1, SunSpec: &config.SunSpecPoint{Ref: ref}},
-		{Name: "gone", SunSpec: &config.SunSpecPoint{Ref: ref}},
+	declared := []Point{
+		{Name: "soc", Scale: 1, SunSpec: &SunSpecPoint{Ref: ref}},
+		{Name: "v", Scale: 1, SunSpec: &SunSpecPoint{Ref: ref}},
+		{Name: "gone", SunSpec: &SunSpecPoint{Ref: ref}},
 	}
 	s := &sunspecDevice{declared: declared, chain: &sunspec.Chain{}, sf: []int{3, 4, -1}, absent: map[int]bool{2: true}}
 	b := sample.Batch{Samples: []sample.Sample{

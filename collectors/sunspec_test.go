@@ -76,7 +76,7 @@ func TestSunSpecDiscoveryAtEachBase(t *testing.T) {
 		if err := s.MoveSunSpec("rack-01", base); err != nil {
 			t.Fatal(err)
 		}
-		dev, err := collectors.NewDevice(cfg, cfg.Devices[0])
+		dev, err := cfg.Collector(cfg.Devices[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func TestSunSpecPointsTheDeviceLacks(t *testing.T) {
 	s, rd := sunspecRoom(t, served, sc)
 	s.Advance(time.Minute)
 	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(sunspecT0), Log: zap.NewNop()}
-	dev, _ := collectors.NewDevice(polled, polled.Devices[0])
+	dev, _ := polled.Collector(polled.Devices[0])
 	b := p.Poll(dev)
 	if b.Err != nil {
 		t.Fatal(b.Err)
@@ -154,7 +154,7 @@ func TestSunSpecPointsTheDeviceLacks(t *testing.T) {
 	// The plain rack on unit 2 polled as a SunSpec device: it answers, but has no marker.
 	plainAsSunSpec := polled.Devices[0]
 	plainAsSunSpec.UnitID = 2
-	dev2, _ := collectors.NewDevice(polled, plainAsSunSpec)
+	dev2, _ := polled.Collector(plainAsSunSpec)
 	b = p.Poll(dev2)
 	if b.Err == nil || !strings.Contains(b.Err.Error(), "SunS") {
 		t.Fatalf("a device without the marker: err %v, want one naming the missing 'SunS' marker", b.Err)
@@ -164,7 +164,7 @@ func TestSunSpecPointsTheDeviceLacks(t *testing.T) {
 			t.Fatalf("%s: %v, want invalid (the device answers; it is not SunSpec)", smp.Point, smp.Quality)
 		}
 	}
-	plain, _ := collectors.NewDevice(polled, polled.Devices[1])
+	plain, _ := polled.Collector(polled.Devices[1])
 	if b := p.Poll(plain); b.Err != nil || b.Samples[0].Quality != sample.Good {
 		t.Fatalf("the plain rack beside it: %v %v", b.Err, b.Samples[0].Quality)
 	}
@@ -182,7 +182,7 @@ func TestSunSpecFoundAgainAfterAFailure(t *testing.T) {
 	}
 	s, rd := sunspecRoom(t, cfg, sc)
 	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(sunspecT0), Log: zap.NewNop()}
-	dev, _ := collectors.NewDevice(cfg, cfg.Devices[0])
+	dev, _ := cfg.Collector(cfg.Devices[0])
 	s.Advance(5 * time.Second)
 	if b := p.Poll(dev); b.Err != nil {
 		t.Fatal(b.Err)

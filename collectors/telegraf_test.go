@@ -20,8 +20,8 @@ import (
 //     point is at most max_extra_registers and the request stays within the batch size.
 //
 // This is our reading of its algorithm, written for this comparison, not its code.
-func telegrafRequests(points []config.Point, mode string, maxExtra int) int {
-	byKind := map[config.RegisterKind][][2]int{}
+func telegrafRequests(points []collectors.Point, mode string, maxExtra int) int {
+	byKind := map[collectors.RegisterKind][][2]int{}
 	for _, p := range points {
 		byKind[p.Kind] = append(byKind[p.Kind], [2]int{int(p.Address), int(p.Words)})
 	}
@@ -95,9 +95,9 @@ func TestTelegrafModel(t *testing.T) {
 	t.Parallel()
 	// Addresses 1,2,3,5,6,10,11,12,14 (one register each), as Telegraf's own source comment
 	// walks through: default mode reads (1,3), (5,2), (10,3), (14,1).
-	var pts []config.Point
+	var pts []collectors.Point
 	for _, a := range []uint16{1, 2, 3, 5, 6, 10, 11, 12, 14} {
-		pts = append(pts, config.Point{Kind: config.Holding, Address: a, Words: 1})
+		pts = append(pts, collectors.Point{Kind: collectors.Holding, Address: a, Words: 1})
 	}
 	if n := telegrafRequests(pts, "none", 0); n != 4 {
 		t.Fatalf("none: %d requests, want 4", n)

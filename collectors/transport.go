@@ -9,14 +9,12 @@ import (
 	"time"
 
 	"github.com/goburrow/modbus"
-
-	"github.com/firebreak-dc/firebreak/internal/config"
 )
 
 // Reader reads one range of one table from one unit. It is owned by a single goroutine (the
 // connection's poller) and is never shared: goburrow's transports are not safe to share.
 type Reader interface {
-	Read(unit uint8, kind config.RegisterKind, start, count uint16) ([]byte, error)
+	Read(unit uint8, kind RegisterKind, start, count uint16) ([]byte, error)
 	Close() error
 }
 
@@ -62,13 +60,13 @@ var ErrBadLength = errors.New("response length does not match the request")
 var ErrWrongFunction = errors.New("reply with the wrong function code")
 
 // functionCode is the Modbus read function for a register kind.
-func functionCode(kind config.RegisterKind) byte {
+func functionCode(kind RegisterKind) byte {
 	switch kind {
-	case config.Coil:
+	case Coil:
 		return modbus.FuncCodeReadCoils
-	case config.Discrete:
+	case Discrete:
 		return modbus.FuncCodeReadDiscreteInputs
-	case config.Holding:
+	case Holding:
 		return modbus.FuncCodeReadHoldingRegisters
 	}
 	return modbus.FuncCodeReadInputRegisters
@@ -128,7 +126,7 @@ type guardedReader struct {
 }
 
 // NewReader opens nothing yet: the first Read connects.
-func NewReader(ep config.Endpoint, timeout time.Duration) (Reader, error) {
+func NewReader(ep Endpoint, timeout time.Duration) (Reader, error) {
 	var l link
 	switch ep.Scheme {
 	case "tcp":
@@ -157,7 +155,7 @@ func NewReader(ep config.Endpoint, timeout time.Duration) (Reader, error) {
 	return &guardedReader{l: l, now: time.Now, back: backoff{rand: rand.Float64}}, nil
 }
 
-func (r *guardedReader) Read(unit uint8, kind config.RegisterKind, start, count uint16) ([]byte, error) {
+func (r *guardedReader) Read(unit uint8, kind RegisterKind, start, count uint16) ([]byte, error) {
 	if !r.up {
 		now := r.now()
 		if !r.back.due(now) {
@@ -176,13 +174,13 @@ func (r *guardedReader) Read(unit uint8, kind config.RegisterKind, start, count 
 	var b []byte
 	var err error
 	switch kind {
-	case config.Coil:
+	case Coil:
 		b, err = c.ReadCoils(start, count)
-	case config.Discrete:
+	case Discrete:
 		b, err = c.ReadDiscreteInputs(start, count)
-	case config.Holding:
+	case Holding:
 		b, err = c.ReadHoldingRegisters(start, count)
-	case config.Input:
+	case Input:
 		b, err = c.ReadInputRegisters(start, count)
 	default:
 		return nil, fmt.Errorf("register kind %v: cannot read", kind)

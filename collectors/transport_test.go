@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/firebreak-dc/firebreak/internal/config"
 )
 
 // hostile is a Modbus TCP responder that misbehaves on purpose, one scripted reply per request
@@ -72,7 +70,7 @@ func reply(c net.Conn, txid uint16, unit byte, regs ...uint16) {
 
 func reader(t *testing.T, addr string, timeout time.Duration) Reader {
 	t.Helper()
-	r, err := NewReader(config.Endpoint{Scheme: "tcp", Addr: addr}, timeout)
+	r, err := NewReader(Endpoint{Scheme: "tcp", Addr: addr}, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,11 +92,11 @@ func TestLateReplyNeverYieldsAWrongValue(t *testing.T) {
 		func(c net.Conn, txid uint16, unit byte, _ uint16) { reply(c, txid, unit, 333) },
 	)
 	r := reader(t, h.l.Addr().String(), 100*time.Millisecond)
-	if _, err := r.Read(1, config.Input, 0, 1); err == nil {
+	if _, err := r.Read(1, Input, 0, 1); err == nil {
 		t.Fatal("a reply after the timeout was accepted")
 	}
 	for _, want := range []uint16{222, 333} {
-		b, err := r.Read(1, config.Input, 0, 1)
+		b, err := r.Read(1, Input, 0, 1)
 		if err != nil {
 			t.Fatalf("read after a timeout: %v", err)
 		}
@@ -115,11 +113,11 @@ func TestShortReplyIsRefused(t *testing.T) {
 		func(c net.Conn, txid uint16, unit byte, qty uint16) { reply(c, txid, unit, 1, 2, 3) },
 	)
 	r := reader(t, h.l.Addr().String(), time.Second)
-	_, err := r.Read(1, config.Input, 0, 3)
+	_, err := r.Read(1, Input, 0, 3)
 	if !errors.Is(err, ErrBadLength) {
 		t.Fatalf("short reply: %v", err)
 	}
-	b, err := r.Read(1, config.Input, 0, 3)
+	b, err := r.Read(1, Input, 0, 3)
 	if err != nil || len(b) != 6 || binary.BigEndian.Uint16(b[4:]) != 3 {
 		t.Fatalf("after a short reply: %v % x", err, b)
 	}
@@ -141,19 +139,19 @@ func TestReconnectBackoff(t *testing.T) {
 	r.now = func() time.Time { return now }
 	r.back.rand = func() float64 { return 0.5 } // no jitter: the schedule is exact
 
-	if _, err := r.Read(1, config.Input, 0, 1); err == nil || errors.Is(err, ErrBackoff) {
+	if _, err := r.Read(1, Input, 0, 1); err == nil || errors.Is(err, ErrBackoff) {
 		t.Fatalf("first read: %v, want a dial error", err)
 	}
 	for _, wait := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
-		if _, err := r.Read(1, config.Input, 0, 1); !errors.Is(err, ErrBackoff) {
+		if _, err := r.Read(1, Input, 0, 1); !errors.Is(err, ErrBackoff) {
 			t.Fatalf("read before the backoff of %s is due: %v", wait, err)
 		}
 		now = now.Add(wait - time.Millisecond)
-		if _, err := r.Read(1, config.Input, 0, 1); !errors.Is(err, ErrBackoff) {
+		if _, err := r.Read(1, Input, 0, 1); !errors.Is(err, ErrBackoff) {
 			t.Fatalf("1 ms before the %s backoff: %v", wait, err)
 		}
 		now = now.Add(time.Millisecond)
-		if _, err := r.Read(1, config.Input, 0, 1); err == nil || errors.Is(err, ErrBackoff) {
+		if _, err := r.Read(1, Input, 0, 1); err == nil || errors.Is(err, ErrBackoff) {
 			t.Fatalf("when the %s backoff is due it must dial: %v", wait, err)
 		}
 	}

@@ -61,7 +61,7 @@ func BenchmarkServe500Devices(b *testing.B) {
 	var grp errgroup.Group
 	pollers := map[string]*collectors.Poller{}
 	for _, cn := range cfg.Connections {
-		ep, _ := config.ParseEndpoint(cn.URL)
+		ep, _ := collectors.ParseEndpoint(cn.URL)
 		rd, err := collectors.NewReader(ep, cn.Timeout)
 		if err != nil {
 			b.Fatal(err)
@@ -69,7 +69,7 @@ func BenchmarkServe500Devices(b *testing.B) {
 		pollers[cn.Name] = &collectors.Poller{Conn: cn.Name, Reader: rd, Clock: clock.Real{}, Out: out, Log: zap.NewNop()}
 	}
 	for _, d := range cfg.Devices {
-		dev, err := collectors.NewDevice(cfg, d)
+		dev, err := cfg.Collector(d)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -153,7 +153,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "metrics, health and readiness on http://%s/metrics, /healthz, /readyz\n", cfg.Metrics.Listen)
 	}
 	for _, d := range cfg.Devices {
-		dev, err := collectors.NewDevice(cfg, d)
+		dev, err := cfg.Collector(d)
 		if err != nil {
 			return err
 		}

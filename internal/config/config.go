@@ -4,9 +4,11 @@
 package config
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/firebreak-dc/firebreak/alarms"
+	"github.com/firebreak-dc/firebreak/collectors"
 )
 
 // Config is one daemon's site config.
@@ -36,7 +38,7 @@ type Config struct {
 	// against its directory.
 	File string `yaml:"-"`
 	// resolved maps profile name to its expanded points, filled by Load.
-	resolved map[string]*Resolved
+	resolved map[string]*collectors.Resolved
 }
 
 // Connection is one Modbus bus or gateway link.
@@ -271,4 +273,19 @@ func (c *Config) Targets(domains []string) []string {
 }
 
 // Points returns the expanded points of a device's profile (nil if the profile is unknown).
-func (c *Config) Points(d Device) *Resolved { return c.resolved[d.Profile] }
+func (c *Config) Points(d Device) *collectors.Resolved { return c.resolved[d.Profile] }
+
+// Collector plans one configured device for polling: its register map and its connection's
+// request limits.
+func (c *Config) Collector(d Device) (*collectors.Device, error) {
+	prof := c.Points(d)
+	if prof == nil {
+		return nil, fmt.Errorf("device %s: unknown profile %q", d.Name, d.Profile)
+	}
+	conn, ok := c.Connection(d.Connection)
+	if !ok {
+		return nil, fmt.Errorf("device %s: unknown connection %q", d.Name, d.Connection)
+	}
+	return collectors.NewDevice(collectors.DeviceSpec{Name: d.Name, UnitID: uint8(d.UnitID), Interval: d.Interval, Points: prof,
+		Limits: collectors.Limits{MaxRegisters: conn.MaxRegistersPerRequest, MaxGap: conn.MaxGap}})
+}

@@ -24,6 +24,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/internal/relpath"
 )
@@ -124,7 +125,7 @@ func yamlMessage(m string) string {
 // loadProfiles resolves the built-in profiles, then profiles_dir, then inline profiles; a later
 // one with the same name replaces an earlier one.
 func (cfg *Config) loadProfiles(c *collector) {
-	cfg.resolved = map[string]*Resolved{}
+	cfg.resolved = map[string]*collectors.Resolved{}
 	builtin, _ := fs.Glob(configs.FS, "profiles/*.yaml")
 	for _, name := range builtin {
 		data, _ := configs.FS.ReadFile(name)
@@ -308,7 +309,7 @@ func (cfg *Config) validate(c *collector) {
 	for i, cn := range cfg.Connections {
 		p := fmt.Sprintf("connections[%d]", i)
 		c.uniqueName(p+".name", "connection", cn.Name, conns)
-		ep, err := ParseEndpoint(cn.URL)
+		ep, err := collectors.ParseEndpoint(cn.URL)
 		if err != nil {
 			c.add(p+".url", err.Error(), cn.URL)
 		} else if ep.Scheme == "rtu" {

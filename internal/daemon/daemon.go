@@ -353,7 +353,7 @@ func build(cfg *config.Config, clk clock.Clock, log *zap.Logger) ([]*collectors.
 	byConn := map[string][]*collectors.Poller{}
 	var pollers []*collectors.Poller
 	for _, cn := range cfg.Connections {
-		ep, err := config.ParseEndpoint(cn.URL)
+		ep, err := collectors.ParseEndpoint(cn.URL)
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: %w", cn.Name, err)
 		}
@@ -373,7 +373,7 @@ func build(cfg *config.Config, clk clock.Clock, log *zap.Logger) ([]*collectors.
 	}
 	dealt := map[string]int{}
 	for _, d := range cfg.Devices {
-		dev, err := collectors.NewDevice(cfg, d)
+		dev, err := cfg.Collector(d)
 		if err != nil {
 			return nil, err
 		}

@@ -38,8 +38,8 @@ func TestNonFiniteAndHugeAtEveryEntryPoint(t *testing.T) {
 		return b
 	}
 	u64max := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-	decode := func(typ config.DataType, scale, offset float64, regs []byte) error {
-		d, err := collectors.DecodeRegisters(config.Point{Name: "p", Type: typ, Words: uint16(len(regs) / 2), Order: config.ABCD, Scale: scale, Offset: offset}, regs)
+	decode := func(typ collectors.DataType, scale, offset float64, regs []byte) error {
+		d, err := collectors.DecodeRegisters(collectors.Point{Name: "p", Type: typ, Words: uint16(len(regs) / 2), Order: collectors.ABCD, Scale: scale, Offset: offset}, regs)
 		if err != nil {
 			return err
 		}
@@ -114,11 +114,11 @@ devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z}]
 		entry, input string
 		check        func() error
 	}{
-		{"codec", "float32 NaN", func() error { return decode(config.Float32, 1, 0, f32(float32(math.NaN()))) }},
-		{"codec", "float32 +Inf", func() error { return decode(config.Float32, 1, 0, f32(float32(math.Inf(1)))) }},
-		{"codec", "float64 -Inf", func() error { return decode(config.Float64, 1, 0, f64(math.Inf(-1))) }},
-		{"codec", "float64 max × scale 10", func() error { return decode(config.Float64, 10, 0, f64(math.MaxFloat64)) }},
-		{"codec", "uint64 max × scale 1e300", func() error { return decode(config.Uint64, 1e300, 0, u64max) }},
+		{"codec", "float32 NaN", func() error { return decode(collectors.Float32, 1, 0, f32(float32(math.NaN()))) }},
+		{"codec", "float32 +Inf", func() error { return decode(collectors.Float32, 1, 0, f32(float32(math.Inf(1)))) }},
+		{"codec", "float64 -Inf", func() error { return decode(collectors.Float64, 1, 0, f64(math.Inf(-1))) }},
+		{"codec", "float64 max × scale 10", func() error { return decode(collectors.Float64, 10, 0, f64(math.MaxFloat64)) }},
+		{"codec", "uint64 max × scale 1e300", func() error { return decode(collectors.Uint64, 1e300, 0, u64max) }},
 		{"trace", "NaN", func() error { return parseValue("NaN") }},
 		{"trace", "-Infinity", func() error { return parseValue("-Infinity") }},
 		{"trace", "1e400", func() error { return parseValue("1e400") }},

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
@@ -20,7 +21,7 @@ type staleTracker struct {
 
 type staleDevice struct {
 	interval time.Duration
-	points   []config.Point
+	points   []collectors.Point
 	last     time.Time
 	marked   bool
 }
@@ -28,7 +29,7 @@ type staleDevice struct {
 func newStaleTracker(cfg *config.Config, start time.Time) *staleTracker {
 	t := &staleTracker{after: cfg.Detection.StaleAfterIntervals, devices: map[string]*staleDevice{}}
 	for _, d := range cfg.Devices {
-		var pts []config.Point
+		var pts []collectors.Point
 		if r := cfg.Points(d); r != nil {
 			pts = r.Points
 		}

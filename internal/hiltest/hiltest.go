@@ -209,7 +209,7 @@ func Serve(t testing.TB, s *sim.Simulator, conn string) collectors.Reader {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	ep, _ := config.ParseEndpoint("tcp://" + srv.Addr)
+	ep, _ := collectors.ParseEndpoint("tcp://" + srv.Addr)
 	rd, err := collectors.NewReader(ep, time.Second)
 	if err != nil {
 		t.Fatal(err)

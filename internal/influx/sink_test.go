@@ -71,7 +71,7 @@ func TestReadBackFromInfluxDB18(t *testing.T) {
 
 	s, rd, cfg := demoRoom(t)
 	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(t0), Log: zap.NewNop()}
-	dev, _ := collectors.NewDevice(cfg, cfg.Devices[0])
+	dev, _ := cfg.Collector(cfg.Devices[0])
 	b := p.Poll(dev)
 	if b.Err != nil {
 		t.Fatal(b.Err)
@@ -172,7 +172,7 @@ func TestGrafanaDashboardQueriesRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- sink.Run(ctx) }()
 	for _, d := range cfg.Devices {
-		dev, err := collectors.NewDevice(cfg, d)
+		dev, err := cfg.Collector(d)
 		if err != nil {
 			t.Fatal(err)
 		}

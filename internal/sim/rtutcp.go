@@ -8,9 +8,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/simonvetter/modbus"
-
-	"github.com/firebreak-dc/firebreak/internal/config"
 )
 
 // RTUServer serves a connection's devices as RTU frames over TCP, as a serial-to-Ethernet
@@ -89,9 +88,9 @@ func (sv *RTUServer) answer(c Stream) error {
 		var err error
 		switch fc {
 		case 1, 2:
-			kind := config.Coil
+			kind := collectors.Coil
 			if fc == 2 {
-				kind = config.Discrete
+				kind = collectors.Discrete
 			}
 			var bits []bool
 			if bits, err = sv.h.readBits(unit, kind, addr, qty); err == nil {
@@ -103,9 +102,9 @@ func (sv *RTUServer) answer(c Stream) error {
 				}
 			}
 		case 3, 4:
-			kind := config.Holding
+			kind := collectors.Holding
 			if fc == 4 {
-				kind = config.Input
+				kind = collectors.Input
 			}
 			var regs []uint16
 			if regs, err = sv.h.readRegs(unit, kind, addr, qty); err == nil {

@@ -37,7 +37,7 @@ func TestServedOverRealModbusTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	ep, _ := config.ParseEndpoint("tcp://" + srv.Addr)
+	ep, _ := collectors.ParseEndpoint("tcp://" + srv.Addr)
 	rd, err := collectors.NewReader(ep, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func TestServedOverRealModbusTCP(t *testing.T) {
 	defer rd.Close()
 	p := &collectors.Poller{Conn: "gw-1", Reader: rd, Clock: clk, Log: zap.NewNop()}
 	for _, d := range cfg.Devices {
-		dev, err := collectors.NewDevice(cfg, d)
+		dev, err := cfg.Collector(d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,12 +67,12 @@ func TestServedOverRealModbusTCP(t *testing.T) {
 	}
 	// An unknown unit is a gateway exception, a range past the map an illegal address: both are
 	// exceptions (the link stays up), never values.
-	_, err = rd.Read(99, config.Input, 0, 1)
+	_, err = rd.Read(99, collectors.Input, 0, 1)
 	var ex *collectors.ExceptionError
 	if !errors.As(err, &ex) || ex.Code != 11 {
 		t.Errorf("unknown unit: %v", err)
 	}
-	_, err = rd.Read(1, config.Input, 1000, 1)
+	_, err = rd.Read(1, collectors.Input, 1000, 1)
 	if !errors.As(err, &ex) || ex.Code != 2 {
 		t.Errorf("unmapped range: %v", err)
 	}

@@ -32,17 +32,17 @@ const (
 type simDevice struct {
 	name   string
 	kind   deviceKind
-	points []config.Point
+	points []collectors.Point
 	index  []int // index of each point among the points of its role (module_temp_3 → 2)
-	regs   map[config.RegisterKind][]uint16
-	bits   map[config.RegisterKind][]bool
+	regs   map[collectors.RegisterKind][]uint16
+	bits   map[collectors.RegisterKind][]bool
 	faults []Event            // the scenario's instrument faults on this device
 	silent bool               // a bms_silent fault holds: the gateway answers exception 11
 	link   Fault              // a link_* fault holds: the connection's FaultProxy applies it
 	frozen map[string]float64 // values held by sensor_stuck
 
-	declared []config.Point // a SunSpec device's points as the profile gives them (no addresses)
-	chain    *sunspec.Chain // its layout; nil for a plain device
+	declared []collectors.Point // a SunSpec device's points as the profile gives them (no addresses)
+	chain    *sunspec.Chain     // its layout; nil for a plain device
 }
 
 // ioFault says whether an event kind acts on the instruments rather than on the room.
@@ -104,7 +104,7 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 		if prof == nil {
 			return nil, fmt.Errorf("device %s: unknown profile %q", d.Name, d.Profile)
 		}
-		sd := &simDevice{name: d.Name, points: prof.Points, regs: map[config.RegisterKind][]uint16{}, bits: map[config.RegisterKind][]bool{}, frozen: map[string]float64{}}
+		sd := &simDevice{name: d.Name, points: prof.Points, regs: map[collectors.RegisterKind][]uint16{}, bits: map[collectors.RegisterKind][]bool{}, frozen: map[string]float64{}}
 		roles := map[sample.Role]int{}
 		for _, p := range prof.Points {
 			sd.index = append(sd.index, roles[p.Role])
@@ -303,7 +303,7 @@ func (s *Simulator) refresh() {
 				b = collectors.EncodeRegisters(p, v)
 			}
 			img := d.regs[p.Kind]
-			if p.Type == config.Bit {
+			if p.Type == collectors.Bit {
 				// Several bit points share one register: set or clear only this bit.
 				mask := uint16(1) << p.Bit
 				if v != 0 {
@@ -327,7 +327,7 @@ func (s *Simulator) refresh() {
 }
 
 // value is what the model says a point reads; sentinel means the instrument has no reading.
-func (s *Simulator) value(d *simDevice, p config.Point, idx int) (float64, bool) {
+func (s *Simulator) value(d *simDevice, p collectors.Point, idx int) (float64, bool) {
 	r := s.room
 	b2f := func(b bool) float64 {
 		if b {
@@ -587,11 +587,11 @@ func readImage[T any](h *handler, unit uint8, addr, qty uint16, image func(*simD
 	return append([]T(nil), img[addr:int(addr)+int(qty)]...), nil
 }
 
-func (h *handler) readBits(unit uint8, kind config.RegisterKind, addr, qty uint16) ([]bool, error) {
+func (h *handler) readBits(unit uint8, kind collectors.RegisterKind, addr, qty uint16) ([]bool, error) {
 	return readImage(h, unit, addr, qty, func(d *simDevice) []bool { return d.bits[kind] })
 }
 
-func (h *handler) readRegs(unit uint8, kind config.RegisterKind, addr, qty uint16) ([]uint16, error) {
+func (h *handler) readRegs(unit uint8, kind collectors.RegisterKind, addr, qty uint16) ([]uint16, error) {
 	return readImage(h, unit, addr, qty, func(d *simDevice) []uint16 { return d.regs[kind] })
 }
 
@@ -599,22 +599,22 @@ func (h *handler) HandleCoils(req *modbus.CoilsRequest) ([]bool, error) {
 	if req.IsWrite {
 		return nil, modbus.ErrIllegalFunction
 	}
-	return h.readBits(req.UnitId, config.Coil, req.Addr, req.Quantity)
+	return h.readBits(req.UnitId, collectors.Coil, req.Addr, req.Quantity)
 }
 
 func (h *handler) HandleDiscreteInputs(req *modbus.DiscreteInputsRequest) ([]bool, error) {
-	return h.readBits(req.UnitId, config.Discrete, req.Addr, req.Quantity)
+	return h.readBits(req.UnitId, collectors.Discrete, req.Addr, req.Quantity)
 }
 
 func (h *handler) HandleHoldingRegisters(req *modbus.HoldingRegistersRequest) ([]uint16, error) {
 	if req.IsWrite {
 		return nil, modbus.ErrIllegalFunction
 	}
-	return h.readRegs(req.UnitId, config.Holding, req.Addr, req.Quantity)
+	return h.readRegs(req.UnitId, collectors.Holding, req.Addr, req.Quantity)
 }
 
 func (h *handler) HandleInputRegisters(req *modbus.InputRegistersRequest) ([]uint16, error) {
-	return h.readRegs(req.UnitId, config.Input, req.Addr, req.Quantity)
+	return h.readRegs(req.UnitId, collectors.Input, req.Addr, req.Quantity)
 }
 
 // Advance steps the model by d of scenario time in 1 s increments, without a clock: for

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/sunspec"
 )
 
@@ -16,7 +16,7 @@ var simSF = map[string]int16{"CellV_SF": -3, "Tmp_SF": -1, "ModTmp_SF": -1, "V_S
 // layoutSunSpec lays a SunSpec device out at base: the common model, then as many instances of
 // each model (and entries of its group) as the profile's points name, then the end marker. The
 // served points get their addresses and a scale that folds in their scale factor.
-func layoutSunSpec(sd *simDevice, declared []config.Point, base uint16) error {
+func layoutSunSpec(sd *simDevice, declared []collectors.Point, base uint16) error {
 	var refs []sunspec.Ref
 	for _, p := range declared {
 		if p.SunSpec != nil {
@@ -57,7 +57,7 @@ func layoutSunSpec(sd *simDevice, declared []config.Point, base uint16) error {
 		}
 	}
 	img[chain.End()] = sunspec.EndID
-	sd.points = append([]config.Point(nil), declared...)
+	sd.points = append([]collectors.Point(nil), declared...)
 	for i, p := range sd.points {
 		ss := p.SunSpec
 		if ss == nil {
@@ -78,11 +78,11 @@ func layoutSunSpec(sd *simDevice, declared []config.Point, base uint16) error {
 		}
 	}
 	for _, p := range sd.points {
-		if end := int(p.Address) + int(p.Words); p.SunSpec == nil && p.Kind == config.Holding && end > len(img) {
+		if end := int(p.Address) + int(p.Words); p.SunSpec == nil && p.Kind == collectors.Holding && end > len(img) {
 			img = append(img, make([]uint16, end-len(img))...) // plain holding points of the same profile
 		}
 	}
-	sd.regs[config.Holding] = img
+	sd.regs[collectors.Holding] = img
 	sd.chain = &chain
 	return nil
 }

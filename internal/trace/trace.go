@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
@@ -45,7 +46,7 @@ type Reader struct {
 	r        *bufio.Reader
 	file     string
 	line     int
-	points   map[string]map[string]config.Point
+	points   map[string]map[string]collectors.Point
 	pending  *sample.Batch
 	first    time.Time
 	last     time.Time
@@ -57,9 +58,9 @@ type Reader struct {
 
 // NewReader checks the header; file names the trace in errors.
 func NewReader(r io.Reader, file string, cfg *config.Config) (*Reader, error) {
-	tr := &Reader{r: bufio.NewReaderSize(r, 64<<10), file: file, points: map[string]map[string]config.Point{}}
+	tr := &Reader{r: bufio.NewReaderSize(r, 64<<10), file: file, points: map[string]map[string]collectors.Point{}}
 	for _, d := range cfg.Devices {
-		m := map[string]config.Point{}
+		m := map[string]collectors.Point{}
 		if res := cfg.Points(d); res != nil {
 			for _, p := range res.Points {
 				m[p.Name] = p

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/firebreak-dc/firebreak/alarms"
+	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
@@ -70,7 +71,7 @@ type haConfig struct {
 // binary sensor for every point with a role, a "gas" binary sensor per gas point (on while its
 // alarm is active), and a "problem" binary sensor per zone (on at risk stage 1 or more). States
 // come from the topics the daemon publishes anyway; availability from the device's.
-func Discovery(prefix string, e *Encoder, devices []config.Device, points func(config.Device) *config.Resolved) []Message {
+func Discovery(prefix string, e *Encoder, devices []config.Device, points func(config.Device) *collectors.Resolved) []Message {
 	node := strings.ReplaceAll(e.T.P, "/", "_") + "_" + e.Instance
 	var out []Message
 	add := func(component, objectID string, c haConfig) {

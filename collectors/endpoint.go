@@ -1,4 +1,4 @@
-package config
+package collectors
 
 import (
 	"fmt"
