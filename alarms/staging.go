@@ -10,12 +10,11 @@ import (
 )
 
 type scopeState struct {
-	scope       Scope
-	name, zone  string
-	stage       Stage
-	since       time.Time
-	lowerSince  time.Time
-	lastReasons string
+	scope      Scope
+	name, zone string
+	stage      Stage
+	since      time.Time
+	lowerSince time.Time
 }
 
 // sourceOf is a condition's independence key: two signals with one source are one sensor's word.

@@ -99,6 +99,9 @@ func TestIllegalAddressIsLearned(t *testing.T) {
 	if len(rd.reqs) != len(dev.Requests)+2 || len(dev.Requests) != before {
 		t.Fatalf("poll with a probe made %d requests (plan %d, before learning %d): %v", len(rd.reqs), len(dev.Requests), before, rd.reqs)
 	}
+	if quality(b, "ghost_301") != sample.Invalid || quality(b, "bms_alarm") != sample.Good {
+		t.Fatalf("the probe's poll: ghost_301 %v, bms_alarm %v; want invalid (still refused) and good", quality(b, "ghost_301"), quality(b, "bms_alarm"))
+	}
 	rd.reqs = nil
 	clk.Advance(time.Second)
 	b = p.Poll(dev)

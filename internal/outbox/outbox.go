@@ -21,6 +21,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
@@ -185,9 +186,9 @@ func openChecked(path string) (db *bolt.DB, err error) {
 	}
 	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s (is another firebreak using this state_dir?)", ErrLocked, path)
-	case errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrVersionMismatch) || errors.Is(err, bolt.ErrChecksum):
+	case errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrChecksum):
 		return nil, fmt.Errorf("%w: %s: %v", ErrDamaged, path, err)
 	case err != nil:
 		return nil, fmt.Errorf("outbox %s: %w", path, err)
