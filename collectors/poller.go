@@ -278,7 +278,7 @@ func (p *Poller) poll(d *Device, at time.Time) sample.Batch {
 			// The gateway answered for a unit it cannot reach: the device is lost, not the link.
 			b.Err = fmt.Errorf("device %s unit %d: %w", d.Name, d.UnitID, err)
 			return b
-		case errors.As(err, &ex) && ex.Code == 2:
+		case errors.As(err, &ex) && ex.IllegalAddress():
 			// Some register in the range does not exist, or the device says so for now. Read
 			// the points one by one to find which; keep the rest.
 			for _, i := range r.Points {
@@ -289,7 +289,7 @@ func (p *Poller) poll(d *Device, at time.Time) sample.Batch {
 				case err == nil:
 					answered++
 					delete(d.refused, i)
-				case errors.As(err, &ex) && ex.Code == 2:
+				case errors.As(err, &ex) && ex.IllegalAddress():
 					refusedNow = append(refusedNow, i)
 					b.Samples[i].Quality = sample.Invalid
 				case errors.As(err, &ex) && ex.Unreachable(), err != nil && !errors.As(err, &ex):

@@ -48,7 +48,7 @@ func (p *Poller) discover(d *Device) error {
 	}
 	absent := func(err error) bool {
 		var ex *ExceptionError
-		return errors.As(err, &ex) && ex.Code == 2
+		return errors.As(err, &ex) && ex.IllegalAddress()
 	}
 	chain, err := sunspec.Discover(read, absent, d.ss.base)
 	if err != nil {

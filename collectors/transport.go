@@ -27,25 +27,30 @@ func (e *ExceptionError) Error() string {
 
 // Unreachable says the exception came from a gateway that cannot reach the unit (codes 10 and 11):
 // the device is silent, though the link to the gateway is up.
-func (e *ExceptionError) Unreachable() bool { return e.Code == 10 || e.Code == 11 }
+func (e *ExceptionError) Unreachable() bool {
+	return e.Code == modbus.ExceptionCodeGatewayPathUnavailable || e.Code == modbus.ExceptionCodeGatewayTargetDeviceFailedToRespond
+}
+
+// IllegalAddress says the unit refused the address range (code 2): it has no such registers.
+func (e *ExceptionError) IllegalAddress() bool { return e.Code == modbus.ExceptionCodeIllegalDataAddress }
 
 func exceptionName(c byte) string {
 	switch c {
-	case 1:
+	case modbus.ExceptionCodeIllegalFunction:
 		return "illegal function"
-	case 2:
+	case modbus.ExceptionCodeIllegalDataAddress:
 		return "illegal data address"
-	case 3:
+	case modbus.ExceptionCodeIllegalDataValue:
 		return "illegal data value"
-	case 4:
+	case modbus.ExceptionCodeServerDeviceFailure:
 		return "server device failure"
-	case 5:
+	case modbus.ExceptionCodeAcknowledge:
 		return "acknowledge"
-	case 6:
+	case modbus.ExceptionCodeServerDeviceBusy:
 		return "server device busy"
-	case 10:
+	case modbus.ExceptionCodeGatewayPathUnavailable:
 		return "gateway path unavailable"
-	case 11:
+	case modbus.ExceptionCodeGatewayTargetDeviceFailedToRespond:
 		return "gateway target failed to respond"
 	}
 	return "unknown"

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/firebreak-dc/firebreak/internal/agent"
+	"github.com/firebreak-dc/firebreak/internal/logging"
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
@@ -51,10 +52,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if *debug {
 		level = zapcore.DebugLevel
 	}
-	enc := zap.NewProductionEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(stderr), level)).
-		With(zap.String("consumer", cfg.Consumer))
+	log := logging.New(level, stderr).With(zap.String("consumer", cfg.Consumer))
 	defer log.Sync()
 	log.Info("firebreak-agent running", zap.Strings("brokers", cfg.Brokers), zap.String("topics", wire.Topics{P: cfg.TopicPrefix}.Drain(wire.Any)),
 		zap.Int("actions", len(cfg.Actions)))

@@ -22,6 +22,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/logging"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 	"github.com/firebreak-dc/firebreak/internal/wire"
@@ -94,7 +95,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *verbose {
 		level = zapcore.InfoLevel
 	}
-	log := newLogger(level, stderr)
+	log := logging.New(level, stderr)
 
 	tl := &timeline{w: stdout, start: s.Start(), pub: pub, clk: clk}
 	fmt.Fprintf(stdout, "Firebreak demo: scenario %q (%s), %.0fx speed\n", sc.Name, sc.Description, *speed)

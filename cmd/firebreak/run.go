@@ -18,6 +18,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/logging"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
 )
 
@@ -47,13 +48,6 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
-func newLogger(level zapcore.Level, w io.Writer) *zap.Logger {
-	enc := zap.NewProductionEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), level)
-	return zap.New(core)
-}
-
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
 	path := fs.String("config", "", "site config (YAML)")
@@ -70,7 +64,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if *debug {
 		level = zapcore.DebugLevel
 	}
-	log := newLogger(level, stderr).With(zap.String("site", cfg.Site), zap.String("instance", cfg.Instance))
+	log := logging.New(level, stderr).With(zap.String("site", cfg.Site), zap.String("instance", cfg.Instance))
 	defer log.Sync()
 	// A key that cannot be had (a damaged file, a read-only state_dir with none yet) does not
 	// keep the daemon from watching the room: it runs, and raises cutover.signing_unavailable.
