@@ -32,7 +32,9 @@ func (e *ExceptionError) Unreachable() bool {
 }
 
 // IllegalAddress says the unit refused the address range (code 2): it has no such registers.
-func (e *ExceptionError) IllegalAddress() bool { return e.Code == modbus.ExceptionCodeIllegalDataAddress }
+func (e *ExceptionError) IllegalAddress() bool {
+	return e.Code == modbus.ExceptionCodeIllegalDataAddress
+}
 
 func exceptionName(c byte) string {
 	switch c {
