@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -171,15 +172,14 @@ func Run(ctx context.Context, o Options) error {
 	st.mu.Lock()
 	st.conflict = mq.Conflict
 	st.mu.Unlock()
-	sink, err := newSink(cfg, log)
+	influxSink, err := newSink(cfg, log)
 	if err != nil {
 		return err
 	}
-	telemetry := make(chan wire.Message, telemetryQueue)
 	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log, ob: ob, operators: operators, observe: o.Observe,
 		cfg: cfg, pipeOpts: pipeOpts, reloads: o.Reload,
 		stale:     newStaleTracker(cfg, o.Clock.Now()),
-		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, telemetry: telemetry, sink: sink, online: map[string]bool{},
+		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, online: map[string]bool{},
 		st: st, stateRaised: map[string]problem{}, refusals: limiter{rate: 5, burst: 20}}
 	if loop.ha, err = newHAWatch(cfg, o.Version, o.Clock.Now()); err != nil {
 		return err
@@ -189,9 +189,13 @@ func Run(ctx context.Context, o Options) error {
 		devices = append(devices, d.Name)
 	}
 	loop.m = newMetrics(devices, loop.ha != nil, ob.Len, mq.Connected)
-	var serveMetrics func() error
+	loop.sinks = []Sink{newMQTTTelemetry(enc, mq, loop.m.telDropped, mqLog)}
+	if influxSink != nil {
+		loop.sinks = append(loop.sinks, influxSink)
+	}
+	var serveMetrics func(context.Context) error
 	if cfg.Metrics.Listen != "off" {
-		if serveMetrics, err = loop.m.serve(ctx, cfg.Metrics.Listen, log, o.OnMetrics); err != nil {
+		if serveMetrics, err = loop.m.serve(cfg.Metrics.Listen, log, o.OnMetrics); err != nil {
 			mq.Close(nil)
 			return err
 		}
@@ -209,46 +213,67 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("firebreak running", zap.String("site", cfg.Site), zap.String("instance", cfg.Instance),
 		zap.String("boot_id", bootID), zap.Int("devices", len(cfg.Devices)), zap.Uint64("drain_seq", seqStart))
 
-	// Pollers stop with ctx; the engine loop stops when they have all stopped and it has
-	// drained their batches; the publishers stop when the engine is done and the outbox is empty,
-	// or when the shutdown grace runs out (what is left then stays in the outbox).
+	// The shutdown sequence. Every part is a goroutine of g, and Run returns only when all have:
+	//  1. ctx ends (a stop asked for, or a part failing): /readyz says stopping; the pollers
+	//     finish the request in flight and stop.
+	//  2. the engine loop takes their last batches and closes engineDone;
+	//  3. the sinks (MQTT telemetry, InfluxDB) deliver what they hold and stop;
+	//  4. the publisher empties the outbox to the broker, for at most ShutdownGrace; what is
+	//     left stays in the outbox for the next start;
+	//  5. once those are done, the metrics server stops.
+	// Past ShutdownGrace+2s, whatever still runs is cancelled (hard): every part honours its
+	// context, so each returns within the I/O it has in flight.
 	requested := ctx // its end is a stop someone asked for; any other is a failure with a reason
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	var engineErr error // set by the engine goroutine before it closes engineDone
-	batches := make(chan sample.Batch, batchQueue)
-	loop.polls = newPollGroup(ctx, batches, log)
-	loop.polls.start(pollers)
-	var g errgroup.Group
-	if serveMetrics != nil {
-		g.Go(serveMetrics)
-	}
-	go func() {
-		<-ctx.Done()
-		loop.m.stopping.Store(true)
-	}()
+	hard, hardStop := context.WithCancel(context.Background())
+	defer hardStop()
 	if o.Record != nil {
 		if loop.record, err = trace.NewWriter(o.Record); err != nil {
 			return fmt.Errorf("record: %w", err)
 		}
 		defer loop.record.Close()
 	}
-	engineDone := make(chan struct{})
-	if sink != nil {
-		// The sink outlives ctx until the engine has taken the pollers' last batches: those are
-		// written and flushed too (within the shutdown deadline).
-		sinkCtx, stopSink := context.WithCancel(context.Background())
-		go func() {
-			<-engineDone
-			stopSink()
-		}()
-		g.Go(func() error { return sink.Run(sinkCtx) })
+	batches := make(chan sample.Batch, batchQueue)
+	loop.polls = newPollGroup(ctx, batches, log)
+	loop.polls.start(pollers)
+	engineDone, pubDone := make(chan struct{}), make(chan struct{})
+	var g errgroup.Group
+	// The parts of steps 2-4, counted before any starts; the last to finish closes quiet.
+	var work atomic.Int32
+	work.Store(int32(2 + len(loop.sinks)))
+	quiet := make(chan struct{})
+	part := func(f func() error) {
+		g.Go(func() error {
+			defer func() {
+				if work.Add(-1) == 0 {
+					close(quiet)
+				}
+			}()
+			return f()
+		})
 	}
-	g.Go(func() error {
+	g.Go(func() error { // 1, and the hard deadline
+		select {
+		case <-ctx.Done():
+		case <-quiet: // every part ended by itself
+			stop()
+		}
+		loop.m.stopping.Store(true)
+		t := time.NewTimer(o.ShutdownGrace + 2*time.Second)
+		defer t.Stop()
+		select {
+		case <-quiet:
+		case <-t.C:
+			log.Error("shutdown deadline passed; cancelling what is left (the outbox keeps undelivered messages)",
+				zap.Duration("shutdown_timeout", o.ShutdownGrace), zap.Int("outbox", ob.Len()))
+			hardStop()
+		}
+		return nil
+	})
+	part(func() error { // 2
 		defer close(engineDone)
-		defer close(telemetry)
 		err := loop.run(ctx, batches, in)
-		engineErr = err
 		if err != nil {
 			log.Error("the engine loop stopped; the daemon stops with it", zap.Error(err))
 			stop() // the pollers must not wait on an engine that is gone
@@ -258,56 +283,66 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return err
 	})
-	var telemetryDropped int
+	// 3: the sinks outlive ctx until the engine has taken the pollers' last batches.
+	sinkCtx, stopSinks := context.WithCancel(hard)
+	defer stopSinks()
 	g.Go(func() error {
-		telemetryDropped = publishTelemetry(mq, telemetry, loop.m.telDropped)
+		select {
+		case <-engineDone:
+		case <-hard.Done():
+		}
+		stopSinks()
 		return nil
 	})
+	for _, s := range loop.sinks {
+		part(func() error { return s.Run(sinkCtx) })
+	}
+	// 4: publishing outlives ctx by ShutdownGrace, so that the last alarms and drains go out.
+	pubCtx, stopPub := context.WithCancel(hard)
+	defer stopPub()
 	g.Go(func() error {
-		// Publishing outlives ctx by the grace period so that the last alarms and drains go out.
-		pubCtx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			<-ctx.Done()
-			t := time.NewTimer(o.ShutdownGrace)
-			defer t.Stop()
-			select {
-			case <-t.C:
-				cancel()
-			case <-pubCtx.Done():
-			}
-		}()
+		select {
+		case <-ctx.Done():
+		case <-pubDone:
+			return nil
+		}
+		t := time.NewTimer(o.ShutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			stopPub()
+		case <-pubDone:
+		}
+		return nil
+	})
+	part(func() error {
+		defer close(pubDone)
 		pub := &criticalPublisher{mq: mq, ob: ob, log: mqLog, observe: loop.m.publish.Observe, failing: st.publisherFailing}
 		if err := pub.run(pubCtx, engineDone); err != nil {
 			log.Error("shutdown", zap.Error(err))
 		}
 		return nil
 	})
-	// The whole shutdown is bounded: pollers finish their request, the engine its batches, the
-	// publisher the outbox (ShutdownGrace), InfluxDB its queue. Past the deadline the daemon
-	// exits anyway; the outbox keeps what was not delivered.
-	waited := make(chan error, 1)
-	go func() { waited <- g.Wait() }()
-	select {
-	case err = <-waited:
-	case <-afterDone(ctx, o.ShutdownGrace+2*time.Second):
-		log.Error("shutdown deadline passed; exiting with work left (the outbox keeps undelivered messages)",
-			zap.Duration("shutdown_timeout", o.ShutdownGrace), zap.Int("outbox", ob.Len()))
-		select {
-		case <-engineDone:
-			err = engineErr
-		default:
-		}
+	if serveMetrics != nil { // 5
+		metricsCtx, stopMetrics := context.WithCancel(hard)
+		defer stopMetrics()
+		g.Go(func() error {
+			select {
+			case <-quiet:
+			case <-hard.Done():
+			}
+			stopMetrics()
+			return nil
+		})
+		g.Go(func() error { return serveMetrics(metricsCtx) })
 	}
+	err = g.Wait()
 	if err == nil && requested.Err() == nil {
 		// Exit 0 is for a stop that was asked for; nothing else may look like one.
 		err = errors.New("the daemon stopped without being asked to (see the log for the part that ended)")
 	}
 	final := enc.Status("offline", o.Version, o.Clock.Now())
 	mq.Close(&final)
-	if n := loop.dropped + telemetryDropped; n > 0 {
-		log.Warn("telemetry dropped while the broker was slow or away", zap.Int("messages", n))
-	}
 	return err
 }
 
@@ -395,13 +430,11 @@ type engineLoop struct {
 	operators map[string]ed25519.PublicKey
 	cmdMaxAge time.Duration
 	instance  string
-	telemetry chan<- wire.Message
-	sink      *influx.Sink
+	sinks     []Sink // MQTT telemetry, and InfluxDB when configured
 	record    *trace.Writer
 	observe   func(sample.Batch)
 	stale     *staleTracker
 	online    map[string]bool
-	dropped   int
 	ha        *haWatch // nil without an HA peer
 	st        *stateDir
 	in        *inbox
@@ -537,17 +570,10 @@ func (l *engineLoop) batch(b sample.Batch) error {
 	return nil
 }
 
-// telemeter sends a batch to InfluxDB and as MQTT telemetry, dropping (and counting) rather than
-// waiting when either is behind.
+// telemeter offers a batch to every sink (MQTT telemetry, InfluxDB); one that is behind drops it.
 func (l *engineLoop) telemeter(b sample.Batch) {
-	if l.sink != nil {
-		l.sink.Offer(b)
-	}
-	select {
-	case l.telemetry <- l.enc.Telemetry(b):
-	default:
-		l.dropped++
-		l.m.telDropped.Inc()
+	for _, s := range l.sinks {
+		s.Offer(b)
 	}
 }
 
@@ -641,17 +667,4 @@ func LoadOrCreateKey(cfg *config.Config) (ed25519.PrivateKey, bool, error) {
 		return nil, false, fmt.Errorf("cannot create the signing key %s: %w", path, err)
 	}
 	return k, true, nil
-}
-
-// afterDone fires d after ctx ends.
-func afterDone(ctx context.Context, d time.Duration) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() {
-		<-ctx.Done()
-		t := time.NewTimer(d)
-		defer t.Stop()
-		<-t.C
-		close(ch)
-	}()
-	return ch
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/firebreak-dc/firebreak/alarms"
 	"github.com/firebreak-dc/firebreak/cutover"
@@ -254,7 +255,7 @@ func (m *metrics) ready() (bool, string) {
 // serve runs the HTTP endpoint until ctx ends: /metrics (Prometheus text), /healthz (the engine
 // loop turns), /readyz (healthy, connected to the broker, every device polled at least once, not
 // shutting down). A listen error is returned at once, so a bad metrics.listen stops the start.
-func (m *metrics) serve(ctx context.Context, listen string, log *zap.Logger, bound func(string)) (func() error, error) {
+func (m *metrics) serve(listen string, log *zap.Logger, bound func(string)) (func(context.Context) error, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listen %s: %w", listen, err)
@@ -278,16 +279,21 @@ func (m *metrics) serve(ctx context.Context, listen string, log *zap.Logger, bou
 	mux.Handle("/readyz", check(m.ready))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Info("metrics and health endpoint", zap.String("listen", ln.Addr().String()))
-	return func() error {
-		go func() {
-			<-ctx.Done()
+	return func(ctx context.Context) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			<-gctx.Done() // the daemon is done with it, or Serve failed
 			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			_ = srv.Shutdown(sctx)
-		}()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
+			return nil
+		})
+		g.Go(func() error {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics.listen %s: %w", listen, err)
+			}
+			return nil
+		})
+		return g.Wait()
 	}, nil
 }

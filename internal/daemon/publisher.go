@@ -7,12 +7,10 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
 	"github.com/firebreak-dc/firebreak/internal/outbox"
-	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
 const (
@@ -181,18 +179,4 @@ func (p *criticalPublisher) reconnected(ctx context.Context) {
 	if len(ret) > 0 {
 		p.log.Info("retained state re-published", zap.Int("topics", len(ret)))
 	}
-}
-
-// publishTelemetry sends telemetry at QoS 0 while the broker is there and drops it, counted,
-// while it is not: it never queues behind, or competes with, the outbox.
-func publishTelemetry(mq *mqttx.Client, telemetry <-chan wire.Message, counted prometheus.Counter) (dropped int) {
-	for m := range telemetry {
-		if !mq.Connected() {
-			dropped++
-			counted.Inc()
-			continue
-		}
-		mq.PublishAsync(m)
-	}
-	return dropped
 }
