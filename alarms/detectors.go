@@ -2,6 +2,7 @@ package alarms
 
 import (
 	"slices"
+	"time"
 
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
@@ -22,6 +23,7 @@ const (
 	Flapping       DetectorID = "flapping"
 	Stuck          DetectorID = "stuck"
 	SensorFault    DetectorID = "sensor_fault"
+	Frozen         DetectorID = "frozen"
 	CommLost       DetectorID = "comm_lost"
 	NoData         DetectorID = "no_data"
 	Offgas         DetectorID = "offgas"
@@ -57,6 +59,10 @@ type DetectorInfo struct {
 	// ZoneGas: at warning and above it is gas in the room, evidence for every rack of the zone.
 	ZoneGas bool
 	Silence Silence
+	// pass, if set, runs over a whole device after each of its batches (after every sample has
+	// gone through detect), in the table's order: the detectors that compare a device's points
+	// with each other, or a device with the others.
+	pass func(e *Engine, d *devState, now time.Time)
 }
 
 var (
@@ -70,13 +76,14 @@ var detectorTable = []DetectorInfo{
 	{ID: TempHigh, Modality: Temperature, Roles: rackTemps, ClearsWhenExcluded: true, Silence: NotSilence},
 	{ID: Rise, Modality: Temperature, Roles: rackTemps, ClearsWhenExcluded: true, Silence: NotSilence},
 	{ID: Runaway, Modality: Temperature, Roles: rackTemps, ClearsWhenExcluded: true, Silence: NotSilence},
-	{ID: PeerDelta, Modality: Temperature, Roles: []sample.Role{sample.ModuleTemperature}, ClearsWhenExcluded: true, Silence: NotSilence},
-	{ID: CellVoltageDev, Modality: Voltage, Roles: []sample.Role{sample.CellVoltage}, ClearsWhenExcluded: true, Silence: NotSilence},
+	{ID: Stuck, Modality: SensorHealth, Roles: []sample.Role{sample.ModuleTemperature, sample.CellVoltage}, Silence: NotSilence, pass: (*Engine).stuck},
+	{ID: PeerDelta, Modality: Temperature, Roles: []sample.Role{sample.ModuleTemperature}, ClearsWhenExcluded: true, Silence: NotSilence, pass: (*Engine).peers},
+	{ID: CellVoltageDev, Modality: Voltage, Roles: []sample.Role{sample.CellVoltage}, ClearsWhenExcluded: true, Silence: NotSilence, pass: (*Engine).voltages},
 	{ID: Flapping, Modality: SensorHealth, Roles: rackTemps, Silence: NotSilence},
-	{ID: Stuck, Modality: SensorHealth, Roles: []sample.Role{sample.ModuleTemperature, sample.CellVoltage}, Silence: NotSilence},
 	{ID: SensorFault, Modality: SensorHealth, Roles: anyRole, Silence: NotSilence},
 	{ID: CommLost, Modality: Comms, Silence: SilentAlways},
 	{ID: NoData, Modality: Comms, Silence: SilentInTrace},
+	{ID: Frozen, Modality: Comms, Silence: SilentAlways, pass: (*Engine).frozen},
 	{ID: Offgas, Modality: Gas, Roles: []sample.Role{sample.OffgasPPM}, ZoneGas: true, Silence: NotSilence},
 	{ID: COHigh, Modality: Gas, Roles: []sample.Role{sample.COPPM}, ZoneGas: true, Silence: NotSilence},
 	{ID: H2LFL, Modality: Gas, Roles: []sample.Role{sample.H2PPM}, ZoneGas: true, Silence: NotSilence},
@@ -90,13 +97,26 @@ var detectorTable = []DetectorInfo{
 // ruleInfo is the row of every site rule.
 var ruleInfo = DetectorInfo{Modality: RuleModality, Silence: NotSilence}
 
-var detectorByID = func() map[DetectorID]*DetectorInfo {
-	m := make(map[DetectorID]*DetectorInfo, len(detectorTable))
-	for i := range detectorTable {
-		m[detectorTable[i].ID] = &detectorTable[i]
+// detectorByID, excludedClears and devicePasses are read from the table once, in init (the
+// passes call setCond, which reads detectorByID: a package-level initializer would be a cycle).
+var (
+	detectorByID   map[DetectorID]*DetectorInfo
+	excludedClears []DetectorID // the detectors a sensor's exclusion clears, in the table's order
+	devicePasses   []func(e *Engine, d *devState, now time.Time)
+)
+
+func init() {
+	detectorByID = make(map[DetectorID]*DetectorInfo, len(detectorTable))
+	for i, d := range detectorTable {
+		detectorByID[d.ID] = &detectorTable[i]
+		if d.ClearsWhenExcluded {
+			excludedClears = append(excludedClears, d.ID)
+		}
+		if d.pass != nil {
+			devicePasses = append(devicePasses, d.pass)
+		}
 	}
-	return m
-}()
+}
 
 // info is a detector's row; a site rule's is ruleInfo.
 func (id DetectorID) info() *DetectorInfo {
@@ -115,20 +135,10 @@ func Detectors() []DetectorInfo {
 	out := slices.Clone(detectorTable)
 	for i := range out {
 		out[i].Roles = slices.Clone(out[i].Roles)
+		out[i].pass = nil
 	}
 	return out
 }
 
 // Reads says whether the detector reads points of role r.
 func (d DetectorInfo) Reads(r sample.Role) bool { return slices.Contains(d.Roles, r) }
-
-// excludedClears is the detectors a sensor's exclusion clears, in the table's order.
-var excludedClears = func() []DetectorID {
-	var out []DetectorID
-	for _, d := range detectorTable {
-		if d.ClearsWhenExcluded {
-			out = append(out, d.ID)
-		}
-	}
-	return out
-}()

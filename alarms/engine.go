@@ -14,6 +14,7 @@ import (
 type DeviceInfo struct {
 	Name     string
 	Zone     string
+	Kind     string // devices of one kind (one profile) are compared with each other
 	Interval time.Duration
 	Units    map[string]string // point → unit, for evidence
 }
@@ -53,6 +54,9 @@ type devState struct {
 	lastErrAt time.Time
 	lastErr   string
 	currentA  float64
+	// suspect, if set, is the detector that found the whole device's readings to be no evidence
+	// (frozen): they go to no detector until it clears, and its conditions stand as they were.
+	suspect DetectorID
 }
 
 type pointState struct {
@@ -71,7 +75,8 @@ type pointState struct {
 	hasPrev      bool
 	lastJumpAt   time.Time   // last step larger than MaxStepC
 	jumps        []time.Time // such steps within FlapWindow
-	lastChangeAt time.Time   // last time the reading changed at all
+	lastChangeAt time.Time   // last time the reading changed at all (or was first seen)
+	movedAt      time.Time   // last time it changed from a reading before it
 	medianAtChng float64     // the rack's median for this role when the reading last changed
 	flapping     bool
 	stuck        bool
@@ -202,6 +207,9 @@ func (e *Engine) Step(b sample.Batch) {
 		}
 		e.plausibility(d, s, ps)
 		ps.last, ps.good, ps.hasPrev = s.Value, true, true
+		if d.suspect != "" {
+			continue
+		}
 		// Only temperatures (rise, runaway, confirmation) and points with a rate rule look back;
 		// the rest (cell voltages are most points of a rack) keep no history: memory and time.
 		if s.Role.RackTemperature() || hasRateRule(rules) {
@@ -222,9 +230,9 @@ func (e *Engine) Step(b sample.Batch) {
 		e.detect(d, s, ps)
 	}
 	e.deviceHealth(d, b, bad, named, wholeDevice)
-	e.stuck(d, b.At)
-	e.peers(d, b.At)
-	e.voltages(d, b.At)
+	for _, pass := range devicePasses {
+		pass(e, d, b.At)
+	}
 	if _, isRack := e.racks[d.info.Name]; !isRack && d.isRack() {
 		e.rack(d)
 	}

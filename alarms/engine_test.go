@@ -389,15 +389,20 @@ func TestSteadyQuantisedSensorIsNotStuck(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
 	for i := 0; i < 1800; i++ { // half an hour of a steady room: one sensor never leaves its bin
-		var ss []sample.Sample
+		var ss, other []sample.Sample
 		for m := 0; m < 8; m++ {
 			v := 23 + 0.1*float64((i+m)%3-1)
+			// rack-2 is live too: its readings wander in their bins (a rack whose every reading
+			// stood still while rack-1's moved would be frozen: testdata/frozen.txt)
+			other = append(other, sample.Sample{Device: "rack-2", Point: fmt.Sprintf("module_temp_%d", m+1), Role: "module_temperature", Value: v, Quality: sample.Good, At: r.now})
 			if m == 2 {
 				v = 23
 			}
 			ss = append(ss, sample.Sample{Device: "rack-1", Point: fmt.Sprintf("module_temp_%d", m+1), Role: "module_temperature", Value: v, Quality: sample.Good, At: r.now})
 		}
-		r.quiet()
+		r.one("gas", "offgas", "offgas_ppm", 0.4, sample.Good)
+		r.one("panel", "smoke", "smoke", 0, sample.Good)
+		r.step(sample.Batch{Device: "rack-2", At: r.now, Samples: other})
 		r.step(sample.Batch{Device: "rack-1", At: r.now, Samples: ss})
 		r.tick()
 		r.advance(time.Second)

@@ -12,6 +12,9 @@ import (
 func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
 	if !ps.hasPrev || s.Value != ps.last {
 		ps.lastChangeAt = s.At
+		if ps.hasPrev {
+			ps.movedAt = s.At
+		}
 	}
 	if !s.Role.RackTemperature() {
 		return

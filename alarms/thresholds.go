@@ -47,6 +47,9 @@ type Thresholds struct {
 	FlapJumps  int           `yaml:"flap_jumps"`
 	FlapWindow time.Duration `yaml:"flap_window"`
 	StuckFor   time.Duration `yaml:"stuck_for"`
+	// FrozenFor: a device all of whose analogue readings have not changed for this long, while
+	// another of its kind in the zone moved, is frozen (a gateway serving cached registers).
+	FrozenFor time.Duration `yaml:"frozen_for"`
 
 	// StageHold is how long a lower stage must hold before a stage falls.
 	StageHold time.Duration `yaml:"stage_hold"`
@@ -82,6 +85,7 @@ func DefaultThresholds() Thresholds {
 		FlapJumps:           4,
 		FlapWindow:          2 * time.Minute,
 		StuckFor:            5 * time.Minute,
+		FrozenFor:           5 * time.Minute,
 		StageHold:           5 * time.Minute,
 	}
 }
@@ -125,7 +129,7 @@ func (t Thresholds) Problems() []Problem {
 		f string
 		v time.Duration
 	}{{"rise_watch_for", t.RiseWatchFor}, {"rise_window", t.RiseWindow}, {"runaway_for", t.RunawayFor},
-		{"flap_window", t.FlapWindow}, {"stuck_for", t.StuckFor}} {
+		{"flap_window", t.FlapWindow}, {"stuck_for", t.StuckFor}, {"frozen_for", t.FrozenFor}} {
 		if d.v <= 0 {
 			ps = append(ps, Problem{d.f, "must be a positive duration", d.v.String()})
 		}

@@ -64,7 +64,7 @@ func Topology(cfg *config.Config) alarms.Topology {
 				units[p.Name] = p.Unit
 			}
 		}
-		topo.Devices = append(topo.Devices, alarms.DeviceInfo{Name: d.Name, Zone: d.Zone, Interval: d.Interval, Units: units})
+		topo.Devices = append(topo.Devices, alarms.DeviceInfo{Name: d.Name, Zone: d.Zone, Kind: d.Profile, Interval: d.Interval, Units: units})
 	}
 	for _, r := range cfg.Rules {
 		dev, pt, _ := strings.Cut(r.Point, ".")

@@ -50,6 +50,15 @@ func (r Role) Known() bool {
 // and are compared with their peers.
 func (r Role) RackTemperature() bool { return r == CellTemperature || r == ModuleTemperature }
 
+// Binary says whether r is an on/off input (a contact, a flag): it stands still by nature.
+func (r Role) Binary() bool {
+	switch r {
+	case Smoke, Heat, FireAlarm, SuppressionReleased, BMSAlarm, ContactorOpen, UPSOnBattery:
+		return true
+	}
+	return false
+}
+
 // OfRack says whether a device with a point of role r is a battery rack (it has a risk stage of
 // its own).
 func (r Role) OfRack() bool { return r.RackTemperature() || r == CellVoltage }
