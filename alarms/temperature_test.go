@@ -1,0 +1,136 @@
+package alarms
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firebreak-dc/firebreak/internal/sample"
+)
+
+func TestOneHotSensorNeverDrains(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 600; i++ { // ten minutes at a flat 58 °C: hot, but not rising
+		r.quiet()
+		r.rack("rack-1", 2, 58)
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageWarning {
+		t.Fatalf("zone stage %v, want warning: one sensor, however hot, is not confirmation", r.zone())
+	}
+}
+
+func TestHotAndRisingIsConfirmed(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	temp := 50.0
+	for i := 0; i < 600 && r.zone() < StageCritical; i++ {
+		r.quiet()
+		r.rack("rack-1", 2, temp)
+		r.tick()
+		temp += 2.0 / 60 // 2 °C/min
+		r.advance(time.Second)
+	}
+	if r.zone() != StageCritical {
+		t.Fatalf("zone stage %v at %.1f °C", r.zone(), temp)
+	}
+	if temp < 60 || temp > 61 {
+		t.Errorf("critical at %.1f °C, want just past 60", temp)
+	}
+	last := r.risk[len(r.risk)-1]
+	if last.To != StageCritical || len(last.Evidence) == 0 || !strings.Contains(last.Reason, "rising") {
+		t.Errorf("critical without its evidence: %+v", last)
+	}
+}
+
+func TestSpikeIsNotRunaway(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for _, v := range []float64{25, 25, 25, 25, 90, 25, 25, 25, 25, 25} {
+		r.quiet()
+		r.rack("rack-1", 2, v)
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() >= StageCritical {
+		t.Fatalf("a one-sample spike staged the zone to %v", r.zone())
+	}
+}
+
+func TestSustainedRiseIsRunaway(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	v := 70.0
+	for i := 0; i < 8; i++ {
+		r.quiet()
+		r.rack("rack-1", 2, v)
+		r.tick()
+		v += 5
+		r.advance(time.Second)
+	}
+	if r.zone() != StageFire {
+		t.Fatalf("5 °C/s for 8 s: zone %v, want fire", r.zone())
+	}
+}
+
+func TestUniformWarmingIsOneSignal(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	c := 40.0
+	for i := 0; i < 3600; i++ { // an hour: every sensor of both racks from 40 to 58 °C together
+		r.racksAt(c)
+		r.one("gas", "offgas", "offgas_ppm", 0.4, sample.Good)
+		r.one("panel", "smoke", "smoke", 0, sample.Good)
+		r.tick()
+		c += 18.0 / 3600
+		r.advance(time.Second)
+	}
+	if r.zone() != StageWarning {
+		t.Fatalf("uniform warming to 58 °C: zone %v, want warning (sixteen warm sensors are one signal)", r.zone())
+	}
+	// Gas is a second, independent signal.
+	r.racksAt(c)
+	r.one("gas", "offgas", "offgas_ppm", 30, sample.Good)
+	if r.zone() != StageCritical {
+		t.Fatalf("uniform warmth plus off-gas: zone %v, want critical", r.zone())
+	}
+}
+
+func TestHotCellInAWarmRoomStillStandsOut(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 120; i++ {
+		r.quiet()
+		// rack-1: one module at 57 °C while its peers sit at 25.
+		r.rack("rack-1", 4, 57)
+		r.tick()
+		r.advance(time.Second)
+	}
+	got := r.e.conds["rack-1.module_temp_5.temp_high"]
+	if got == nil || strings.HasPrefix(got.source, "uniform:") {
+		t.Fatalf("a cell 32 °C above its peers was taken for uniform warming: %+v", got)
+	}
+}
+
+func TestWidelySpreadRackDoesNotSingleOutItsWarmest(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for i := 0; i < 60; i++ {
+		var ss []sample.Sample
+		// A rack with a strong top-to-bottom gradient (airflow): 22 … 36 °C. The top module is 7 °C
+		// above the median, but no more unusual than the rest of the spread.
+		for m := 0; m < 8; m++ {
+			ss = append(ss, sample.Sample{Device: "rack-1", Point: fmt.Sprintf("module_temp_%d", m+1), Role: "module_temperature", Value: 22 + 2*float64(m), Quality: sample.Good, At: r.now})
+		}
+		r.quiet()
+		r.step(sample.Batch{Device: "rack-1", At: r.now, Samples: ss})
+		r.tick()
+		r.advance(time.Second)
+	}
+	if r.zone() != StageNormal {
+		t.Fatalf("a rack's airflow gradient was taken for a hot module: zone %v, %+v", r.zone(), r.e.Alarms())
+	}
+}
