@@ -39,7 +39,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("trace: %w", err)
 	}
 	defer f.Close()
-	tr, err := trace.NewReader(bufio.NewReaderSize(f, 1<<20), *in, cfg)
+	tr, err := trace.NewReader(bufio.NewReaderSize(f, 1<<20), *in, cfg.RegisterMaps())
 	if err != nil {
 		return usagef("%v", err)
 	}

@@ -275,6 +275,20 @@ func (c *Config) Targets(domains []string) []string {
 // Points returns the expanded points of a device's profile (nil if the profile is unknown).
 func (c *Config) Points(d Device) *collectors.Resolved { return c.resolved[d.Profile] }
 
+// RegisterMaps is every configured device's points, by device name (none for a device whose
+// profile is unknown).
+func (c *Config) RegisterMaps() map[string][]collectors.Point {
+	out := map[string][]collectors.Point{}
+	for _, d := range c.Devices {
+		if r := c.Points(d); r != nil {
+			out[d.Name] = r.Points
+		} else {
+			out[d.Name] = nil
+		}
+	}
+	return out
+}
+
 // Collector plans one configured device for polling: its register map and its connection's
 // request limits.
 func (c *Config) Collector(d Device) (*collectors.Device, error) {

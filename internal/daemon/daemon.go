@@ -202,7 +202,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	startup := []wire.Message{enc.Status("online", o.Version, o.Clock.Now())}
 	if cfg.MQTT.HomeAssist.Enabled {
-		startup = append(startup, wire.Discovery(cfg.MQTT.HomeAssist.Prefix, enc, cfg.Devices, cfg.Points)...)
+		startup = append(startup, wire.Discovery(cfg.MQTT.HomeAssist.Prefix, enc, discoveryDevices(cfg))...)
 	}
 	if err := loop.put(startup); err != nil {
 		return err
@@ -374,6 +374,17 @@ func operatorKeys(cfg *config.Config) (map[string]ed25519.PublicKey, error) {
 		out[op.Name] = ed25519.PublicKey(k)
 	}
 	return out, nil
+}
+
+// discoveryDevices is what Home Assistant discovery announces: every device with a known profile.
+func discoveryDevices(cfg *config.Config) []wire.Device {
+	var out []wire.Device
+	for _, d := range cfg.Devices {
+		if r := cfg.Points(d); r != nil {
+			out = append(out, wire.Device{Name: d.Name, Zone: d.Zone, Model: d.Profile, Points: r.Points})
+		}
+	}
+	return out
 }
 
 // readSecret reads a secret from a file named in the config, else from the environment variable.

@@ -54,7 +54,7 @@ func FuzzReplay(f *testing.F) {
 	cfg := hiltest.DemoSite(f)
 	pub, key, _ := ed25519.GenerateKey(nil)
 	f.Fuzz(func(t *testing.T, in string) {
-		tr, err := trace.NewReader(strings.NewReader(in), "fuzz.csv", cfg)
+		tr, err := trace.NewReader(strings.NewReader(in), "fuzz.csv", cfg.RegisterMaps())
 		if err != nil {
 			if !errors.Is(err, trace.ErrBadTrace) {
 				t.Fatalf("reader: %v is not ErrBadTrace", err)
@@ -94,7 +94,7 @@ func TestReplayDrainsDespiteABadSensor(t *testing.T) {
 	cfg := hiltest.DemoSite(t)
 	_, key, _ := ed25519.GenerateKey(nil)
 	for _, temp := range []string{"25.5", ""} {
-		tr, err := trace.NewReader(strings.NewReader(fireTrace(temp)), "t.csv", cfg)
+		tr, err := trace.NewReader(strings.NewReader(fireTrace(temp)), "t.csv", cfg.RegisterMaps())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/firebreak-dc/firebreak/collectors"
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
@@ -56,17 +55,16 @@ type Reader struct {
 	err      error
 }
 
-// NewReader checks the header; file names the trace in errors.
-func NewReader(r io.Reader, file string, cfg *config.Config) (*Reader, error) {
+// NewReader checks the header; file names the trace in errors. devices is each configured
+// device's points (config's RegisterMaps): a row for another device or point is refused.
+func NewReader(r io.Reader, file string, devices map[string][]collectors.Point) (*Reader, error) {
 	tr := &Reader{r: bufio.NewReaderSize(r, 64<<10), file: file, points: map[string]map[string]collectors.Point{}}
-	for _, d := range cfg.Devices {
+	for name, pts := range devices {
 		m := map[string]collectors.Point{}
-		if res := cfg.Points(d); res != nil {
-			for _, p := range res.Points {
-				m[p.Name] = p
-			}
+		for _, p := range pts {
+			m[p.Name] = p
 		}
-		tr.points[d.Name] = m
+		tr.points[name] = m
 	}
 	hdr, err := tr.readRow()
 	if errors.Is(err, io.EOF) {

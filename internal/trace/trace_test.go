@@ -45,7 +45,7 @@ func TestRoundTripAndBatching(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewReader(&buf, "t.csv", demo(t))
+	r, err := NewReader(&buf, "t.csv", demo(t).RegisterMaps())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestErrorsNameTheLine(t *testing.T) {
 	cases[h+ok+"2022-10-15T15:00:00Z,rack-01,soc,"+strings.Repeat("1", 5000)+"\n"] = "t.csv:3: line is longer than 4096 bytes"
 	cases[h+ok+"2022-10-15T15:00:00Z,rack-01,soc,1,2\n"] = "t.csv:3: want 4 fields (time,device,point,value), got 5"
 	for in, want := range cases {
-		r, err := NewReader(strings.NewReader(in), "t.csv", demo(t))
+		r, err := NewReader(strings.NewReader(in), "t.csv", demo(t).RegisterMaps())
 		for err == nil {
 			_, err = r.Next()
 		}

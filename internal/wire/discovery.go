@@ -5,7 +5,6 @@ import (
 
 	"github.com/firebreak-dc/firebreak/alarms"
 	"github.com/firebreak-dc/firebreak/collectors"
-	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
@@ -45,6 +44,13 @@ func gasDetector(r sample.Role) (alarms.DetectorID, bool) {
 	return "", false
 }
 
+// Device is one device as discovery announces it: where it is, what it is, its points.
+type Device struct {
+	Name, Zone string
+	Model      string // its profile
+	Points     []collectors.Point
+}
+
 type haDevice struct {
 	Identifiers  []string `json:"identifiers"`
 	Name         string   `json:"name"`
@@ -71,7 +77,7 @@ type haConfig struct {
 // binary sensor for every point with a role, a "gas" binary sensor per gas point (on while its
 // alarm is active), and a "problem" binary sensor per zone (on at risk stage 1 or more). States
 // come from the topics the daemon publishes anyway; availability from the device's.
-func Discovery(prefix string, e *Encoder, devices []config.Device, points func(config.Device) *collectors.Resolved) []Message {
+func Discovery(prefix string, e *Encoder, devices []Device) []Message {
 	node := strings.ReplaceAll(e.T.P, "/", "_") + "_" + e.Instance
 	var out []Message
 	add := func(component, objectID string, c haConfig) {
@@ -81,13 +87,9 @@ func Discovery(prefix string, e *Encoder, devices []config.Device, points func(c
 	}
 	zones := map[string]bool{}
 	for _, d := range devices {
-		dev := haDevice{Identifiers: []string{node + "_" + d.Name}, Name: d.Name, Manufacturer: "Firebreak", Model: d.Profile}
+		dev := haDevice{Identifiers: []string{node + "_" + d.Name}, Name: d.Name, Manufacturer: "Firebreak", Model: d.Model}
 		avail := e.T.Availability(d.Name)
-		r := points(d)
-		if r == nil {
-			continue
-		}
-		for _, p := range r.Points {
+		for _, p := range d.Points {
 			cls, ok := haClass[p.Role]
 			if !ok {
 				continue

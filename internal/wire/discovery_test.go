@@ -18,7 +18,11 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 	t.Parallel()
 	cfg := hiltest.DemoSite(t)
 	enc := wire.NewEncoder("firebreak", cfg.Site, cfg.Instance, "boot")
-	msgs := wire.Discovery("homeassistant", enc, cfg.Devices, cfg.Points)
+	var devices []wire.Device
+	for _, d := range cfg.Devices {
+		devices = append(devices, wire.Device{Name: d.Name, Zone: d.Zone, Model: d.Profile, Points: cfg.Points(d).Points})
+	}
+	msgs := wire.Discovery("homeassistant", enc, devices)
 
 	points := map[string]bool{} // device/point
 	for _, d := range cfg.Devices {
