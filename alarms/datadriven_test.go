@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,18 +37,10 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of alarms
 // SCOPE NAME FROM->TO: REASON") the case produced, and what stage and operator errors print.
 // Regenerate with: go test ./alarms -run TestScripts -rewrite (then review the diff).
 func TestScripts(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.txt")
-	if len(files) == 0 {
-		t.Fatal("no scripts in testdata/")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) { runScript(t, f) })
-	}
-}
-
-func runScript(t *testing.T, path string) {
-	s := &script{t: t, now: time.Date(2022, 10, 15, 15, 0, 0, 0, time.UTC)}
-	scripttest.Run(t, path, *rewrite, func(c scripttest.Case) string { return s.run(path, c) })
+	scripttest.RunAll(t, *rewrite, func(t *testing.T, path string) func(scripttest.Case) string {
+		s := &script{t: t, now: time.Date(2022, 10, 15, 15, 0, 0, 0, time.UTC)}
+		return func(c scripttest.Case) string { return s.run(path, c) }
+	})
 }
 
 type script struct {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,16 +44,10 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of cutove
 // "progress ZONE ACTION CONSUMER=STATUS[(took Ns)] …"; an error prints "error: …".
 // Regenerate with: go test ./cutover -run TestScripts -rewrite (then review the diff).
 func TestScripts(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.txt")
-	if len(files) == 0 {
-		t.Fatal("no scripts in testdata/")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			s := &plannerScript{t: t, now: time.Date(2022, 10, 15, 15, 19, 0, 0, time.UTC), named: map[string]*scripted{}}
-			scripttest.Run(t, f, *rewrite, func(c scripttest.Case) string { return s.run(f, c) })
-		})
-	}
+	scripttest.RunAll(t, *rewrite, func(t *testing.T, path string) func(scripttest.Case) string {
+		s := &plannerScript{t: t, now: time.Date(2022, 10, 15, 15, 19, 0, 0, time.UTC), named: map[string]*scripted{}}
+		return func(c scripttest.Case) string { return s.run(path, c) }
+	})
 }
 
 type scripted struct {

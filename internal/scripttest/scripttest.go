@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -68,6 +69,20 @@ func Parse(path string) ([]Case, error) {
 		return nil, fmt.Errorf("%s: no cases", path)
 	}
 	return cases, nil
+}
+
+// RunAll runs every script in testdata/ (*.txt) as a subtest named for its file, each case
+// through the runner newRun makes for that script (state is kept across a script's cases, not
+// across scripts).
+func RunAll(t *testing.T, rewrite bool, newRun func(t *testing.T, path string) func(Case) string) {
+	t.Helper()
+	files, _ := filepath.Glob("testdata/*.txt")
+	if len(files) == 0 {
+		t.Fatal("no scripts in testdata/")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) { Run(t, f, rewrite, newRun(t, f)) })
+	}
 }
 
 // Run runs every case of the script at path, in order, through run, which returns the case's
