@@ -72,10 +72,12 @@ type replayLine struct {
 	TS      time.Time `json:"ts"`
 	Topic   string    `json:"topic"`
 	Payload struct {
-		Scope  string `json:"scope"`
-		Stage  int    `json:"stage"`
-		Action string `json:"action"`
-		Sig    string `json:"sig"`
+		Scope  string    `json:"scope"`
+		Stage  int       `json:"stage"`
+		Action string    `json:"action"`
+		Sig    string    `json:"sig"`
+		Cause  string    `json:"cause"`
+		At     time.Time `json:"at"`
 		Alarm  struct {
 			ID     string `json:"id"`
 			Device string `json:"device"`
@@ -178,6 +180,7 @@ func TestReplayEveryScenario(t *testing.T) {
 			maxStage := 0
 			var drainAt time.Time
 			detectors := map[string]bool{}
+			raised := map[string]time.Time{} // alarm id → first activation
 			for _, l := range lines {
 				switch {
 				case strings.Contains(l.Topic, "/risk/") && l.Payload.Scope == "zone":
@@ -189,6 +192,9 @@ func TestReplayEveryScenario(t *testing.T) {
 				case strings.HasSuffix(l.Topic, "/events"):
 					id := l.Payload.Alarm.ID
 					detectors[id[strings.LastIndex(id, ".")+1:]] = true
+					if _, seen := raised[id]; !seen && l.Payload.Cause == "activate" {
+						raised[id] = l.Payload.At
+					}
 				}
 			}
 			if maxStage != sc.Expect.MaxStage {
@@ -211,10 +217,16 @@ func TestReplayEveryScenario(t *testing.T) {
 					}
 				}
 			}
+			for _, want := range sc.Expect.Alarms {
+				at, ok := raised[want.ID]
+				if !ok || at.Sub(sim.RecordEpoch) > want.By {
+					t.Errorf("alarm %s raised %v (at T+%s), the scenario expects it by T+%s", want.ID, ok, at.Sub(sim.RecordEpoch), want.By)
+				}
+			}
 			switch {
 			case sc.Expect.MaxDrainDelay > 0:
 				t.Logf("replay %s: drain %s after the first fire-panel signal", name, drainAt.Sub(firstPanel).Round(time.Second))
-			case !drainAt.IsZero():
+			case !drainAt.IsZero() && !runaway.IsZero():
 				t.Logf("replay %s: drain %s before runaway", name, runaway.Sub(drainAt).Round(time.Second))
 			}
 		})

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/firebreak-dc/firebreak/alarms"
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
@@ -35,8 +36,8 @@ import (
 const hilRooms = 3
 
 // hilScenarios is every built-in scenario, the longest first.
-var hilScenarios = []string{"normal-day", "internal-short", "bus-glitch", "normal", "sudden-fire", "sensor-faults", "bms-silent-fire",
-	"ups-discharge", "lfp-internal-short", "hvac-failure"}
+var hilScenarios = []string{"normal-day", "internal-short", "bus-glitch", "frozen-gateway", "normal", "sudden-fire", "sensor-faults",
+	"bms-silent-fire", "ups-discharge", "lfp-internal-short", "hvac-failure"}
 
 // TestHIL runs each scenario through the whole chain: simulator over real Modbus TCP → daemon →
 // real Mosquitto → a control-plane subscriber that verifies each drain signal, and asserts the
@@ -196,6 +197,24 @@ func runHIL(t *testing.T, broker, scenario string) {
 	if cp.maxStage != sc.Expect.MaxStage {
 		t.Errorf("highest zone stage %d, scenario expects %d; zone changes:\n%s", cp.maxStage, sc.Expect.MaxStage, strings.Join(cp.reasons, "\n"))
 	}
+	for _, want := range sc.Expect.Alarms {
+		raised := time.Time{}
+		for _, raw := range cp.byTopic[prefix+"/events"] {
+			var ev wire.EventPayload
+			if json.Unmarshal(raw, &ev) == nil && ev.Alarm.ID == want.ID && ev.Cause == alarms.CauseActivate {
+				raised = ev.At
+				break
+			}
+		}
+		if raised.IsZero() {
+			t.Errorf("alarm %s was never raised; the scenario expects it by T+%s", want.ID, want.By)
+			continue
+		}
+		t.Logf("HIL %s: %s raised at T+%s (scenario expects by T+%s)", scenario, want.ID, raised.Sub(s.Start()).Round(time.Second), want.By)
+		if raised.Sub(s.Start()) > want.By {
+			t.Errorf("alarm %s raised at T+%s, scenario expects it by T+%s", want.ID, raised.Sub(s.Start()).Round(time.Second), want.By)
+		}
+	}
 	var drain *cutover.Signal
 	for i, sig := range cp.signals {
 		if sig.Action == cutover.Drain || sig.Action == cutover.Evacuate {
@@ -268,7 +287,7 @@ func sameAsReplay(t *testing.T, cfg *config.Config, tracePath string, key ed2551
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tr, err := trace.NewReader(f, tracePath, cfg)
+	tr, err := trace.NewReader(f, tracePath, cfg.RegisterMaps())
 	if err != nil {
 		t.Fatal(err)
 	}

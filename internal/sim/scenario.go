@@ -51,7 +51,9 @@ type HIL struct {
 // utility_fail (duration, load_pct), hvac_fail (duration), arc_fire (device, module, power_w: an
 // external fire against a module, with the room's flame and smoke detectors).
 // Instrument faults: bms_silent (device, duration: the unit stops answering; a gateway reports
-// exception 11), sensor_stuck (device, point, duration), sensor_value (device, point, value,
+// exception 11), gateway_frozen (device, duration: the gateway in front of the unit goes on
+// answering with the registers it read last, good quality, while the unit behind it has hung),
+// sensor_stuck (device, point, duration), sensor_value (device, point, value,
 // duration: a spike when short), sensor_raw (device, point, raw, duration: a sentinel such as
 // 0xFFFF), sensor_flap (device, point, low, high, period, duration). A zero duration lasts to the
 // end of the scenario.
@@ -104,6 +106,14 @@ type Expect struct {
 	// this long after the scenario's start.
 	MaxPrepareAt time.Duration `yaml:"max_prepare_at"`
 	MaxDrainAt   time.Duration `yaml:"max_drain_at"`
+	// Alarms must each be raised (activated) at most By after the scenario's start.
+	Alarms []ExpectAlarm `yaml:"alarms"`
+}
+
+// ExpectAlarm is an alarm a scenario must raise, and by when.
+type ExpectAlarm struct {
+	ID string        `yaml:"id"`
+	By time.Duration `yaml:"by"`
 }
 
 // LoadScenario reads a scenario from a file path, or by name from the built-in library.
@@ -211,7 +221,7 @@ func (s *Scenario) validate() error {
 				bad("load_pct", "must be 0..150, got %g", e.LoadPct)
 			}
 		case "hvac_fail":
-		case "bms_silent", "link_drop", "link_short", "link_garbled", "link_wrong_function":
+		case "bms_silent", "gateway_frozen", "link_drop", "link_short", "link_garbled", "link_wrong_function":
 			needDevice()
 		case "link_late":
 			needDevice()
@@ -234,7 +244,7 @@ func (s *Scenario) validate() error {
 				bad("high", "must be above low (%g), got %g", e.Low, e.High)
 			}
 		default:
-			bad("kind", "must be one of internal_short, arc_fire, utility_fail, hvac_fail, bms_silent, sensor_stuck, sensor_value, sensor_raw, sensor_flap, link_drop, link_late, link_exception, link_short, link_garbled, link_wrong_function; got %q", e.Kind)
+			bad("kind", "must be one of internal_short, arc_fire, utility_fail, hvac_fail, bms_silent, gateway_frozen, sensor_stuck, sensor_value, sensor_raw, sensor_flap, link_drop, link_late, link_exception, link_short, link_garbled, link_wrong_function; got %q", e.Kind)
 		}
 		if e.At < 0 || e.At > s.Duration {
 			bad("at", "must lie within the scenario's duration, got %s", e.At)

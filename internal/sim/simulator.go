@@ -48,7 +48,7 @@ type simDevice struct {
 // ioFault says whether an event kind acts on the instruments rather than on the room.
 func ioFault(kind string) bool {
 	switch kind {
-	case "bms_silent", "sensor_stuck", "sensor_value", "sensor_raw", "sensor_flap":
+	case "bms_silent", "gateway_frozen", "sensor_stuck", "sensor_value", "sensor_raw", "sensor_flap":
 		return true
 	}
 	return linkFault(kind) != FaultNone
@@ -250,6 +250,7 @@ func (s *Simulator) refresh() {
 	el := s.room.Elapsed()
 	for _, d := range s.devices {
 		d.silent, d.link = false, Fault{}
+		cached := false
 		active := map[string]Event{}
 		for _, f := range d.faults {
 			if el < f.At || el >= f.end(s.sc.Duration) {
@@ -262,11 +263,18 @@ func (s *Simulator) refresh() {
 				d.silent = true
 				continue
 			}
+			if f.Kind == "gateway_frozen" {
+				cached = true
+				continue
+			}
 			if k := linkFault(f.Kind); k != FaultNone {
 				d.link = Fault{Kind: k, Delay: f.Delay, Code: byte(f.Code)}
 				continue
 			}
 			active[f.Point] = f
+		}
+		if cached {
+			continue // the gateway serves the registers it read last, whatever the BMS does
 		}
 		for i, p := range d.points {
 			v, sentinel := s.value(d, p, d.index[i])
