@@ -20,7 +20,9 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of alarms
 // side by side, as in etcd's raft. A case is one or more command lines, a line "----", the
 // expected output, and a blank line. Commands:
 //
-//	topology zone=Z devices=NAME,NAME,... [interval=1s]   (a fresh engine; needed first)
+//	topology zone=Z devices=NAME,NAME,... [interval=1s] [modules=PREFIX:N:COUNT]
+//	                                                        (a fresh engine; needed first;
+//	                                                        PREFIX_k sit N to a module)
 //	rule NAME DEVICE.POINT above|below|rate VALUE FOR STAGE (before the first feed)
 //	feed DEVICE POINT:ROLE=VALUE[!QUALITY] ...              one batch at the present time; a point
 //	                                                        may be a range: module_temp_1..8; a
@@ -103,8 +105,21 @@ func (s *script) do(path string, line int, f []string) {
 			fail("interval: %v", err)
 		}
 		tp := Topology{Zones: []string{kv["zone"]}}
+		// modules=PREFIX:N:COUNT: points PREFIX_1 … PREFIX_COUNT sit N to a module, in order.
+		modules := map[string]int{}
+		if m := kv["modules"]; m != "" {
+			p := strings.Split(m, ":")
+			n, errN := strconv.Atoi(orDefault(p[len(p)-2], ""))
+			count, errC := strconv.Atoi(p[len(p)-1])
+			if len(p) != 3 || errN != nil || errC != nil || n < 1 {
+				fail("modules=PREFIX:N:COUNT")
+			}
+			for k := 0; k < count; k++ {
+				modules[fmt.Sprintf("%s_%d", p[0], k+1)] = k/n + 1
+			}
+		}
 		for _, d := range strings.Split(kv["devices"], ",") {
-			tp.Devices = append(tp.Devices, DeviceInfo{Name: d, Zone: kv["zone"], Interval: iv})
+			tp.Devices = append(tp.Devices, DeviceInfo{Name: d, Zone: kv["zone"], Interval: iv, Modules: modules})
 		}
 		s.tp = tp
 		s.e = New(tp, DefaultThresholds())

@@ -19,6 +19,7 @@ const (
 	Rise           DetectorID = "rise"
 	Runaway        DetectorID = "runaway"
 	PeerDelta      DetectorID = "peer_delta"
+	Disagree       DetectorID = "disagree"
 	CellVoltageDev DetectorID = "cell_voltage" // a cell's voltage collapsing or off its peers
 	Flapping       DetectorID = "flapping"
 	Stuck          DetectorID = "stuck"
@@ -78,6 +79,7 @@ var detectorTable = []DetectorInfo{
 	{ID: Runaway, Modality: Temperature, Roles: rackTemps, ClearsWhenExcluded: true, Silence: NotSilence},
 	{ID: Stuck, Modality: SensorHealth, Roles: []sample.Role{sample.ModuleTemperature, sample.CellVoltage}, Silence: NotSilence, pass: (*Engine).stuck},
 	{ID: PeerDelta, Modality: Temperature, Roles: []sample.Role{sample.ModuleTemperature}, ClearsWhenExcluded: true, Silence: NotSilence, pass: (*Engine).peers},
+	{ID: Disagree, Modality: SensorHealth, Roles: []sample.Role{sample.ModuleTemperature}, Silence: NotSilence, pass: (*Engine).agreement},
 	{ID: CellVoltageDev, Modality: Voltage, Roles: []sample.Role{sample.CellVoltage}, ClearsWhenExcluded: true, Silence: NotSilence, pass: (*Engine).voltages},
 	{ID: Flapping, Modality: SensorHealth, Roles: rackTemps, Silence: NotSilence},
 	{ID: SensorFault, Modality: SensorHealth, Roles: anyRole, Silence: NotSilence},

@@ -17,6 +17,9 @@ type DeviceInfo struct {
 	Kind     string // devices of one kind (one profile) are compared with each other
 	Interval time.Duration
 	Units    map[string]string // point → unit, for evidence
+	// Modules says which battery module a point sits on (1-based); points not in it, or 0, are
+	// on no known module: their sensors have no twin and no neighbours to agree with.
+	Modules map[string]int
 }
 
 // Topology is the site as the engine sees it.
@@ -61,6 +64,7 @@ type devState struct {
 
 type pointState struct {
 	role      sample.Role
+	module    int   // 1-based; 0 unknown
 	hist      []obs // good samples within the longest detector window
 	fit       fit   // running least-squares sums over hist
 	last      float64
@@ -82,10 +86,22 @@ type pointState struct {
 	stuck        bool
 	peerDelta    float64 // last deviation from the rack's median (module temperatures)
 	peerKnown    bool
+
+	// agreement (module temperatures): the offset of the window mean from the rack's median, its
+	// quiet baseline, the rise from it; whether a twin or a neighbour moves with it (and which,
+	// by how much); whether it stands alone, and since when
+	offset, offBase, rise  float64
+	baseKnown              bool
+	baseAt                 time.Time
+	supported              bool
+	supportBy              string
+	supportC               float64
+	seenAgree, disagree    bool
+	loneSince, backedSince time.Time
 }
 
 // excluded says the sensor is known bad: its readings feed no detector and no peer statistic.
-func (p *pointState) excluded() bool { return p.flapping || p.stuck }
+func (p *pointState) excluded() bool { return p.flapping || p.stuck || p.disagree }
 
 // Option changes how an engine reads its input.
 type Option func(*Engine)
@@ -197,7 +213,7 @@ func (e *Engine) Step(b sample.Batch) {
 		}
 		ps := d.points[s.Point]
 		if ps == nil {
-			ps = &pointState{role: s.Role}
+			ps = &pointState{role: s.Role, module: d.info.Modules[s.Point]}
 			d.points[s.Point] = ps
 			d.byRole = map[sample.Role][]string{}
 		}

@@ -73,11 +73,19 @@ func (e *Engine) temperature(d *devState, s sample.Sample, ps *pointState, unit 
 	}
 	slope, n := ps.fit.slopePerMin()
 	text := func() string { return fmt.Sprintf("%s.%s at %.1f °C", d.info.Name, s.Point, v) }
-	// Confirmed: hot and still rising over the window, which a spike or a stuck sensor is not.
+	// Critical: hot and still rising over the window, which a spike or a stuck sensor is not, and
+	// confirmed by a second sensor that moves with it (agreement.go): a reading that climbs alone
+	// is one sensor, at most a warning, whatever its value or slope.
 	if !unsettled && v >= th.CellTempCritC && n >= 5 && slope > 0.1 && persisted(ps.hist, 3, th.CellTempWarnC) {
-		lvl = StageCritical
-		text = func() string {
-			return fmt.Sprintf("%s.%s at %.1f °C, rising %.1f °C/min", d.info.Name, s.Point, v, slope)
+		if why, ok := e.confirmation(d, ps); ok {
+			lvl = StageCritical
+			text = func() string {
+				return fmt.Sprintf("%s.%s at %.1f °C, rising %.1f °C/min; %s", d.info.Name, s.Point, v, slope, why)
+			}
+		} else {
+			text = func() string {
+				return fmt.Sprintf("%s.%s at %.1f °C, rising %.1f °C/min; no other sensor moves with it", d.info.Name, s.Point, v, slope)
+			}
 		}
 	}
 	if lvl < StageCritical {

@@ -23,13 +23,32 @@ func TestOneHotSensorNeverDrains(t *testing.T) {
 	}
 }
 
+// hotRack is one poll of rack-1 with module_temp_3 at hotC and module_temp_4 following it by
+// follow of its rise above the room's 25 °C (a neighbour warming with a hot cell), the rest at 25.
+func (r *rig) hotRack(hotC, follow float64) {
+	var ss []sample.Sample
+	for i := 0; i < 8; i++ {
+		v := 25.0
+		switch i {
+		case 2:
+			v = hotC
+		case 3:
+			v = 25 + follow*(hotC-25)
+		}
+		ss = append(ss, sample.Sample{Device: "rack-1", Point: fmt.Sprintf("module_temp_%d", i+1), Role: sample.ModuleTemperature, Value: v, Quality: sample.Good, At: r.now})
+	}
+	r.step(sample.Batch{Device: "rack-1", At: r.now, Samples: ss})
+}
+
+// TestHotAndRisingIsConfirmed: hot (≥ 60 °C) and rising is critical when a second sensor moves
+// with it (here a neighbour at 2 % of its rise, as the thermal model gives).
 func TestHotAndRisingIsConfirmed(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	temp := 50.0
-	for i := 0; i < 600 && r.zone() < StageCritical; i++ {
+	temp := 40.0
+	for i := 0; i < 900 && r.zone() < StageCritical; i++ {
 		r.quiet()
-		r.rack("rack-1", 2, temp)
+		r.hotRack(temp, 0.02)
 		r.tick()
 		temp += 2.0 / 60 // 2 °C/min
 		r.advance(time.Second)
@@ -41,7 +60,7 @@ func TestHotAndRisingIsConfirmed(t *testing.T) {
 		t.Errorf("critical at %.1f °C, want just past 60", temp)
 	}
 	last := r.risk[len(r.risk)-1]
-	if last.To != StageCritical || len(last.Evidence) == 0 || !strings.Contains(last.Reason, "rising") {
+	if last.To != StageCritical || len(last.Evidence) == 0 || !strings.Contains(last.Reason, "rising") || !strings.Contains(last.Reason, "module_temp_4 warming with it") {
 		t.Errorf("critical without its evidence: %+v", last)
 	}
 }
@@ -132,5 +151,23 @@ func TestWidelySpreadRackDoesNotSingleOutItsWarmest(t *testing.T) {
 	}
 	if r.zone() != StageNormal {
 		t.Fatalf("a rack's airflow gradient was taken for a hot module: zone %v, %+v", r.zone(), r.e.Alarms())
+	}
+}
+
+// TestHotAndRisingAloneIsOneSensor: the same climb with nothing moving with it (its neighbours and
+// the room flat) is one sensor: at most a warning, however hot and however fast.
+func TestHotAndRisingAloneIsOneSensor(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	temp := 40.0
+	for i := 0; i < 1500; i++ { // to 90 °C
+		r.quiet()
+		r.hotRack(temp, 0)
+		r.tick()
+		temp += 2.0 / 60
+		r.advance(time.Second)
+	}
+	if r.zone() != StageWarning {
+		t.Fatalf("a lone climb to %.0f °C staged the zone to %v, want warning: %+v", temp, r.zone(), r.risk[len(r.risk)-1])
 	}
 }

@@ -47,6 +47,14 @@ type Thresholds struct {
 	FlapJumps  int           `yaml:"flap_jumps"`
 	FlapWindow time.Duration `yaml:"flap_window"`
 	StuckFor   time.Duration `yaml:"stuck_for"`
+	// Sensor agreement (agreement.go): a module temperature that has risen DisagreeC more than
+	// its twin (or its neighbours) for DisagreeFor, with nothing moving with it, disagrees; a
+	// reading is confirmed by a twin or neighbour that rose at least ConfirmC and ConfirmFrac of
+	// its rise.
+	DisagreeC   float64       `yaml:"disagree_c"`
+	DisagreeFor time.Duration `yaml:"disagree_for"`
+	ConfirmC    float64       `yaml:"confirm_c"`
+	ConfirmFrac float64       `yaml:"confirm_frac"`
 	// FrozenFor: a device all of whose analogue readings have not changed for this long, while
 	// another of its kind in the zone moved, is frozen (a gateway serving cached registers).
 	FrozenFor time.Duration `yaml:"frozen_for"`
@@ -86,6 +94,10 @@ func DefaultThresholds() Thresholds {
 		FlapWindow:          2 * time.Minute,
 		StuckFor:            5 * time.Minute,
 		FrozenFor:           5 * time.Minute,
+		DisagreeC:           5,
+		DisagreeFor:         10 * time.Minute,
+		ConfirmC:            0.15,
+		ConfirmFrac:         0.01,
 		StageHold:           5 * time.Minute,
 	}
 }
@@ -129,7 +141,7 @@ func (t Thresholds) Problems() []Problem {
 		f string
 		v time.Duration
 	}{{"rise_watch_for", t.RiseWatchFor}, {"rise_window", t.RiseWindow}, {"runaway_for", t.RunawayFor},
-		{"flap_window", t.FlapWindow}, {"stuck_for", t.StuckFor}, {"frozen_for", t.FrozenFor}} {
+		{"flap_window", t.FlapWindow}, {"stuck_for", t.StuckFor}, {"frozen_for", t.FrozenFor}, {"disagree_for", t.DisagreeFor}} {
 		if d.v <= 0 {
 			ps = append(ps, Problem{d.f, "must be a positive duration", d.v.String()})
 		}
@@ -138,6 +150,11 @@ func (t Thresholds) Problems() []Problem {
 		ps = append(ps, Problem{"stage_hold", "must be >= 0", t.StageHold.String()})
 	}
 	pos("max_step_c", t.MaxStepC)
+	pos("disagree_c", t.DisagreeC)
+	pos("confirm_c", t.ConfirmC)
+	if !(t.ConfirmFrac >= 0 && t.ConfirmFrac < 1) {
+		ps = append(ps, Problem{"confirm_frac", "must be in [0, 1)", t.ConfirmFrac})
+	}
 	if t.SettleFor < 0 {
 		ps = append(ps, Problem{"settle_for", "must be >= 0", t.SettleFor.String()})
 	}

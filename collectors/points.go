@@ -115,6 +115,8 @@ type Point struct {
 	Offset  float64
 	Unit    string
 	Role    sample.Role
+	// Module is the battery module the point sits on (1-based), 0 when the profile does not say.
+	Module  int
 	Invalid []uint64
 	// Range is the plausible [lo, hi]; HasRange false means any value is plausible.
 	Range    [2]float64

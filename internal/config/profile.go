@@ -40,9 +40,13 @@ type ProfilePoint struct {
 }
 
 // Repeat expands one entry into Count points name_1 … name_Count, Stride registers apart.
+// PerModule, if set, says that the points sit PerModule to a battery module, in order: with 2,
+// name_1 and name_2 are module 1's, name_3 and name_4 module 2's. The detector then compares a
+// module's sensors with each other (twins) and with the modules next to it.
 type Repeat struct {
-	Count  int `yaml:"count"`
-	Stride int `yaml:"stride"`
+	Count     int `yaml:"count"`
+	Stride    int `yaml:"stride"`
+	PerModule int `yaml:"per_module"`
 }
 
 var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
@@ -91,11 +95,18 @@ func resolve(p Profile, path string, c *collector) *collectors.Resolved {
 				c.addf(pth+".repeat.stride", stride, "must be >= %d (the point's size), or points overlap", base.Words)
 				continue
 			}
+			if pm := pp.Repeat.PerModule; pm < 0 || pm > count || (pm > 0 && count%pm != 0) {
+				c.addf(pth+".repeat.per_module", pm, "must divide repeat.count (%d): the points of each module, in order", count)
+				continue
+			}
 		}
 		for k := 0; k < count; k++ {
 			pt := base
 			if pp.Repeat != nil {
 				pt.Name = fmt.Sprintf("%s_%d", pp.Name, k+1)
+				if pm := pp.Repeat.PerModule; pm > 0 {
+					pt.Module = k/pm + 1
+				}
 			}
 			addr := pp.Address + k*stride
 			if addr+int(pt.Words) > 65536 {
@@ -277,6 +288,9 @@ func resolveSunSpec(r *collectors.Resolved, pp ProfilePoint, pth string, seen ma
 		case (ref.Group != "" && ref.Index != 0) || (ref.Group == "" && ref.Instance != 0):
 			c.addf(pth+".repeat", nil, "%s leaves no index open to repeat over (write e.g. 805.cell.CellTmp or 805.CellTmpMax)", pp.SunSpec)
 			return
+		case pp.Repeat.PerModule < 0 || pp.Repeat.PerModule > count || (pp.Repeat.PerModule > 0 && count%pp.Repeat.PerModule != 0):
+			c.addf(pth+".repeat.per_module", pp.Repeat.PerModule, "must divide repeat.count (%d): the points of each module, in order", count)
+			return
 		}
 	}
 	for k := 0; k < count; k++ {
@@ -290,6 +304,9 @@ func resolveSunSpec(r *collectors.Resolved, pp ProfilePoint, pth string, seen ma
 		}
 		if pp.Repeat != nil {
 			pt.Name = fmt.Sprintf("%s_%d", pp.Name, k+1)
+			if pm := pp.Repeat.PerModule; pm > 0 {
+				pt.Module = k/pm + 1
+			}
 			if ss.Ref.Group != "" {
 				ss.Ref.Index = k + 1
 			} else {

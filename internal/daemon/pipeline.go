@@ -58,13 +58,17 @@ func Topology(cfg *config.Config) alarms.Topology {
 		topo.Zones = append(topo.Zones, z.Name)
 	}
 	for _, d := range cfg.Devices {
-		units := map[string]string{}
+		units, modules := map[string]string{}, map[string]int{}
 		if r := cfg.Points(d); r != nil {
 			for _, p := range r.Points {
 				units[p.Name] = p.Unit
+				if p.Module > 0 {
+					modules[p.Name] = p.Module
+				}
 			}
 		}
-		topo.Devices = append(topo.Devices, alarms.DeviceInfo{Name: d.Name, Zone: d.Zone, Kind: d.Profile, Interval: d.Interval, Units: units})
+		topo.Devices = append(topo.Devices, alarms.DeviceInfo{Name: d.Name, Zone: d.Zone, Kind: d.Profile, Interval: d.Interval,
+			Units: units, Modules: modules})
 	}
 	for _, r := range cfg.Rules {
 		dev, pt, _ := strings.Cut(r.Point, ".")

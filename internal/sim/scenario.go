@@ -53,7 +53,8 @@ type HIL struct {
 // Instrument faults: bms_silent (device, duration: the unit stops answering; a gateway reports
 // exception 11), gateway_frozen (device, duration: the gateway in front of the unit goes on
 // answering with the registers it read last, good quality, while the unit behind it has hung),
-// sensor_stuck (device, point, duration), sensor_value (device, point, value,
+// sensor_stuck (device, point, duration), sensor_drift (device, point, rate_per_min, high, duration:
+// the reading creeps away from the truth at that rate, up to high when high is set), sensor_value (device, point, value,
 // duration: a spike when short), sensor_raw (device, point, raw, duration: a sentinel such as
 // 0xFFFF), sensor_flap (device, point, low, high, period, duration). A zero duration lasts to the
 // end of the scenario.
@@ -81,7 +82,8 @@ type Event struct {
 	Low          float64       `yaml:"low"`
 	High         float64       `yaml:"high"`
 	Period       time.Duration `yaml:"period"`
-	Delay        time.Duration `yaml:"delay"` // link_late
+	RatePerMin   float64       `yaml:"rate_per_min"` // sensor_drift
+	Delay        time.Duration `yaml:"delay"`        // link_late
 	Code         int           `yaml:"code"`  // link_exception
 }
 
@@ -235,6 +237,11 @@ func (s *Scenario) validate() error {
 			}
 		case "sensor_stuck", "sensor_value", "sensor_raw":
 			needPoint()
+		case "sensor_drift":
+			needPoint()
+			if e.RatePerMin == 0 {
+				bad("rate_per_min", "must not be 0 (°C, or the point's unit, per minute)")
+			}
 		case "sensor_flap":
 			needPoint()
 			if e.Period <= 0 {
@@ -244,7 +251,7 @@ func (s *Scenario) validate() error {
 				bad("high", "must be above low (%g), got %g", e.Low, e.High)
 			}
 		default:
-			bad("kind", "must be one of internal_short, arc_fire, utility_fail, hvac_fail, bms_silent, gateway_frozen, sensor_stuck, sensor_value, sensor_raw, sensor_flap, link_drop, link_late, link_exception, link_short, link_garbled, link_wrong_function; got %q", e.Kind)
+			bad("kind", "must be one of internal_short, arc_fire, utility_fail, hvac_fail, bms_silent, gateway_frozen, sensor_stuck, sensor_drift, sensor_value, sensor_raw, sensor_flap, link_drop, link_late, link_exception, link_short, link_garbled, link_wrong_function; got %q", e.Kind)
 		}
 		if e.At < 0 || e.At > s.Duration {
 			bad("at", "must lie within the scenario's duration, got %s", e.At)

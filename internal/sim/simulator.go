@@ -48,7 +48,7 @@ type simDevice struct {
 // ioFault says whether an event kind acts on the instruments rather than on the room.
 func ioFault(kind string) bool {
 	switch kind {
-	case "bms_silent", "gateway_frozen", "sensor_stuck", "sensor_value", "sensor_raw", "sensor_flap":
+	case "bms_silent", "gateway_frozen", "sensor_stuck", "sensor_drift", "sensor_value", "sensor_raw", "sensor_flap":
 		return true
 	}
 	return linkFault(kind) != FaultNone
@@ -289,6 +289,11 @@ func (s *Simulator) refresh() {
 					}
 				case "sensor_value":
 					v, sentinel = f.Value, false
+				case "sensor_drift":
+					v += f.RatePerMin * (el - f.At).Minutes()
+					if f.High != 0 && v > f.High {
+						v = f.High
+					}
 				case "sensor_raw":
 					raw = &f.Raw
 				case "sensor_flap":
