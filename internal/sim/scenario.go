@@ -84,7 +84,7 @@ type Event struct {
 	Period       time.Duration `yaml:"period"`
 	RatePerMin   float64       `yaml:"rate_per_min"` // sensor_drift
 	Delay        time.Duration `yaml:"delay"`        // link_late
-	Code         int           `yaml:"code"`  // link_exception
+	Code         int           `yaml:"code"`         // link_exception
 }
 
 // end is when an event with a duration stops (the scenario's end for none).
