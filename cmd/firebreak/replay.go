@@ -12,18 +12,21 @@ import (
 	"time"
 
 	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/kpi"
 	"github.com/firebreak-dc/firebreak/internal/trace"
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
 // cmdReplay backtests the detectors: a recorded trace goes through the same pipeline as the live
 // daemon, and every message the daemon would publish for alarms, risk and drain is printed as one
-// JSON line {"ts","topic","payload"}, in time order.
+// JSON line {"ts","topic","payload"}, in time order. With -summary it prints the alarm KPIs of
+// the run instead (the lines go to -out, if given).
 func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("replay", stderr)
 	path := fs.String("config", "", "site config (YAML)")
 	in := fs.String("in", "", "trace (CSV: time,device,point,value)")
 	outPath := fs.String("out", "", "write the events here instead of stdout")
+	summary := fs.Bool("summary", false, "print the alarm KPIs of the backtest (alarms per hour, floods, most frequent, chattering, standing, drain) instead of the events")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -44,6 +47,9 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("%v", err)
 	}
 	out := stdout
+	if *summary {
+		out = io.Discard
+	}
 	if *outPath != "" {
 		of, err := os.Create(*outPath)
 		if err != nil {
@@ -67,7 +73,9 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	pipe := daemon.NewPipeline(cfg, daemon.PipelineOptions{BootID: "replay", Key: key})
 	enc := json.NewEncoder(bw)
+	kpis := kpi.New()
 	emit := func(ts time.Time, msgs []wire.Message) error {
+		kpis.Observe(ts, msgs)
 		for _, m := range msgs {
 			if err := enc.Encode(struct {
 				TS      time.Time       `json:"ts"`
@@ -84,6 +92,9 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usagef("%v", err)
 		}
 		return err
+	}
+	if *summary {
+		kpis.Report().Write(stdout, kpis.Start())
 	}
 	return nil
 }
