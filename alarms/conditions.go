@@ -10,7 +10,8 @@ type cond struct {
 	stage                   Stage
 	value                   float64
 	unit, text              string
-	source                  string // independence key: signals with the same source are one sensor
+	source                  string    // independence key: signals with the same source are one sensor
+	raisedAt                time.Time // when it became active: the rack's first-out is its earliest
 }
 
 func noText() string { return "" }
@@ -45,7 +46,7 @@ func (e *Engine) setCond(d *devState, point string, det DetectorID, st Stage, v 
 	text := textFn()
 	if c == nil {
 		// Its independence key (source) is set when the stage is assessed.
-		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: det.info().Modality}
+		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: det.info().Modality, raisedAt: now}
 		e.conds[id] = c
 		d.nconds++
 		c.stage, c.value, c.unit, c.text = st, v, unit, text

@@ -228,9 +228,10 @@ func (e *Engine) ReturnToService(id string, now time.Time) error {
 	return err
 }
 
-// lifecycleTick returns shelved alarms whose time is up, and suppresses by design a BMS-max alarm
-// that only repeats what an alarm of one of the rack's own NTCs already says. It looks only at the
-// alarms it may change (the active conditions, and alarms shelved or suppressed): it runs per Step.
+// lifecycleTick returns shelved alarms whose time is up, and suppresses by design what only repeats
+// or follows from an alarm already annunciated (grouping.go), and lifts that once it no longer
+// does. It looks only at the alarms it may change (the active conditions, and alarms shelved or
+// suppressed): it runs per Step.
 func (e *Engine) lifecycleTick(now time.Time) {
 	b := e.book
 	if len(b.held) > 0 {
@@ -239,18 +240,14 @@ func (e *Engine) lifecycleTick(now time.Time) {
 			if a.State == Shelved && a.ShelvedUntil != nil && !now.Before(*a.ShelvedUntil) {
 				b.logic(id, CauseUnshelve, now)
 			}
-			if a.State == SuppressedByDesign && !e.duplicate(id) {
+			if a.State == SuppressedByDesign && !e.byDesign(id) {
 				b.logic(id, CauseUnsuppress, now)
 			}
 		}
 	}
 	// In id order, not map order: the events this makes must come out the same in replay as live.
 	for _, id := range sortedKeys(e.conds) {
-		c := e.conds[id]
-		if !e.isTmax(c) {
-			continue
-		}
-		if a := b.alarms[id]; a != nil && a.State != SuppressedByDesign && a.State != Shelved && a.State != OutOfService && e.duplicate(id) {
+		if a := b.alarms[id]; a != nil && a.State != SuppressedByDesign && a.State != Shelved && a.State != OutOfService && e.byDesign(id) {
 			b.logic(id, CauseSuppress, now)
 		}
 	}

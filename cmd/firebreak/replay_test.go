@@ -18,7 +18,9 @@ import (
 	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
+	"github.com/firebreak-dc/firebreak/internal/kpi"
 	"github.com/firebreak-dc/firebreak/internal/sim"
+	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
 // recordAndReplay records a scenario with the simulator's perfect poller, replays it through
@@ -63,14 +65,20 @@ func recordAndReplay(t *testing.T, scenario string) ([]replayLine, []sim.GroundT
 		if err := json.Unmarshal(sc2.Bytes(), &l); err != nil {
 			t.Fatalf("line %q: %v", sc2.Text(), err)
 		}
+		var raw struct {
+			Payload json.RawMessage `json:"payload"`
+		}
+		_ = json.Unmarshal(sc2.Bytes(), &raw)
+		l.Raw = raw.Payload
 		lines = append(lines, l)
 	}
 	return lines, truth
 }
 
 type replayLine struct {
-	TS      time.Time `json:"ts"`
-	Topic   string    `json:"topic"`
+	TS      time.Time       `json:"ts"`
+	Topic   string          `json:"topic"`
+	Raw     json.RawMessage `json:"-"` // the payload as printed
 	Payload struct {
 		Scope  string    `json:"scope"`
 		Stage  int       `json:"stage"`
@@ -217,6 +225,15 @@ func TestReplayEveryScenario(t *testing.T) {
 					}
 				}
 			}
+			if limit := sc.Expect.MaxNewAlarms10m; limit > 0 {
+				until := runaway
+				if until.IsZero() {
+					until = sim.RecordEpoch.Add(sc.Duration + time.Minute)
+				}
+				if n := newAlarmsPeak(lines, until); n > limit {
+					t.Errorf("%d new alarms within 10 minutes before the runaway; the scenario allows %d", n, limit)
+				}
+			}
 			for _, want := range sc.Expect.Alarms {
 				at, ok := raised[want.ID]
 				if !ok || at.Sub(sim.RecordEpoch) > want.By {
@@ -231,6 +248,22 @@ func TestReplayEveryScenario(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newAlarmsPeak is the most new alarms in any 10 minutes before until, as internal/kpi counts
+// them (one suppressed by design as it is raised was never annunciated).
+func newAlarmsPeak(lines []replayLine, until time.Time) int {
+	s := kpi.New()
+	for _, l := range lines {
+		if !strings.HasSuffix(l.Topic, "/events") {
+			continue
+		}
+		var ev wire.EventPayload
+		if json.Unmarshal(l.Raw, &ev) == nil {
+			s.Observe(l.TS, []wire.Message{{Event: &ev}})
+		}
+	}
+	return s.PeakBefore(until)
 }
 
 func TestRecordIsDeterministic(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/daemon"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
+	"github.com/firebreak-dc/firebreak/internal/kpi"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 	"github.com/firebreak-dc/firebreak/internal/trace"
@@ -196,6 +197,24 @@ func runHIL(t *testing.T, broker, scenario string) {
 	}
 	if cp.maxStage != sc.Expect.MaxStage {
 		t.Errorf("highest zone stage %d, scenario expects %d; zone changes:\n%s", cp.maxStage, sc.Expect.MaxStage, strings.Join(cp.reasons, "\n"))
+	}
+	if limit := sc.Expect.MaxNewAlarms10m; limit > 0 {
+		s := kpi.New()
+		for _, raw := range cp.byTopic[prefix+"/events"] {
+			var ev wire.EventPayload
+			if json.Unmarshal(raw, &ev) == nil {
+				s.Observe(ev.At, []wire.Message{{Event: &ev}})
+			}
+		}
+		until := runaway
+		if until.IsZero() {
+			until = s.Start().Add(sc.Duration + time.Minute)
+		}
+		n := s.PeakBefore(until)
+		t.Logf("HIL %s: at most %d new alarms in 10 minutes before the runaway (scenario allows %d)", scenario, n, limit)
+		if n > limit {
+			t.Errorf("%d new alarms within 10 minutes before the runaway; the scenario allows %d", n, limit)
+		}
 	}
 	for _, want := range sc.Expect.Alarms {
 		raised := time.Time{}

@@ -1,6 +1,7 @@
 // Package kpi computes the alarm key performance indicators a site's alarm management review asks
 // for (ISA-18.2, EEMUA 191) from what the daemon publishes: alarms per hour, the peak of new
-// alarms in 10 minutes and how much of the time was a flood (more than 10 new alarms in a 10-minute
+// alarms in 10 minutes (an alarm suppressed by design as it is raised is no new alarm: it was
+// never annunciated) and how much of the time was a flood (more than 10 new alarms in a 10-minute
 // interval), the most frequent alarms, chattering alarms, the alarms standing at the end, and when
 // a drain went out. It is pure: `firebreak replay -summary` feeds it the messages of a backtest.
 package kpi
@@ -49,15 +50,38 @@ func (s *Summary) Observe(ts time.Time, msgs []wire.Message) {
 	for _, m := range msgs {
 		if ev := m.Event; ev != nil {
 			s.state[ev.Alarm.ID] = ev.Alarm
-			if ev.Cause == alarms.CauseActivate {
+			switch ev.Cause {
+			case alarms.CauseActivate:
 				s.activations = append(s.activations, ev.At)
 				s.byAlarm[ev.Alarm.ID] = append(s.byAlarm[ev.Alarm.ID], ev.At)
+			case alarms.CauseSuppress:
+				// Suppressed by design the moment it was raised: it was never annunciated, so it
+				// is no new alarm for the operator (it is still one on its retained topic).
+				s.unannounce(ev.Alarm.ID, ev.At)
 			}
 		}
 		if sig := m.Signal; sig != nil {
 			if _, seen := s.firstSignal[sig.Action]; !seen {
 				s.firstSignal[sig.Action] = sig.IssuedAt
 			}
+		}
+	}
+}
+
+// unannounce takes back an activation of id at at, if that was its last.
+func (s *Summary) unannounce(id string, at time.Time) {
+	ts := s.byAlarm[id]
+	if len(ts) == 0 || !ts[len(ts)-1].Equal(at) {
+		return
+	}
+	s.byAlarm[id] = ts[:len(ts)-1]
+	if len(s.byAlarm[id]) == 0 {
+		delete(s.byAlarm, id)
+	}
+	for i := len(s.activations) - 1; i >= 0; i-- {
+		if s.activations[i].Equal(at) {
+			s.activations = append(s.activations[:i], s.activations[i+1:]...)
+			return
 		}
 	}
 }

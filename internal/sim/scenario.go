@@ -110,6 +110,9 @@ type Expect struct {
 	MaxDrainAt   time.Duration `yaml:"max_drain_at"`
 	// Alarms must each be raised (activated) at most By after the scenario's start.
 	Alarms []ExpectAlarm `yaml:"alarms"`
+	// MaxNewAlarms10m: at most this many new (annunciated) alarms in any 10 minutes, before the
+	// runaway if there is one (EEMUA 191: more than 10 is a flood); 0 leaves it unchecked.
+	MaxNewAlarms10m int `yaml:"max_new_alarms_10m"`
 }
 
 // ExpectAlarm is an alarm a scenario must raise, and by when.
