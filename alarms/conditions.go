@@ -36,12 +36,18 @@ func (e *Engine) setCond(d *devState, point string, det DetectorID, st Stage, v 
 	c := e.conds[id]
 	if st == StageNormal {
 		if c != nil {
+			if e.holdOff(id, now) {
+				return // chattering: the alarm stays as it was until the off-delay has passed
+			}
 			delete(e.conds, id)
 			d.nconds--
 			e.book.clear(id, v, now)
 			e.collect()
 		}
 		return
+	}
+	if c == nil && st < StageCritical && e.holdOn(id, now) {
+		return // chattering: the condition must hold its on-delay before the alarm comes back
 	}
 	text := textFn()
 	if c == nil {
@@ -51,9 +57,11 @@ func (e *Engine) setCond(d *devState, point string, det DetectorID, st Stage, v 
 		d.nconds++
 		c.stage, c.value, c.unit, c.text = st, v, unit, text
 		e.book.activate(id, c.raise(), now)
+		e.activated(id, now)
 		e.collect()
 		return
 	}
+	e.seenOn(id)
 	escalate := st > c.stage
 	c.stage, c.value, c.unit, c.text = st, v, unit, text
 	if escalate {

@@ -43,6 +43,7 @@ type Engine struct {
 	book                 *book // every alarm's lifecycle
 	live                 bool
 	rules                map[string][]*ruleState // by device.point
+	chatter              map[string]*chatter     // by alarm id: recent activations and delays
 	started              time.Time
 	ready                Ready
 }
@@ -115,7 +116,8 @@ func LivePoller() Option { return func(e *Engine) { e.live = true } }
 // New returns an engine for the topology.
 func New(topo Topology, th Thresholds, opts ...Option) *Engine {
 	e := &Engine{th: th, devices: map[string]*devState{}, zones: map[string]*scopeState{},
-		racks: map[string]*scopeState{}, conds: map[string]*cond{}, book: newBook(), rules: map[string][]*ruleState{}}
+		racks: map[string]*scopeState{}, conds: map[string]*cond{}, book: newBook(), rules: map[string][]*ruleState{},
+		chatter: map[string]*chatter{}}
 	for _, r := range topo.Rules {
 		k := r.Device + "." + r.Point
 		e.rules[k] = append(e.rules[k], &ruleState{r: r})

@@ -59,6 +59,12 @@ type Thresholds struct {
 	// another of its kind in the zone moved, is frozen (a gateway serving cached registers).
 	FrozenFor time.Duration `yaml:"frozen_for"`
 
+	// ChatterOnDelay and ChatterOffDelay: an alarm that chattered (3 activations within a
+	// minute) must hold this long before it comes back, and be gone this long before it clears,
+	// for the next hour (chatter.go).
+	ChatterOnDelay  time.Duration `yaml:"chatter_on_delay"`
+	ChatterOffDelay time.Duration `yaml:"chatter_off_delay"`
+
 	// StageHold is how long a lower stage must hold before a stage falls.
 	StageHold time.Duration `yaml:"stage_hold"`
 }
@@ -99,6 +105,8 @@ func DefaultThresholds() Thresholds {
 		ConfirmC:            0.15,
 		ConfirmFrac:         0.01,
 		StageHold:           5 * time.Minute,
+		ChatterOnDelay:      10 * time.Second,
+		ChatterOffDelay:     time.Minute,
 	}
 }
 
@@ -145,6 +153,9 @@ func (t Thresholds) Problems() []Problem {
 		if d.v <= 0 {
 			ps = append(ps, Problem{d.f, "must be a positive duration", d.v.String()})
 		}
+	}
+	if t.ChatterOnDelay < 0 || t.ChatterOffDelay < 0 {
+		ps = append(ps, Problem{"chatter_off_delay", "chatter_on_delay and chatter_off_delay must be >= 0", t.ChatterOffDelay.String()})
 	}
 	if t.StageHold < 0 {
 		ps = append(ps, Problem{"stage_hold", "must be >= 0", t.StageHold.String()})
