@@ -53,6 +53,7 @@ func (e *Engine) setCond(d *devState, point string, det DetectorID, st Stage, v 
 	if c == nil {
 		// Its independence key (source) is set when the stage is assessed.
 		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: det.info().Modality, raisedAt: now}
+		c.source = e.sourceOf(d, point, det) // restage judges it again; grouping needs it now
 		e.conds[id] = c
 		d.nconds++
 		c.stage, c.value, c.unit, c.text = st, v, unit, text

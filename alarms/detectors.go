@@ -37,6 +37,10 @@ const (
 	BMSAlarmWord   DetectorID = "bms_alarm"
 
 	rulePrefix = "rule:"
+
+	// RoomWarm is no detector's: it is the zone's one alarm for the uniform warming that the
+	// temperature detectors' conditions show together (roomwarm.go), "<zone>.room_warm".
+	RoomWarm DetectorID = "room_warm"
 )
 
 // Silence says when a detector's alarm means its device is silent: evidence, when the device

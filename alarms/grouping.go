@@ -12,7 +12,18 @@ func (e *Engine) byDesign(id string) bool {
 	if c := e.conds[id]; c != nil && e.isTmax(c) && e.duplicate(id) {
 		return true
 	}
-	return e.consequential(id)
+	return e.followsRoom(id) || e.consequential(id)
+}
+
+// followsRoom says that a condition only follows the room's warming: its zone's room_warm alarm
+// is active and the condition's source is that uniform warming.
+func (e *Engine) followsRoom(id string) bool {
+	c := e.conds[id]
+	if c == nil || c.source != "uniform:"+c.zone {
+		return false
+	}
+	_, warm := e.book.protocol[c.zone+"."+string(RoomWarm)]
+	return warm
 }
 
 // consequential says that a condition only follows from the first-out alarm of its rack while

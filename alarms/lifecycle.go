@@ -245,6 +245,7 @@ func (e *Engine) lifecycleTick(now time.Time) {
 			}
 		}
 	}
+	e.roomWarmth(now)
 	// In id order, not map order: the events this makes must come out the same in replay as live.
 	for _, id := range sortedKeys(e.conds) {
 		if a := b.alarms[id]; a != nil && a.State != SuppressedByDesign && a.State != Shelved && a.State != OutOfService && e.byDesign(id) {

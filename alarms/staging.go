@@ -35,13 +35,16 @@ func (e *Engine) sourceOf(d *devState, point string, det DetectorID) string {
 			return "uniform:" + d.info.Zone
 		}
 	case sample.CellTemperature:
-		standsOut := false
+		// The room's warming only if the rack's NTCs say so: known, and none standing out. A rack
+		// whose BMS gives only its max is not the room.
+		standsOut, known := false, 0
 		for _, o := range d.points {
-			if o.role == sample.ModuleTemperature && o.peerKnown && o.peerDelta >= e.th.PeerDeltaWatchC {
-				standsOut = true
+			if o.role == sample.ModuleTemperature && o.peerKnown {
+				known++
+				standsOut = standsOut || o.peerDelta >= e.th.PeerDeltaWatchC
 			}
 		}
-		if !standsOut {
+		if !standsOut && known >= 3 {
 			return "uniform:" + d.info.Zone
 		}
 		return d.info.Name + ".tmax"

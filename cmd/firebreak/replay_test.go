@@ -28,16 +28,20 @@ import (
 func recordAndReplay(t *testing.T, scenario string) ([]replayLine, []sim.GroundTruth) {
 	t.Helper()
 	dir := t.TempDir()
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	sc, err := sim.LoadScenario(scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	siteName := sc.Site
+	if siteName == "" {
+		siteName = "demo"
+	}
+	data, _ := configs.FS.ReadFile("sites/" + siteName + ".yaml")
 	site := filepath.Join(dir, "site.yaml")
 	if err := os.WriteFile(site, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(site)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := sim.LoadScenario(scenario)
 	if err != nil {
 		t.Fatal(err)
 	}

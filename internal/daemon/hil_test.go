@@ -37,7 +37,7 @@ import (
 const hilRooms = 3
 
 // hilScenarios is every built-in scenario, the longest first.
-var hilScenarios = []string{"normal-day", "internal-short", "bus-glitch", "frozen-gateway", "drifting-ntc", "normal", "sudden-fire", "sensor-faults",
+var hilScenarios = []string{"normal-day", "internal-short", "bus-glitch", "frozen-gateway", "drifting-ntc", "hvac-failure-full", "normal", "sudden-fire", "sensor-faults",
 	"bms-silent-fire", "ups-discharge", "lfp-internal-short", "hvac-failure"}
 
 // TestHIL runs each scenario through the whole chain: simulator over real Modbus TCP → daemon →
@@ -247,7 +247,11 @@ func runHIL(t *testing.T, broker, scenario string) {
 		if drain != nil {
 			t.Fatalf("scenario %s must not drain; got %s: %s", scenario, drain.Action, drain.Reason)
 		}
-		t.Logf("HIL %s: no drain, highest stage %d, %d prepare signals, as expected", scenario, cp.maxStage, len(cp.signals))
+		ids := map[string]bool{}
+		for _, sig := range cp.signals {
+			ids[sig.ID] = true
+		}
+		t.Logf("HIL %s: no drain, highest stage %d, %d prepare signal ids (%d messages with heartbeats), as expected", scenario, cp.maxStage, len(ids), len(cp.signals))
 		return
 	}
 	if drain == nil {

@@ -32,11 +32,11 @@ type Room struct {
 
 // RoomConfig is the demo site set up for a scenario's HIL run (no servers yet).
 func RoomConfig(site, scenario, broker, stateDir string) (*config.Config, *sim.Scenario, error) {
-	data, err := configs.FS.ReadFile("sites/demo.yaml")
+	sc, err := sim.LoadScenario(scenario)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := config.Parse(data, "demo.yaml")
+	cfg, err := sim.SiteConfig(sc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -44,10 +44,6 @@ func RoomConfig(site, scenario, broker, stateDir string) (*config.Config, *sim.S
 	cfg.StateDir = stateDir
 	cfg.Metrics.Listen = "127.0.0.1:0" // rooms run side by side: each its own port
 	cfg.MQTT.Brokers = []string{broker}
-	sc, err := sim.LoadScenario(scenario)
-	if err != nil {
-		return nil, nil, err
-	}
 	if sc.HIL.Interval > 0 {
 		for i := range cfg.Devices {
 			cfg.Devices[i].Interval = sc.HIL.Interval

@@ -97,7 +97,7 @@ type Report struct {
 	Intervals       int
 	Frequent        []Count  // the most frequent alarms, most first
 	Chattering      []string // alarms with ChatterCount activations within ChatterWithin
-	Standing        []string // alarms not back to normal at the end (active, or waiting for an ack)
+	Standing        []string // alarms in the operator's list at the end (active, or waiting for an ack)
 	FirstPrepare    time.Time
 	FirstDrain      time.Time // drain or evacuate
 	FirstDrainIsEvc bool
@@ -149,7 +149,11 @@ func (s *Summary) Report() Report {
 	}
 	sort.Strings(r.Chattering)
 	for id, a := range s.state {
-		if a.State != alarms.Normal {
+		// Standing: in the operator's list at the end. Suppressed by design, shelved and out of
+		// service alarms are kept from it on purpose; they are not standing.
+		switch a.State {
+		case alarms.Normal, alarms.SuppressedByDesign, alarms.Shelved, alarms.OutOfService:
+		default:
 			r.Standing = append(r.Standing, id)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/firebreak-dc/firebreak/configs"
+	"github.com/firebreak-dc/firebreak/internal/config"
 )
 
 // Scenario is what happens in the room, and what a correct detector should make of it.
@@ -25,8 +26,11 @@ type Scenario struct {
 	Seed        uint64        `yaml:"seed"`
 	Chemistry   string        `yaml:"chemistry"`
 	Room        string        `yaml:"room"` // a room preset in configs/rooms (default battery-room)
-	AmbientC    float64       `yaml:"ambient_c"`
-	UPSLoadPct  float64       `yaml:"ups_load_pct"`
+	// Site is the built-in site (configs/sites) the tests play the scenario on: demo, unless the
+	// scenario needs another room, such as full-room's six racks.
+	Site       string  `yaml:"site"`
+	AmbientC   float64 `yaml:"ambient_c"`
+	UPSLoadPct float64 `yaml:"ups_load_pct"`
 	// LoadSwingPct makes the load follow the working day: ± this share of ups_load_pct, peaking
 	// mid-afternoon.
 	LoadSwingPct float64 `yaml:"load_swing_pct"`
@@ -397,4 +401,17 @@ func (c *Chemistry) ocv(soc float64) float64 {
 		}
 	}
 	return t[len(t)-1][1]
+}
+
+// SiteConfig is the built-in site a scenario is played on (its site:, demo by default), parsed.
+func SiteConfig(sc *Scenario) (*config.Config, error) {
+	name := sc.Site
+	if name == "" {
+		name = "demo"
+	}
+	data, err := configs.FS.ReadFile("sites/" + name + ".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: site %q is not a built-in site (configs/sites)", sc.Name, name)
+	}
+	return config.Parse(data, name+".yaml")
 }
