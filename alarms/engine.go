@@ -20,6 +20,9 @@ type DeviceInfo struct {
 	// Modules says which battery module a point sits on (1-based); points not in it, or 0, are
 	// on no known module: their sensors have no twin and no neighbours to agree with.
 	Modules map[string]int
+	// Blocks says which register block (one Modbus request of the collector's plan) a point is
+	// read in; none known, the device is judged as a whole only.
+	Blocks map[string]int
 }
 
 // Topology is the site as the engine sees it.
@@ -66,6 +69,8 @@ type devState struct {
 type pointState struct {
 	role      sample.Role
 	module    int   // 1-based; 0 unknown
+	block     int   // register block; -1 unknown
+	held      bool  // its block is frozen: no evidence until it moves (frozen.go)
 	hist      []obs // good samples within the longest detector window
 	fit       fit   // running least-squares sums over hist
 	last      float64
@@ -102,7 +107,7 @@ type pointState struct {
 }
 
 // excluded says the sensor is known bad: its readings feed no detector and no peer statistic.
-func (p *pointState) excluded() bool { return p.flapping || p.stuck || p.disagree }
+func (p *pointState) excluded() bool { return p.flapping || p.stuck || p.disagree || p.held }
 
 // Option changes how an engine reads its input.
 type Option func(*Engine)
@@ -215,7 +220,10 @@ func (e *Engine) Step(b sample.Batch) {
 		}
 		ps := d.points[s.Point]
 		if ps == nil {
-			ps = &pointState{role: s.Role, module: d.info.Modules[s.Point]}
+			ps = &pointState{role: s.Role, module: d.info.Modules[s.Point], block: -1}
+			if b, ok := d.info.Blocks[s.Point]; ok {
+				ps.block = b
+			}
 			d.points[s.Point] = ps
 			d.byRole = map[sample.Role][]string{}
 		}
@@ -225,7 +233,7 @@ func (e *Engine) Step(b sample.Batch) {
 		}
 		e.plausibility(d, s, ps)
 		ps.last, ps.good, ps.hasPrev = s.Value, true, true
-		if d.suspect != "" {
+		if d.suspect != "" || ps.held {
 			continue
 		}
 		// Only temperatures (rise, runaway, confirmation) and points with a rate rule look back;

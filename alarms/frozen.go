@@ -2,6 +2,9 @@ package alarms
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"sort"
 	"time"
 )
 
@@ -37,6 +40,7 @@ func (e *Engine) frozen(d *devState, now time.Time) {
 	}
 	is := mover != ""
 	if is == (d.suspect == Frozen) {
+		e.frozenBlocks(d, now)
 		return
 	}
 	if is {
@@ -83,4 +87,70 @@ func (e *Engine) kin(d *devState) []string {
 		}
 	}
 	return out
+}
+
+// frozenBlockMin: a register block is judged on its own only if it carries at least this many
+// analogue readings (a BMS's block of module temperatures or cell voltages): a short block of
+// currents and set points may rest for long without anything being wrong.
+const frozenBlockMin = 8
+
+// frozenBlocks finds a device partly frozen: one register block (one request of the collector's
+// plan) whose every analogue reading has stood still for FrozenFor while the device's other
+// blocks moved, a gateway that caches one block and reads the rest. The block's readings are no
+// evidence while it holds (its points are held); the alarm is on its first point and, like the
+// whole device's, counts as silence.
+func (e *Engine) frozenBlocks(d *devState, now time.Time) {
+	if d.suspect != "" || len(d.info.Blocks) == 0 {
+		return
+	}
+	byBlock := map[int][]string{}
+	for name, p := range d.points {
+		if p.block >= 0 && p.hasPrev && !p.role.Binary() {
+			byBlock[p.block] = append(byBlock[p.block], name)
+		}
+	}
+	if len(byBlock) < 2 {
+		return
+	}
+	for _, b := range slices.Sorted(maps.Keys(byBlock)) {
+		names := byBlock[b]
+		if len(names) < frozenBlockMin {
+			continue
+		}
+		// In the profile's order for repeated points: module_temp_9 before module_temp_10.
+		sort.Slice(names, func(i, j int) bool {
+			if len(names[i]) != len(names[j]) {
+				return len(names[i]) < len(names[j])
+			}
+			return names[i] < names[j]
+		})
+		var moved, other time.Time
+		for _, n := range names {
+			if t := d.points[n].lastChangeAt; t.After(moved) {
+				moved = t
+			}
+		}
+		for _, p := range d.points {
+			if p.block != b && p.hasPrev && !p.role.Binary() && !p.held && p.movedAt.After(other) {
+				other = p.movedAt
+			}
+		}
+		still := now.Sub(moved)
+		is := still >= e.th.FrozenFor && other.After(moved)
+		first := d.points[names[0]]
+		if is == first.held {
+			continue
+		}
+		for _, n := range names {
+			d.points[n].held = is
+		}
+		st := StageNormal
+		if is {
+			st = StageWatch
+		}
+		e.setCond(d, names[0], Frozen, st, still.Seconds(), "s", func() string {
+			return fmt.Sprintf("%s's register block of %s … %s (%d readings) has stood still for %s while its other readings moved (a gateway caching one block?)",
+				d.info.Name, names[0], names[len(names)-1], len(names), still.Round(time.Second))
+		}, now)
+	}
 }

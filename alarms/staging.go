@@ -39,7 +39,7 @@ func (e *Engine) sourceOf(d *devState, point string, det DetectorID) string {
 		// whose BMS gives only its max is not the room.
 		standsOut, known := false, 0
 		for _, o := range d.points {
-			if o.role == sample.ModuleTemperature && o.peerKnown {
+			if o.role == sample.ModuleTemperature && o.peerKnown && !o.excluded() {
 				known++
 				standsOut = standsOut || o.peerDelta >= e.th.PeerDeltaWatchC
 			}
@@ -81,6 +81,8 @@ func (e *Engine) duplicate(id string) bool {
 // restage recomputes every rack's and zone's stage and records the changes.
 func (e *Engine) restage(now time.Time) {
 	byScope := map[*scopeState][]*cond{}
+	zoneGas := map[string][]*cond{}
+	// In id order: which signal is named as evidence must be the same live and in replay.
 	for _, id := range sortedKeys(e.conds) {
 		c := e.conds[id]
 		// Independence is judged now, with this batch's peer statistics, not when the condition
@@ -94,12 +96,6 @@ func (e *Engine) restage(now time.Time) {
 		}
 		if r := e.racks[c.device]; r != nil {
 			byScope[r] = append(byScope[r], c)
-		}
-	}
-	zoneGas := map[string][]*cond{}
-	for _, c := range e.conds {
-		if a := e.book.alarms[c.id]; a != nil && a.State == OutOfService {
-			continue
 		}
 		if c.detector.info().ZoneGas && c.stage >= StageWarning {
 			zoneGas[c.zone] = append(zoneGas[c.zone], c)

@@ -37,7 +37,7 @@ import (
 const hilRooms = 3
 
 // hilScenarios is every built-in scenario, the longest first.
-var hilScenarios = []string{"normal-day", "internal-short", "bus-glitch", "frozen-gateway", "drifting-ntc", "hvac-failure-full", "normal", "sudden-fire", "sensor-faults",
+var hilScenarios = []string{"normal-day", "internal-short", "bus-glitch", "frozen-gateway", "frozen-block", "drifting-ntc", "hvac-failure-full", "normal", "sudden-fire", "sensor-faults",
 	"bms-silent-fire", "ups-discharge", "lfp-internal-short", "hvac-failure"}
 
 // TestHIL runs each scenario through the whole chain: simulator over real Modbus TCP → daemon →

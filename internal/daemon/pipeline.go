@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/firebreak-dc/firebreak/alarms"
+	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
@@ -58,7 +59,7 @@ func Topology(cfg *config.Config) alarms.Topology {
 		topo.Zones = append(topo.Zones, z.Name)
 	}
 	for _, d := range cfg.Devices {
-		units, modules := map[string]string{}, map[string]int{}
+		units, modules, blocks := map[string]string{}, map[string]int{}, map[string]int{}
 		if r := cfg.Points(d); r != nil {
 			for _, p := range r.Points {
 				units[p.Name] = p.Unit
@@ -66,9 +67,18 @@ func Topology(cfg *config.Config) alarms.Topology {
 					modules[p.Name] = p.Module
 				}
 			}
+			// The register blocks the collector will read (a SunSpec device's are known only
+			// once its model chain is: it is judged as a whole).
+			if cn, ok := cfg.Connection(d.Connection); ok && !r.HasSunSpec() {
+				for i, req := range collectors.Plan(r.Points, collectors.Limits{MaxRegisters: cn.MaxRegistersPerRequest, MaxGap: cn.MaxGap}) {
+					for _, k := range req.Points {
+						blocks[r.Points[k].Name] = i
+					}
+				}
+			}
 		}
 		topo.Devices = append(topo.Devices, alarms.DeviceInfo{Name: d.Name, Zone: d.Zone, Kind: d.Profile, Interval: d.Interval,
-			Units: units, Modules: modules})
+			Units: units, Modules: modules, Blocks: blocks})
 	}
 	for _, r := range cfg.Rules {
 		dev, pt, _ := strings.Cut(r.Point, ".")

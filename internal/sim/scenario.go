@@ -55,8 +55,9 @@ type HIL struct {
 // utility_fail (duration, load_pct), hvac_fail (duration), arc_fire (device, module, power_w: an
 // external fire against a module, with the room's flame and smoke detectors).
 // Instrument faults: bms_silent (device, duration: the unit stops answering; a gateway reports
-// exception 11), gateway_frozen (device, duration: the gateway in front of the unit goes on
-// answering with the registers it read last, good quality, while the unit behind it has hung),
+// exception 11), gateway_frozen (device, duration, point: the gateway in front of the unit goes on
+// answering with the registers it read last, good quality, while the unit behind it has hung;
+// with point, only the points whose names begin with it: one cached register block),
 // sensor_stuck (device, point, duration), sensor_drift (device, point, rate_per_min, high, duration:
 // the reading creeps away from the truth at that rate, up to high when high is set), sensor_value (device, point, value,
 // duration: a spike when short), sensor_raw (device, point, raw, duration: a sentinel such as

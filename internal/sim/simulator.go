@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,7 +172,8 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 			if e.Point != "" {
 				found := false
 				for _, p := range dev.points {
-					found = found || p.Name == e.Point
+					// gateway_frozen names a block by the points' common beginning
+					found = found || p.Name == e.Point || (e.Kind == "gateway_frozen" && strings.HasPrefix(p.Name, e.Point))
 				}
 				if !found {
 					return nil, fmt.Errorf("scenario %s: events[%d] (%s) names point %q, which device %s does not have", sc.Name, i, e.Kind, e.Point, e.Device)
@@ -250,7 +252,7 @@ func (s *Simulator) refresh() {
 	el := s.room.Elapsed()
 	for _, d := range s.devices {
 		d.silent, d.link = false, Fault{}
-		cached := false
+		cached, cachedPrefix := false, ""
 		active := map[string]Event{}
 		for _, f := range d.faults {
 			if el < f.At || el >= f.end(s.sc.Duration) {
@@ -264,7 +266,11 @@ func (s *Simulator) refresh() {
 				continue
 			}
 			if f.Kind == "gateway_frozen" {
-				cached = true
+				if f.Point == "" {
+					cached = true
+				} else {
+					cachedPrefix = f.Point
+				}
 				continue
 			}
 			if k := linkFault(f.Kind); k != FaultNone {
@@ -277,6 +283,9 @@ func (s *Simulator) refresh() {
 			continue // the gateway serves the registers it read last, whatever the BMS does
 		}
 		for i, p := range d.points {
+			if cachedPrefix != "" && strings.HasPrefix(p.Name, cachedPrefix) {
+				continue // the gateway serves what it cached of this block
+			}
 			v, sentinel := s.value(d, p, d.index[i])
 			var raw *uint64
 			if f, ok := active[p.Name]; ok {
