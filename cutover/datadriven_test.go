@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -255,12 +256,7 @@ func (s *plannerScript) ready() {
 	}
 	for _, pr := range rd.Progress {
 		line := fmt.Sprintf("progress %s %s", pr.Zone, pr.Action)
-		names := make([]string, 0, len(pr.Consumers))
-		for n := range pr.Consumers {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		for _, n := range names {
+		for _, n := range slices.Sorted(maps.Keys(pr.Consumers)) {
 			c := pr.Consumers[n]
 			line += fmt.Sprintf(" %s=%s", n, orDefault(string(c.Status), "-"))
 			if c.TookS != nil {

@@ -3,7 +3,6 @@ package cutover
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -280,12 +279,7 @@ func (p *Planner) PeerEpisode(zone string) string {
 
 // Tick re-sends every active signal whose heartbeat is due.
 func (p *Planner) Tick(now time.Time) {
-	names := make([]string, 0, len(p.zones))
-	for n := range p.zones {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range sortedNames(p.zones) {
 		zs := p.zones[n]
 		if zs.action == "" {
 			continue
