@@ -103,19 +103,57 @@ func (e *Engine) frozenBlocks(d *devState, now time.Time) {
 	if d.suspect != "" || len(d.info.Blocks) == 0 {
 		return
 	}
-	byBlock := map[int][]string{}
-	for name, p := range d.points {
-		if p.block >= 0 && p.hasPrev && !p.role.Binary() {
-			byBlock[p.block] = append(byBlock[p.block], name)
+	// One pass over the device's points (this runs after every batch): per block, how many
+	// analogue readings it has, when one last changed, when one not held last moved.
+	type block struct {
+		n           int
+		moved, live time.Time
+		held        bool
+	}
+	blocks := map[int]*block{}
+	for _, p := range d.points {
+		if p.block < 0 || !p.hasPrev || p.role.Binary() {
+			continue
+		}
+		b := blocks[p.block]
+		if b == nil {
+			b = &block{}
+			blocks[p.block] = b
+		}
+		b.n++
+		b.held = b.held || p.held
+		if p.lastChangeAt.After(b.moved) {
+			b.moved = p.lastChangeAt
+		}
+		if !p.held && p.movedAt.After(b.live) {
+			b.live = p.movedAt
 		}
 	}
-	if len(byBlock) < 2 {
+	if len(blocks) < 2 {
 		return
 	}
-	for _, b := range slices.Sorted(maps.Keys(byBlock)) {
-		names := byBlock[b]
-		if len(names) < frozenBlockMin {
+	for _, id := range slices.Sorted(maps.Keys(blocks)) {
+		b := blocks[id]
+		if b.n < frozenBlockMin {
 			continue
+		}
+		var other time.Time
+		for oid, o := range blocks {
+			if oid != id && o.live.After(other) {
+				other = o.live
+			}
+		}
+		still := now.Sub(b.moved)
+		is := still >= e.th.FrozenFor && other.After(b.moved)
+		if is == b.held {
+			continue
+		}
+		var names []string
+		for n, p := range d.points {
+			if p.block == id && p.hasPrev && !p.role.Binary() {
+				names = append(names, n)
+				p.held = is
+			}
 		}
 		// In the profile's order for repeated points: module_temp_9 before module_temp_10.
 		sort.Slice(names, func(i, j int) bool {
@@ -124,26 +162,6 @@ func (e *Engine) frozenBlocks(d *devState, now time.Time) {
 			}
 			return names[i] < names[j]
 		})
-		var moved, other time.Time
-		for _, n := range names {
-			if t := d.points[n].lastChangeAt; t.After(moved) {
-				moved = t
-			}
-		}
-		for _, p := range d.points {
-			if p.block != b && p.hasPrev && !p.role.Binary() && !p.held && p.movedAt.After(other) {
-				other = p.movedAt
-			}
-		}
-		still := now.Sub(moved)
-		is := still >= e.th.FrozenFor && other.After(moved)
-		first := d.points[names[0]]
-		if is == first.held {
-			continue
-		}
-		for _, n := range names {
-			d.points[n].held = is
-		}
 		st := StageNormal
 		if is {
 			st = StageWatch
