@@ -45,7 +45,7 @@ func (e *Engine) agreement(d *devState, now time.Time) {
 	perModule := map[int]int{}
 	for _, n := range names {
 		p := d.points[n]
-		if !p.good || p.flapping || p.stuck || p.fit.n < 1 {
+		if !p.good || p.flapping || p.stuck || p.held || p.fit.n < 1 {
 			continue
 		}
 		m := p.fit.sy / p.fit.n
