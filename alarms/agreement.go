@@ -85,6 +85,15 @@ func (e *Engine) agreement(d *devState, now time.Time) {
 			p.rise = p.offset - p.offBase
 		}
 	}
+	if quiet && len(means) == len(all) {
+		// Nothing stands 5 °C off the median and no sensor disagrees: none can be alone, and
+		// none is hot enough for its support to be asked. The common case, per poll.
+		for _, s := range all {
+			s.p.supported, s.p.loneSince = false, time.Time{}
+			s.p.seenAgree = true
+		}
+		return
+	}
 	for _, h := range all {
 		p := h.p
 		// Supporters: the twin and the next modules' sensors (any other sensor where the profile
@@ -122,8 +131,9 @@ func (e *Engine) agreement(d *devState, now time.Time) {
 		}
 		// Alone: nothing else in the rack is hot (another NTC, the BMS's max above this one, a
 		// critical condition), no gas in the room, and its reference follows the rack.
-		alone := math.Abs(refOffset) < e.th.PeerDeltaWatchC && e.restQuiet(d, all, p)
 		was := p.disagree
+		candidate := was || (gap >= e.th.DisagreeC && !p.supported)
+		alone := candidate && math.Abs(refOffset) < e.th.PeerDeltaWatchC && e.restQuiet(d, all, p)
 		backed := heldFor(p.supported || !alone, &p.backedSince, now, agreeAgain)
 		switch {
 		case was:

@@ -64,6 +64,8 @@ type devState struct {
 	// suspect, if set, is the detector that found the whole device's readings to be no evidence
 	// (frozen): they go to no detector until it clears, and its conditions stand as they were.
 	suspect DetectorID
+	// frozenAt is when frozen.go last looked at the device (it looks every frozenEvery).
+	frozenAt time.Time
 }
 
 type pointState struct {

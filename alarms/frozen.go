@@ -8,6 +8,9 @@ import (
 	"time"
 )
 
+// frozenEvery is how often a device is looked at for standing still.
+const frozenEvery = 10 * time.Second
+
 // frozenMinPoints: a device is judged frozen only if it has at least this many analogue points
 // (temperatures, voltages, currents, …). A gas head reading a steady 0 ppm or a panel's quiet
 // inputs stand still by nature; a BMS's cell voltages and temperatures never all do.
@@ -23,6 +26,18 @@ func (e *Engine) frozen(d *devState, now time.Time) {
 	if d.lastErrAt.After(d.lastOK) {
 		return // failing polls are comm_lost's
 	}
+	// Standing still is judged over minutes: a look every frozenEvery is enough, and it walks
+	// every point of the device, which is not for every poll. A device frozen (or with a block
+	// frozen) is looked at every poll: its readings count again the moment they move.
+	if now.Sub(d.frozenAt) < frozenEvery {
+		return
+	}
+	d.frozenAt = now
+	defer func() {
+		if d.suspect == Frozen || d.anyHeld() {
+			d.frozenAt = time.Time{}
+		}
+	}()
 	moved, n := d.lastMoved(false)
 	if n < frozenMinPoints {
 		return
@@ -75,6 +90,16 @@ func (d *devState) lastMoved(onlyMoves bool) (time.Time, int) {
 		}
 	}
 	return last, n
+}
+
+// anyHeld says whether a block of the device is frozen.
+func (d *devState) anyHeld() bool {
+	for _, p := range d.points {
+		if p.held {
+			return true
+		}
+	}
+	return false
 }
 
 // kin is the other devices of d's kind (its profile) in d's zone, in name order.
