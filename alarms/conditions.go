@@ -80,25 +80,6 @@ func (e *Engine) setCond(d *devState, point string, det DetectorID, st Stage, v 
 // its stage is its priority, but it is never evidence of a fire, so no risk stage moves for it.
 // Its id is "<source>.<kind>"; source is what it concerns ("cutover.<zone>.<consumer>").
 func (e *Engine) Protocol(source, kind, zone string, st Stage, text string, now time.Time) {
-	id := source + "." + kind
-	b := e.book
-	old, active := b.protocol[id]
-	r := raise{device: source, zone: zone, detector: kind, stage: st, text: text}
-	switch {
-	case st == StageNormal && !active:
-		return
-	case st == StageNormal:
-		delete(b.protocol, id)
-		b.clear(id, 0, now)
-	case !active:
-		b.protocol[id] = r
-		b.activate(id, r, now)
-	case st > old.stage:
-		b.protocol[id] = r
-		b.escalate(id, r, now)
-	default:
-		b.protocol[id] = r
-		b.update(id, r)
-	}
+	e.book.own(source+"."+kind, raise{device: source, zone: zone, detector: kind, stage: st, text: text}, now)
 	e.collect()
 }

@@ -79,6 +79,27 @@ func (b *book) update(id string, r raise) {
 	}
 }
 
+// own raises, escalates, updates or (at StageNormal) clears an alarm that no condition stands
+// for: the daemon's own (Engine.Protocol) and the zone's room_warm. The book keeps what it says.
+func (b *book) own(id string, r raise, now time.Time) {
+	old, active := b.protocol[id]
+	switch {
+	case r.stage == StageNormal && !active:
+	case r.stage == StageNormal:
+		delete(b.protocol, id)
+		b.clear(id, r.value, now)
+	case !active:
+		b.protocol[id] = r
+		b.activate(id, r, now)
+	case r.stage > old.stage:
+		b.protocol[id] = r
+		b.escalate(id, r, now)
+	default:
+		b.protocol[id] = r
+		b.update(id, r)
+	}
+}
+
 // clear records a condition that is no longer true.
 func (b *book) clear(id string, value float64, now time.Time) {
 	if a := b.alarms[id]; a != nil {

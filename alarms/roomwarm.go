@@ -31,13 +31,8 @@ func (e *Engine) roomWarmth(now time.Time) {
 			}
 		}
 		id := zone + "." + string(RoomWarm)
-		b := e.book
-		old, active := b.protocol[id]
 		if st == StageNormal {
-			if active {
-				delete(b.protocol, id)
-				b.clear(id, 0, now)
-			}
+			e.book.own(id, raise{}, now)
 			continue
 		}
 		names := make([]string, 0, len(racks))
@@ -46,17 +41,8 @@ func (e *Engine) roomWarmth(now time.Time) {
 		}
 		sort.Strings(names)
 		med := median(vals)
-		r := raise{device: zone, zone: zone, detector: string(RoomWarm), stage: st, value: round3(med), unit: "°C",
+		e.book.own(id, raise{device: zone, zone: zone, detector: string(RoomWarm), stage: st, value: round3(med), unit: "°C",
 			text: fmt.Sprintf("the room is warming: %d temperatures of %d racks (%s) follow it together, median %.1f °C; no sensor stands out",
-				len(vals), len(names), strings.Join(names, ", "), med)}
-		b.protocol[id] = r
-		switch {
-		case !active:
-			b.activate(id, r, now)
-		case st > old.stage:
-			b.escalate(id, r, now)
-		default:
-			b.update(id, r)
-		}
+				len(vals), len(names), strings.Join(names, ", "), med)}, now)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/clock"
+	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sim"
@@ -28,12 +29,7 @@ import (
 // machine).
 func TestOneFaultyDeviceDoesNotHoldUpTheOthers(t *testing.T) {
 	t.Parallel()
-	cfg := hiltest.DemoSite(t)
-	sc, _ := sim.LoadScenario("normal")
-	s, err := sim.New(cfg, sc, clock.Real{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, s := quietRoom(t)
 	// Generous for a loaded CI machine under the race detector: the assertions are about the
 	// schedule's shape (a timeout's worth of delay at most, rarely), not about milliseconds.
 	const interval, timeout = 500 * time.Millisecond, 600 * time.Millisecond
@@ -153,12 +149,7 @@ func TestOneFaultyDeviceDoesNotHoldUpTheOthers(t *testing.T) {
 // poller would learn as a refused register (issue 22). It is a transport error instead.
 func TestWrongFunctionCodeIsATransportError(t *testing.T) {
 	t.Parallel()
-	cfg := hiltest.DemoSite(t)
-	sc, _ := sim.LoadScenario("normal")
-	s, err := sim.New(cfg, sc, clock.Real{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, s := quietRoom(t)
 	rd := faultyReader(t, s, sim.Fault{Kind: sim.FaultWrongFunction}, time.Second)
 	p := &collectors.Poller{Reader: rd, Clock: clock.Real{}, Log: zap.NewNop()}
 	for i, want := range []bool{true, false} { // rack-02 (unit 2) has the fault, rack-01 not
@@ -198,4 +189,16 @@ func faultyReader(t *testing.T, s *sim.Simulator, f sim.Fault, timeout time.Dura
 	}
 	t.Cleanup(func() { rd.Close() })
 	return rd
+}
+
+// quietRoom is the demo site and a simulator of it playing the normal scenario, in real time.
+func quietRoom(t *testing.T) (*config.Config, *sim.Simulator) {
+	t.Helper()
+	cfg := hiltest.DemoSite(t)
+	sc, _ := sim.LoadScenario("normal")
+	s, err := sim.New(cfg, sc, clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, s
 }
