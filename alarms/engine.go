@@ -174,13 +174,20 @@ func (e *Engine) Alarms() []Alarm {
 	return out
 }
 
-func (e *Engine) window() time.Duration {
-	w := e.th.RiseWindow
-	if e.th.RunawayFor*4 > w {
-		w = e.th.RunawayFor * 4
-	}
-	return w
+// window is how far a device's readings are kept for their trend: the rise window, but at least
+// trendIntervals of its polls, so that a BMS polled every 45 s (a slow link shared by many racks)
+// still has a trend to judge.
+func (e *Engine) window(d *devState) time.Duration {
+	return max(e.th.RiseWindow, e.th.RunawayFor*4, trendIntervals*d.info.Interval)
 }
+
+// trendIntervals is how many poll intervals a device's trend window spans at least.
+const trendIntervals = 4
+
+// trendMin is how many readings a trend (a slope over the window) rests on at least: a line
+// through two is no trend. Not more: on a starved link (a poll timing out holds the others up)
+// a window may hold only a few readings, and a hot, rising cell must still be seen rising.
+const trendMin = 3
 
 // Step feeds one poll of one device.
 func (e *Engine) Step(b sample.Batch) {
@@ -244,7 +251,7 @@ func (e *Engine) Step(b sample.Batch) {
 			ps.hist = append(ps.hist, obs{s.At, s.Value})
 			ps.fit.add(ps.hist, obs{s.At, s.Value})
 			cut := 0
-			for cut < len(ps.hist) && s.At.Sub(ps.hist[cut].t) > e.window() {
+			for cut < len(ps.hist) && s.At.Sub(ps.hist[cut].t) > e.window(d) {
 				ps.fit.remove(ps.hist[cut])
 				cut++
 			}

@@ -46,7 +46,7 @@ func (e *Engine) applyRules(d *devState, s sample.Sample, ps *pointState, rules 
 			on, v = s.Value < *r.Below, s.Value
 		case r.RatePerMin != nil:
 			slope, n := ps.fit.slopePerMin()
-			on, v = n >= 5 && slope >= *r.RatePerMin, slope
+			on, v = n >= trendMin && slope >= *r.RatePerMin, slope
 		}
 		st := StageNormal
 		if heldFor(on, &rs.since, s.At, r.For) {

@@ -76,7 +76,7 @@ func (e *Engine) temperature(d *devState, s sample.Sample, ps *pointState, unit 
 	// Critical: hot and still rising over the window, which a spike or a stuck sensor is not, and
 	// confirmed by a second sensor that moves with it (agreement.go): a reading that climbs alone
 	// is one sensor, at most a warning, whatever its value or slope.
-	if !unsettled && v >= th.CellTempCritC && n >= 5 && slope > 0.1 && persisted(ps.hist, 3, th.CellTempWarnC) {
+	if !unsettled && v >= th.CellTempCritC && n >= trendMin && slope > 0.1 && persisted(ps.hist, 3, th.CellTempWarnC) {
 		if why, ok := e.confirmation(d, ps); ok {
 			lvl = StageCritical
 			text = func() string {
@@ -96,7 +96,7 @@ func (e *Engine) temperature(d *devState, s sample.Sample, ps *pointState, unit 
 	e.setCond(d, s.Point, TempHigh, lvl, v, unit, text, s.At)
 
 	// Sustained rate of rise, outside discharge.
-	rising := n >= 5 && slope >= th.RiseWatchCPerMin && math.Abs(d.currentA) < dischargeCurrentA
+	rising := n >= trendMin && slope >= th.RiseWatchCPerMin && math.Abs(d.currentA) < dischargeCurrentA
 	rl := StageNormal
 	if heldFor(rising, &ps.riseSince, s.At, th.RiseWatchFor) {
 		rl = StageWatch

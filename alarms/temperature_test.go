@@ -171,3 +171,34 @@ func TestHotAndRisingAloneIsOneSensor(t *testing.T) {
 		t.Fatalf("a lone climb to %.0f °C staged the zone to %v, want warning: %+v", temp, r.zone(), r.risk[len(r.risk)-1])
 	}
 }
+
+// TestHotAndRisingOnAStarvedLink: the demo's bad day on a busy machine. The rack is configured at
+// 1 s, but its link stalls (a poll timing out holds up every device behind it): readings come
+// 25 to 40 s apart, under the live no-data grace, so the rack is not silent, only sparse. A hot,
+// rising, confirmed cell must still be critical near 60 °C, not left at warning until the gas
+// comes (before the fix a trend needed five readings in the 2-minute window).
+func TestHotAndRisingOnAStarvedLink(t *testing.T) {
+	t.Parallel()
+	r := &rig{t: t, e: New(topo(), DefaultThresholds(), LivePoller()), now: t0}
+	temp := 40.0
+	gaps := []time.Duration{25 * time.Second, 40 * time.Second, 29 * time.Second, 36 * time.Second}
+	for i := 0; i < 200 && r.zone() < StageCritical; i++ {
+		r.quiet()
+		r.hotRack(temp, 0.02)
+		r.tick()
+		g := gaps[i%len(gaps)]
+		temp += 2.6 * g.Minutes() // the demo's 2.6 °C/min
+		r.advance(g)
+	}
+	if r.zone() != StageCritical {
+		t.Fatalf("zone stage %v at %.1f °C on a sparse link, want critical: %+v", r.zone(), temp, r.risk)
+	}
+	if temp > 66 {
+		t.Errorf("critical only at %.1f °C, want within a few readings of 60 °C", temp)
+	}
+	for _, c := range r.risk {
+		if strings.Contains(c.Reason, "no data") {
+			t.Errorf("a sparse but answering link raised %q", c.Reason)
+		}
+	}
+}

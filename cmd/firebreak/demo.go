@@ -28,11 +28,12 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
-func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlags("demo", stderr)
 	speed := fs.Float64("speed", 60, "scenario seconds per real second")
 	scenario := fs.String("scenario", "internal-short", "built-in scenario name or a scenario file")
 	verbose := fs.Bool("v", false, "show the daemon's log")
+	record := fs.String("record", "", "also write every poll the daemon saw to this trace file (replay it with firebreak replay -config configs/sites/demo.yaml)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -113,9 +114,16 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return s.Run(gctx) })
-	g.Go(func() error {
-		return daemon.Run(gctx, daemon.Options{Config: cfg, Clock: clk, Log: log, Version: version, SigningKey: key, ShutdownGrace: 2 * time.Second})
-	})
+	opts := daemon.Options{Config: cfg, Clock: clk, Log: log, Version: version, SigningKey: key, ShutdownGrace: 2 * time.Second}
+	if *record != "" {
+		w, closeRecord, err := createRecord(*record)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, closeRecord()) }()
+		opts.Record = w
+	}
+	g.Go(func() error { return daemon.Run(gctx, opts) })
 	g.Go(func() error {
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()

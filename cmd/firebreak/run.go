@@ -48,7 +48,7 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	fs := newFlags("run", stderr)
 	path := fs.String("config", "", "site config (YAML)")
 	debug := fs.Bool("debug", false, "debug logging")
@@ -114,16 +114,30 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	opts := daemon.Options{Config: cfg, Clock: clock.Real{}, Log: log, Version: version, SigningKey: key, SigningKeyError: keyErr, KeyCreated: created,
 		ShutdownGrace: cfg.ShutdownTimeout, Reload: reloads}
 	if *record != "" {
-		f, err := os.Create(*record)
+		w, closeRecord, err := createRecord(*record)
 		if err != nil {
-			return fmt.Errorf("record: %w", err)
+			return err
 		}
-		defer f.Close()
-		bw := bufio.NewWriterSize(f, 1<<16)
-		defer bw.Flush()
-		opts.Record = bw
+		defer func() { err = errors.Join(err, closeRecord()) }()
+		opts.Record = w
 	}
 	return daemon.Run(ctx, opts)
+}
+
+// createRecord opens the trace file of -record; its closer flushes and closes it and says if the
+// tail of the trace could not be written (a full disk must not pass unnoticed).
+func createRecord(path string) (io.Writer, func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("record: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<16)
+	return bw, func() error {
+		if err := errors.Join(bw.Flush(), f.Close()); err != nil {
+			return fmt.Errorf("record %s: %w", path, err)
+		}
+		return nil
+	}, nil
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
