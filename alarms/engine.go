@@ -85,11 +85,11 @@ type pointState struct {
 
 	// plausibility
 	hasPrev      bool
-	lastJumpAt   time.Time   // last step larger than MaxStepC
-	jumps        []time.Time // such steps within FlapWindow
-	lastChangeAt time.Time   // last time the reading changed at all (or was first seen)
-	movedAt      time.Time   // last time it changed from a reading before it
-	medianAtChng float64     // the rack's median for this role when the reading last changed
+	lastJumpAt   time.Time // when the last run of steps larger than MaxStepC began
+	jumps        []jump    // such steps within FlapWindow
+	lastChangeAt time.Time // last time the reading changed at all (or was first seen)
+	movedAt      time.Time // last time it changed from a reading before it
+	medianAtChng float64   // the rack's median for this role when the reading last changed
 	flapping     bool
 	stuck        bool
 	peerDelta    float64 // last deviation from the rack's median (module temperatures)
@@ -106,6 +106,12 @@ type pointState struct {
 	supportC               float64
 	seenAgree, disagree    bool
 	loneSince, backedSince time.Time
+}
+
+// jump is a step of a reading larger than MaxStepC: when, and whether up.
+type jump struct {
+	t  time.Time
+	up bool
 }
 
 // excluded says the sensor is known bad: its readings feed no detector and no peer statistic.

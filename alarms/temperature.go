@@ -19,18 +19,24 @@ func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
 	if !s.Role.RackTemperature() {
 		return
 	}
-	if ps.hasPrev && math.Abs(s.Value-ps.last) >= e.th.MaxStepC {
-		ps.lastJumpAt = s.At
-		ps.jumps = append(ps.jumps, s.At)
-	}
 	cut := 0
-	for cut < len(ps.jumps) && s.At.Sub(ps.jumps[cut]) > e.th.FlapWindow {
+	for cut < len(ps.jumps) && s.At.Sub(ps.jumps[cut].t) > e.th.FlapWindow {
 		cut++
 	}
 	ps.jumps = ps.jumps[cut:]
+	if ps.hasPrev && math.Abs(s.Value-ps.last) >= e.th.MaxStepC {
+		j := jump{s.At, s.Value > ps.last}
+		// A step that goes on the way the last one went is one climb (a runaway seen by a slowly
+		// polled BMS rises 15 °C a poll), not a new spike: the reading settles from the climb's
+		// first step, so a fast real rise is not held back for ever.
+		if n := len(ps.jumps); n == 0 || ps.jumps[n-1].up != j.up {
+			ps.lastJumpAt = s.At
+		}
+		ps.jumps = append(ps.jumps, j)
+	}
 	// A runaway rises in steps too, but in one direction: flapping needs steps both ways.
 	_, runaway := sustainedRise(ps.hist, s.At, e.th.RunawayFor, e.th.RunawayCPerS)
-	flapping := len(ps.jumps) >= e.th.FlapJumps && !runaway
+	flapping := len(ps.jumps) >= e.th.FlapJumps && bothWays(ps.jumps) && !runaway
 	if flapping != ps.flapping {
 		ps.flapping = flapping
 		st := StageNormal
@@ -41,6 +47,16 @@ func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
 			return fmt.Sprintf("%s.%s is flapping: %d steps over %.0f °C within %s; excluded from detection", d.info.Name, s.Point, len(ps.jumps), e.th.MaxStepC, e.th.FlapWindow)
 		}, s.At)
 	}
+}
+
+// bothWays says the steps went up and down: a flapping sensor, not a climb.
+func bothWays(js []jump) bool {
+	for _, j := range js[1:] {
+		if j.up != js[0].up {
+			return true
+		}
+	}
+	return false
 }
 
 // clearDetectors clears every process condition of a point that is known bad.
