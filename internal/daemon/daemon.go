@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -176,7 +177,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	loop := &engineLoop{pipe: pipe, enc: enc, clk: o.Clock, log: log, ob: ob, operators: operators, observe: o.Observe,
+	loop := &engineLoop{pipe: pipe, enc: enc, version: o.Version, clk: o.Clock, log: log, ob: ob, operators: operators, observe: o.Observe,
 		cfg: cfg, pipeOpts: pipeOpts, reloads: o.Reload,
 		stale:     newStaleTracker(cfg, o.Clock.Now()),
 		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, online: map[string]bool{},
@@ -184,12 +185,8 @@ func Run(ctx context.Context, o Options) error {
 	if loop.ha, err = newHAWatch(cfg, o.Version, o.Clock.Now()); err != nil {
 		return err
 	}
-	var devices []string
-	for _, d := range cfg.Devices {
-		devices = append(devices, d.Name)
-	}
-	loop.m = newMetrics(devices, loop.ha != nil, ob.Len, mq.Connected)
-	loop.sinks = []Sink{newMQTTTelemetry(enc, mq, loop.m.telDropped, mqLog)}
+	loop.m = newMetrics(siteOf(cfg, o.Version, loop.ha != nil), ob.Len, mq.Connected)
+	loop.sinks = []Sink{newMQTTTelemetry(enc, mq, loop.m.telPublished, loop.m.telDropped, mqLog)}
 	if influxSink != nil {
 		loop.sinks = append(loop.sinks, influxSink)
 	}
@@ -346,6 +343,30 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
+// siteOf is what the metrics must have series for from the start.
+func siteOf(cfg *config.Config, version string, hasPeer bool) metricsSite {
+	s := metricsSite{Version: version, Revision: revision(), Consumers: cfg.Cutover.Consumers, HasPeer: hasPeer}
+	for _, d := range cfg.Devices {
+		s.Devices = append(s.Devices, d.Name)
+	}
+	for _, z := range cfg.Zones {
+		s.Zones = append(s.Zones, z.Name)
+	}
+	return s
+}
+
+// revision is the VCS revision the binary was built from, "" when the build does not say.
+func revision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, st := range bi.Settings {
+			if st.Key == "vcs.revision" {
+				return st.Value
+			}
+		}
+	}
+	return ""
+}
+
 // Queue sizes: critical messages go through the outbox, never a channel that could drop them.
 const (
 	telemetryQueue = 1024
@@ -460,6 +481,7 @@ type engineLoop struct {
 
 	// For SIGHUP: the config in force, what rebuilding the pipeline needs, and the requests.
 	cfg      *config.Config
+	version  string
 	pipeOpts PipelineOptions
 	reloads  <-chan Reload
 }
@@ -595,7 +617,7 @@ func (l *engineLoop) put(msgs []wire.Message) error {
 		return err
 	}
 	if len(msgs) > 0 {
-		l.m.state(l.pipe.Alarms(), l.pipe.ZoneStages(), l.pipe.Actions())
+		l.m.state(l.pipe.Alarms(), l.pipe.ZoneStages(), l.pipe.Actions(), l.pipe.Acks())
 	}
 	if dropped > 0 {
 		l.log.Error("outbox full: oldest undelivered messages dropped (mqtt.outbox_max)", zap.Int("messages", dropped))

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -35,14 +39,23 @@ type metrics struct {
 	alarms       *prometheus.GaugeVec
 	zoneStage    *prometheus.GaugeVec
 	drainAction  *prometheus.GaugeVec
+	drainAck     *prometheus.GaugeVec
 	outbox       prometheus.GaugeFunc
 	publish      prometheus.Histogram
+	telemetry    *prometheus.CounterVec // published, dropped
+	telPublished prometheus.Counter
 	telDropped   prometheus.Counter
+	influx       *prometheus.CounterVec // written, dropped, failed
 	peerUp       prometheus.Gauge
 	reloads      *prometheus.CounterVec
+	reloadOK     prometheus.Gauge
 	stateProblem *prometheus.GaugeVec
+	deviceUp     *prometheus.GaugeVec
+	lastPoll     *prometheus.GaugeVec
+	rackTemp     *prometheus.GaugeVec
 
 	byDevice  map[string]*deviceMetrics // engine loop only
+	consumers []string                  // configured: each has a drain ack series per zone
 	byQuality [8]prometheus.Counter
 
 	engineBeat atomic.Int64 // unix nanos of the engine loop's last turn
@@ -54,10 +67,21 @@ type metrics struct {
 	problems   []problem // what state_dir lost or cannot keep (under mu)
 }
 
-func newMetrics(devices []string, hasPeer bool, outboxLen func() int, connected func() bool) *metrics {
+// metricsSite is what the metrics know of the site from the start: every configured device,
+// zone and consumer has its series before anything happens to it, so that an alert rule has a
+// value to read after a restart.
+type metricsSite struct {
+	Version, Revision string
+	Devices           []string
+	Zones             []string
+	Consumers         []string
+	HasPeer           bool
+}
+
+func newMetrics(site metricsSite, outboxLen func() int, connected func() bool) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry(), unpolled: map[string]bool{}, polled: map[string]bool{}, connected: connected,
 		byDevice: map[string]*deviceMetrics{}}
-	for _, d := range devices {
+	for _, d := range site.Devices {
 		m.unpolled[d] = true
 	}
 	m.pollDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "firebreak_poll_duration_seconds",
@@ -68,33 +92,110 @@ func newMetrics(devices []string, hasPeer bool, outboxLen func() int, connected 
 	m.samples = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firebreak_samples_total",
 		Help: "Samples by quality."}, []string{"quality"})
 	m.alarms = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_alarms",
-		Help: "Alarms that are not plainly normal, by stage and ISA-18.2 state."}, []string{"stage", "state"})
+		Help: "Alarms that are not plainly normal, by stage and ISA-18.2 state (unacknowledged, acknowledged, rtn_unacknowledged, shelved, suppressed_by_design, out_of_service)."}, []string{"stage", "state"})
 	m.zoneStage = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_zone_stage",
 		Help: "Each zone's risk stage (0 normal … 4 fire)."}, []string{"zone"})
 	m.drainAction = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_drain_action",
 		Help: "Each zone's drain action: 0 none, 1 prepare, 2 drain, 3 evacuate."}, []string{"zone"})
+	m.drainAck = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_drain_ack_status",
+		Help: "Each consumer's acknowledgement of its zone's current drain signal: 0 none (or no signal), 1 received, 2 draining, 3 drained, 4 failed."}, []string{"zone", "consumer"})
 	m.outbox = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "firebreak_outbox_messages",
 		Help: "Critical messages not yet acknowledged by the broker."}, func() float64 { return float64(outboxLen()) })
 	m.publish = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "firebreak_publish_latency_seconds",
 		Help:    "From handing a critical message to the broker to its PUBACK.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}})
-	m.telDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "firebreak_telemetry_dropped_total",
-		Help: "Telemetry messages dropped because the broker was slow or away (critical messages never are)."})
+	m.telemetry = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firebreak_telemetry_messages_total",
+		Help: "MQTT telemetry messages by result: published (handed to the broker at QoS 0), dropped (the broker was slow or away; critical messages never are)."}, []string{"result"})
+	m.telPublished, m.telDropped = m.telemetry.WithLabelValues("published"), m.telemetry.WithLabelValues("dropped")
+	m.influx = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firebreak_influx_points_total",
+		Help: "InfluxDB points by result: written (the server took them), dropped (the queue was full), failed (the server refused them, or they were given up after retries)."}, []string{"result"})
 	m.peerUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "firebreak_ha_peer_up",
 		Help: "1 while the HA peer is heard and online, 0 when redundancy is lost; absent without a peer."})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firebreak_config_reloads_total",
 		Help: "SIGHUP reloads by result (applied, refused)."}, []string{"result"})
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "firebreak_config_last_reload_successful",
+		Help: "1 if the last SIGHUP reload was applied (or none was asked for), 0 if it was refused: the config in force is not the file's."})
 	m.stateProblem = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_state_problems",
 		Help: "1 for each thing the daemon lost of its state_dir or cannot keep durable, by its alarm id (state.<file>.lost, state.<file>.not_durable, cutover.signing_unavailable)."}, []string{"alarm"})
-	m.reg.MustRegister(m.pollDuration, m.polls, m.samples, m.alarms, m.zoneStage, m.drainAction, m.outbox, m.publish,
-		m.telDropped, m.reloads, m.stateProblem, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if hasPeer {
+	m.deviceUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_device_up",
+		Help: "1 if the device's last poll succeeded, 0 if it failed or it has not been polled since the start."}, []string{"device"})
+	m.lastPoll = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_device_last_success_timestamp_seconds",
+		Help: "When the device last answered a poll (Unix seconds); 0 if not since the start."}, []string{"device"})
+	m.rackTemp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_rack_temperature_max_celsius",
+		Help: "The hottest good reading of a rack's last poll, by role (cell_temperature, module_temperature)."}, []string{"device", "role"})
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "firebreak_build_info",
+		Help: "Always 1; the labels say which build runs."}, []string{"version", "revision", "goversion"})
+	build.WithLabelValues(site.Version, site.Revision, runtime.Version()).Set(1)
+	m.reg.MustRegister(m.pollDuration, m.polls, m.samples, m.alarms, m.zoneStage, m.drainAction, m.drainAck, m.outbox, m.publish,
+		m.telemetry, m.influx, m.reloads, m.reloadOK, m.stateProblem, m.deviceUp, m.lastPoll, m.rackTemp, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if site.HasPeer {
 		m.reg.MustRegister(m.peerUp)
 	}
 	for _, r := range []string{"applied", "refused"} {
 		m.reloads.WithLabelValues(r)
 	}
+	for _, r := range []string{"written", "dropped", "failed"} {
+		m.influx.WithLabelValues(r)
+	}
+	m.reloadOK.Set(1)
+	m.site(site)
 	return m
+}
+
+// site makes the series of every configured device, zone and consumer (at start and after a
+// reload); those no longer configured go.
+func (m *metrics) site(site metricsSite) {
+	keep := func(v *prometheus.GaugeVec, label string, names []string) {
+		want := map[string]bool{}
+		for _, n := range names {
+			want[n] = true
+		}
+		for _, gone := range labelValues(v, label) {
+			if !want[gone] {
+				v.DeletePartialMatch(prometheus.Labels{label: gone})
+			}
+		}
+	}
+	keep(m.deviceUp, "device", site.Devices)
+	keep(m.lastPoll, "device", site.Devices)
+	keep(m.rackTemp, "device", site.Devices)
+	keep(m.zoneStage, "zone", site.Zones)
+	keep(m.drainAction, "zone", site.Zones)
+	keep(m.drainAck, "zone", site.Zones)
+	for _, d := range site.Devices {
+		m.deviceUp.WithLabelValues(d)
+		m.lastPoll.WithLabelValues(d)
+	}
+	for _, z := range site.Zones {
+		m.zoneStage.WithLabelValues(z)
+		m.drainAction.WithLabelValues(z)
+		for _, c := range site.Consumers {
+			m.drainAck.WithLabelValues(z, c)
+		}
+	}
+	m.consumers = site.Consumers
+}
+
+// labelValues lists the values a vector's series have for one label.
+func labelValues(v *prometheus.GaugeVec, label string) []string {
+	ch := make(chan prometheus.Metric, 64)
+	go func() { v.Collect(ch); close(ch) }()
+	seen := map[string]bool{}
+	var out []string
+	for mt := range ch {
+		var d dto.Metric
+		if mt.Write(&d) != nil {
+			continue
+		}
+		for _, l := range d.GetLabel() {
+			if l.GetName() == label && !seen[l.GetValue()] {
+				seen[l.GetValue()] = true
+				out = append(out, l.GetValue())
+			}
+		}
+	}
+	return out
 }
 
 // batch records one poll.
@@ -111,7 +212,7 @@ func (m *metrics) batch(b sample.Batch) {
 	dm := m.byDevice[b.Device]
 	if dm == nil {
 		dm = &deviceMetrics{ok: m.polls.WithLabelValues(b.Device, "ok"), failed: m.polls.WithLabelValues(b.Device, "failed"),
-			took: m.pollDuration.WithLabelValues(b.Device)}
+			took: m.pollDuration.WithLabelValues(b.Device), up: m.deviceUp.WithLabelValues(b.Device), last: m.lastPoll.WithLabelValues(b.Device)}
 		m.byDevice[b.Device] = dm
 		m.mu.Lock()
 		delete(m.unpolled, b.Device)
@@ -120,17 +221,42 @@ func (m *metrics) batch(b sample.Batch) {
 	}
 	if result == "ok" {
 		dm.ok.Inc()
+		dm.up.Set(1)
+		dm.last.Set(float64(b.At.UnixNano()) / 1e9)
 	} else {
 		dm.failed.Inc()
+		dm.up.Set(0)
 	}
 	if b.Took > 0 {
 		dm.took.Observe(b.Took.Seconds())
 	}
 	var counts [8]int
+	cell, module := math.Inf(-1), math.Inf(-1)
 	for _, s := range b.Samples {
 		if int(s.Quality) < len(counts) {
 			counts[s.Quality]++
 		}
+		if s.Quality == sample.Good {
+			switch s.Role {
+			case sample.CellTemperature:
+				cell = max(cell, s.Value)
+			case sample.ModuleTemperature:
+				module = max(module, s.Value)
+			}
+		}
+	}
+	for _, t := range []struct {
+		v    float64
+		g    *prometheus.Gauge
+		role sample.Role
+	}{{cell, &dm.cellMax, sample.CellTemperature}, {module, &dm.moduleMax, sample.ModuleTemperature}} {
+		if math.IsInf(t.v, -1) || math.IsNaN(t.v) {
+			continue
+		}
+		if *t.g == nil {
+			*t.g = m.rackTemp.WithLabelValues(b.Device, string(t.role))
+		}
+		(*t.g).Set(t.v)
 	}
 	for q, n := range counts {
 		if n > 0 {
@@ -143,25 +269,31 @@ func (m *metrics) batch(b sample.Batch) {
 }
 
 type deviceMetrics struct {
-	ok, failed prometheus.Counter
-	took       prometheus.Observer
+	ok, failed         prometheus.Counter
+	took               prometheus.Observer
+	up, last           prometheus.Gauge
+	cellMax, moduleMax prometheus.Gauge
 }
 
-// state records the alarms, zone stages and drain actions after they changed.
-func (m *metrics) state(as []alarms.Alarm, zones map[string]alarms.Stage, actions map[string]cutover.Action) {
+// state records the alarms, zone stages, drain actions and consumers' acks after they changed.
+func (m *metrics) state(as []alarms.Alarm, zones map[string]alarms.Stage, actions map[string]cutover.Action, acks map[string]map[string]cutover.AckStatus) {
 	if m == nil {
 		return
 	}
 	m.alarms.Reset()
 	for _, a := range as {
-		m.alarms.WithLabelValues(fmt.Sprint(int(a.Stage)), string(a.State)).Inc()
+		m.alarms.WithLabelValues(strconv.Itoa(int(a.Stage)), a.State.String()).Inc()
 	}
 	for z, st := range zones {
 		m.zoneStage.WithLabelValues(z).Set(float64(st))
 	}
 	rank := map[cutover.Action]float64{cutover.Prepare: 1, cutover.Drain: 2, cutover.Evacuate: 3}
+	ackRank := map[cutover.AckStatus]float64{cutover.AckReceived: 1, cutover.AckDraining: 2, cutover.AckDrained: 3, cutover.AckFailed: 4}
 	for z, a := range actions {
 		m.drainAction.WithLabelValues(z).Set(rank[a])
+		for _, c := range m.consumers {
+			m.drainAck.WithLabelValues(z, c).Set(ackRank[acks[z][c]])
+		}
 	}
 }
 

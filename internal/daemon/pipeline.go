@@ -281,3 +281,16 @@ func (p *Pipeline) Actions() map[string]cutover.Action {
 	}
 	return out
 }
+
+// Acks is each active zone's consumers' acknowledgements of its current signal.
+func (p *Pipeline) Acks() map[string]map[string]cutover.AckStatus {
+	out := map[string]map[string]cutover.AckStatus{}
+	for _, z := range p.plan.State().Zones {
+		cs := map[string]cutover.AckStatus{}
+		for n, c := range z.Consumers {
+			cs[n] = c.Status
+		}
+		out[z.Zone] = cs
+	}
+	return out
+}

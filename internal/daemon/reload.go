@@ -107,6 +107,7 @@ func (l *engineLoop) reload(r Reload, batches <-chan sample.Batch) error {
 	refuse := func(why string, err error) {
 		l.log.Error("config reload refused; the running config stays", zap.String("reason", why), zap.Error(err))
 		l.m.reloads.WithLabelValues("refused").Inc()
+		l.m.reloadOK.Set(0)
 	}
 	if r.Err != nil {
 		refuse("the new config does not load", r.Err)
@@ -170,6 +171,8 @@ func (l *engineLoop) reload(r Reload, batches <-chan sample.Batch) error {
 	l.m.expect(deviceNames(nu))
 	l.polls.start(pollers)
 	l.m.reloads.WithLabelValues("applied").Inc()
+	l.m.reloadOK.Set(1)
+	l.m.site(siteOf(nu, l.version, l.ha != nil))
 	added, removed := diff(before, deviceNames(nu))
 	l.log.Info("config reloaded", zap.Int("devices", len(nu.Devices)), zap.Strings("devices_added", added),
 		zap.Strings("devices_removed", removed), zap.Int("alarms_kept", len(pipe.Alarms())))

@@ -24,16 +24,16 @@ type Sink interface {
 // mqttTelemetry is P/dev/<device>/telemetry: QoS 0, dropped rather than queued when the broker is
 // away or slow; alarms, risk and drains go through the outbox, never here.
 type mqttTelemetry struct {
-	enc     *wire.Encoder // the engine loop's: Offer runs on it
-	mq      *mqttx.Client
-	ch      chan wire.Message
-	log     *zap.Logger
-	counted prometheus.Counter
-	dropped atomic.Int64
+	enc                *wire.Encoder // the engine loop's: Offer runs on it
+	mq                 *mqttx.Client
+	ch                 chan wire.Message
+	log                *zap.Logger
+	published, counted prometheus.Counter // counted: dropped
+	dropped            atomic.Int64
 }
 
-func newMQTTTelemetry(enc *wire.Encoder, mq *mqttx.Client, counted prometheus.Counter, log *zap.Logger) *mqttTelemetry {
-	return &mqttTelemetry{enc: enc, mq: mq, ch: make(chan wire.Message, telemetryQueue), counted: counted, log: log}
+func newMQTTTelemetry(enc *wire.Encoder, mq *mqttx.Client, published, dropped prometheus.Counter, log *zap.Logger) *mqttTelemetry {
+	return &mqttTelemetry{enc: enc, mq: mq, ch: make(chan wire.Message, telemetryQueue), published: published, counted: dropped, log: log}
 }
 
 // Offer encodes the batch (on the engine loop, which owns the encoder's seq) and queues it.
@@ -80,4 +80,5 @@ func (t *mqttTelemetry) publish(m wire.Message) {
 		return
 	}
 	t.mq.PublishAsync(m)
+	t.published.Inc()
 }
