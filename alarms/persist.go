@@ -38,6 +38,9 @@ func (e *Engine) Restore(s Snapshot, now time.Time) error {
 		if _, ok := alarmStateNames[a.State]; !ok {
 			return fmt.Errorf("restore: alarm %s has state %d, which is not a state", a.ID, a.State)
 		}
+		if !e.Owns(a) {
+			continue // its device or zone is no longer configured
+		}
 		a := a
 		b.alarms[a.ID] = &a
 		if a.State == Shelved || a.State == SuppressedByDesign {
@@ -79,4 +82,19 @@ func (e *Engine) confirmRestored(now time.Time) {
 		}
 	}
 	e.collect()
+}
+
+// Owns says whether an alarm belongs to this engine's topology: a detector's alarm to a
+// configured device, any other (the zone's room_warm, the daemon's own protocol and state alarms)
+// to a configured zone or to no zone. An alarm it does not own is not restored, and its retained
+// topic is no longer the daemon's.
+func (e *Engine) Owns(a Alarm) bool {
+	if _, isDevice := e.devices[a.Device]; isDevice {
+		return true
+	}
+	if _, isDetector := detectorByID[DetectorID(a.Detector)]; isDetector {
+		return false // a device's alarm, and the device is gone
+	}
+	_, zone := e.zones[a.Zone]
+	return a.Zone == "" || zone
 }

@@ -15,6 +15,9 @@ type scopeState struct {
 	stage      Stage
 	since      time.Time
 	lowerSince time.Time
+	// reason and evidence of the change to the present stage, for a picture of the zone.
+	reason   string
+	evidence []Evidence
 }
 
 // sourceOf is a condition's independence key: two signals with one source are one sensor's word.
@@ -134,24 +137,35 @@ func (e *Engine) apply(s *scopeState, conds, gas []*cond, now time.Time) {
 	}
 	rc := RiskChange{Scope: s.scope, Name: s.name, Zone: s.zone, From: s.stage,
 		To: target, At: now, Since: now, Reason: reason, Evidence: ev}
-	s.stage, s.since, s.lowerSince = target, now, time.Time{}
-	rc.ZoneStage, rc.Racks = e.picture(s.zone)
+	s.stage, s.since, s.lowerSince, s.reason, s.evidence = target, now, time.Time{}, reason, ev
+	pic := e.Picture(s.zone)
+	rc.ZoneStage, rc.ZoneSince, rc.Racks = pic.Stage, pic.Since, pic.Racks
 	e.ready.Risk = append(e.ready.Risk, rc)
 }
 
-// picture is a zone's stage and its racks' stages, as they stand.
-func (e *Engine) picture(zone string) (Stage, map[string]Stage) {
-	var zs Stage
+// ZonePicture is a zone's risk as it stands: its stage, since when and why, and every rack's
+// stage. What a retained P/risk/<zone> says when nothing has just changed (a start, a reload).
+type ZonePicture struct {
+	Zone     string
+	Stage    Stage
+	Since    time.Time // zero: normal since the engine started
+	Reason   string
+	Evidence []Evidence
+	Racks    map[string]Stage
+}
+
+// Picture is a zone's risk as it stands.
+func (e *Engine) Picture(zone string) ZonePicture {
+	pic := ZonePicture{Zone: zone, Racks: map[string]Stage{}}
 	if z := e.zones[zone]; z != nil {
-		zs = z.stage
+		pic.Stage, pic.Since, pic.Reason, pic.Evidence = z.stage, z.since, z.reason, z.evidence
 	}
-	racks := map[string]Stage{}
 	for _, r := range e.rackList {
 		if r.zone == zone {
-			racks[r.name] = r.stage
+			pic.Racks[r.name] = r.stage
 		}
 	}
-	return zs, racks
+	return pic
 }
 
 // Stages is every zone's and rack's stage: what a reload carries from one engine to the next,
@@ -159,13 +173,16 @@ func (e *Engine) picture(zone string) (Stage, map[string]Stage) {
 type Stages struct {
 	Zones map[string]Stage
 	Racks map[string]Stage
+	// Why is each zone's reason and evidence for its stage, and since when.
+	Why map[string]ZonePicture
 }
 
 // Stages returns every zone's and rack's present stage.
 func (e *Engine) Stages() Stages {
-	s := Stages{Zones: map[string]Stage{}, Racks: map[string]Stage{}}
+	s := Stages{Zones: map[string]Stage{}, Racks: map[string]Stage{}, Why: map[string]ZonePicture{}}
 	for n, z := range e.zones {
 		s.Zones[n] = z.stage
+		s.Why[n] = ZonePicture{Zone: n, Stage: z.stage, Since: z.since, Reason: z.reason, Evidence: z.evidence}
 	}
 	for n, r := range e.racks {
 		s.Racks[n] = r.stage
@@ -183,6 +200,9 @@ func (e *Engine) RestoreStages(s Stages, now time.Time) {
 	for n, st := range s.Zones {
 		if z := e.zones[n]; z != nil {
 			z.stage, z.since = st, now
+			if w, ok := s.Why[n]; ok && w.Stage == st {
+				z.since, z.reason, z.evidence = w.Since, w.Reason, w.Evidence
+			}
 		}
 	}
 	for n, st := range s.Racks {

@@ -109,6 +109,7 @@ type RiskChange struct {
 	// zone's), and Racks every known rack of the zone with its stage then: the whole picture, so
 	// that a retained P/risk/<zone> never needs an earlier message to be read.
 	ZoneStage Stage
+	ZoneSince time.Time
 	Racks     map[string]Stage
 }
 

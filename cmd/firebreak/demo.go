@@ -236,13 +236,13 @@ func (t *timeline) handle(topic string, payload []byte) *cutover.Ack {
 	switch tp.Kind {
 	case wire.KindRisk:
 		var r wire.RiskPayload
-		if json.Unmarshal(payload, &r) != nil || r.Scope != alarms.ScopeZone.String() {
+		if json.Unmarshal(payload, &r) != nil || r.Change == nil || r.Change.Scope != alarms.ScopeZone.String() {
 			return nil
 		}
 		t.mu.Lock()
 		t.maxStage = max(t.maxStage, r.Stage)
 		t.mu.Unlock()
-		t.printf(r.TS, "RISK  zone %s: stage %d → %d (%s): %s", r.Name, r.From, r.Stage, r.StageName, r.Reason)
+		t.printf(r.TS, "RISK  zone %s: stage %d → %d (%s): %s", r.Zone, r.Change.From, r.Stage, r.StageName, r.Reason)
 	case wire.KindEvents:
 		var e wire.EventPayload
 		if json.Unmarshal(payload, &e) != nil {

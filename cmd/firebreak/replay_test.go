@@ -84,8 +84,7 @@ type replayLine struct {
 	Topic   string          `json:"topic"`
 	Raw     json.RawMessage `json:"-"` // the payload as printed
 	Payload struct {
-		Scope  string    `json:"scope"`
-		Stage  int       `json:"stage"`
+		Stage  int       `json:"stage"` // of a risk message: the zone's, whatever changed
 		Action string    `json:"action"`
 		Sig    string    `json:"sig"`
 		Cause  string    `json:"cause"`
@@ -115,7 +114,7 @@ func TestReplayInternalShortLeadTimes(t *testing.T) {
 		if i > 0 && l.TS.Before(lines[i-1].TS) {
 			t.Fatalf("line %d out of time order", i+1)
 		}
-		if strings.Contains(l.Topic, "/risk/") && l.Payload.Scope == "zone" {
+		if strings.Contains(l.Topic, "/risk/") {
 			if _, ok := first[l.Payload.Stage]; !ok {
 				first[l.Payload.Stage] = l.TS
 			}
@@ -195,7 +194,7 @@ func TestReplayEveryScenario(t *testing.T) {
 			raised := map[string]time.Time{} // alarm id → first activation
 			for _, l := range lines {
 				switch {
-				case strings.Contains(l.Topic, "/risk/") && l.Payload.Scope == "zone":
+				case strings.Contains(l.Topic, "/risk/"):
 					maxStage = max(maxStage, l.Payload.Stage)
 				case strings.Contains(l.Topic, "/drain/"):
 					if drainAt.IsZero() && (l.Payload.Action == "drain" || l.Payload.Action == "evacuate") {

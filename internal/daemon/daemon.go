@@ -197,11 +197,14 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
-	startup := []wire.Message{enc.Status("online", o.Version, o.Clock.Now())}
-	if cfg.MQTT.HomeAssist.Enabled {
-		startup = append(startup, wire.Discovery(cfg.MQTT.HomeAssist.Prefix, enc, discoveryDevices(cfg))...)
+	// This boot's retained truth, before anything else goes out: what the last boot left on the
+	// broker (the outbox's table of what it published) is restated or cleared.
+	prev, err := ob.Retained()
+	if err != nil {
+		log.Error("the retained topics of the last boot cannot be read; those this config no longer names are not cleared", zap.Error(err))
 	}
-	if err := loop.put(startup); err != nil {
+	fixed := append([]wire.Message{enc.Status("online", o.Version, o.Clock.Now())}, loop.discovery()...)
+	if err := loop.send(loop.restate(prev, fixed, now, true), true); err != nil {
 		return err
 	}
 	if err := loop.stateTick(now); err != nil {
@@ -341,6 +344,14 @@ func Run(ctx context.Context, o Options) error {
 	final := enc.Status("offline", o.Version, o.Clock.Now())
 	mq.Close(&final)
 	return err
+}
+
+// discovery is the Home Assistant discovery configs of the config in force (none when off).
+func (l *engineLoop) discovery() []wire.Message {
+	if !l.cfg.MQTT.HomeAssist.Enabled {
+		return nil
+	}
+	return wire.Discovery(l.cfg.MQTT.HomeAssist.Prefix, l.enc, discoveryDevices(l.cfg))
 }
 
 // siteOf is what the metrics must have series for from the start.
@@ -611,8 +622,18 @@ func (l *engineLoop) telemeter(b sample.Batch) {
 }
 
 // put writes messages to the outbox: durably, before anything is published.
-func (l *engineLoop) put(msgs []wire.Message) error {
-	dropped, err := l.ob.Put(msgs)
+func (l *engineLoop) put(msgs []wire.Message) error { return l.send(msgs, false) }
+
+// send is put; with restate, msgs are the whole retained truth and the outbox forgets every
+// retained state it recorded before (see Outbox.Restate).
+func (l *engineLoop) send(msgs []wire.Message, restate bool) error {
+	var dropped int
+	var err error
+	if restate {
+		dropped, err = l.ob.Restate(msgs)
+	} else {
+		dropped, err = l.ob.Put(msgs)
+	}
 	if err != nil {
 		return err
 	}

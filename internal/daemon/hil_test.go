@@ -99,12 +99,8 @@ func (cp *controlPlane) handle(topic string, payload []byte) {
 		cp.lastSeq = s.Seq
 		cp.signals = append(cp.signals, s)
 	case strings.Contains(topic, "/risk/"):
-		var r struct {
-			Scope  string `json:"scope"`
-			Stage  int    `json:"stage"`
-			Reason string `json:"reason"`
-		}
-		if err := json.Unmarshal(payload, &r); err == nil && r.Scope == "zone" {
+		var r wire.RiskPayload
+		if err := json.Unmarshal(payload, &r); err == nil && r.Change != nil && r.Change.Scope == "zone" {
 			cp.maxStage = max(cp.maxStage, r.Stage)
 			cp.reasons = append(cp.reasons, fmt.Sprintf("stage %d: %s", r.Stage, r.Reason))
 		}

@@ -14,7 +14,6 @@ import (
 	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/sample"
-	"github.com/firebreak-dc/firebreak/internal/wire"
 )
 
 // Reload is a request to apply a new config (SIGHUP): the caller has loaded and validated it, or
@@ -176,13 +175,17 @@ func (l *engineLoop) reload(r Reload, batches <-chan sample.Batch) error {
 	added, removed := diff(before, deviceNames(nu))
 	l.log.Info("config reloaded", zap.Int("devices", len(nu.Devices)), zap.Strings("devices_added", added),
 		zap.Strings("devices_removed", removed), zap.Int("alarms_kept", len(pipe.Alarms())))
-	// A device no longer polled must not stay "online" on every dashboard (the retained state).
-	var gone []wire.Message
+	// The retained truth of the new config: discovery announced again, new zones and devices
+	// stated, and every topic of what was removed cleared (a device no longer polled must not
+	// stay "online" on every dashboard).
 	for _, d := range removed {
 		delete(l.online, d)
-		gone = append(gone, l.enc.Availability(d, false, now, "removed from the config by a reload", now))
 	}
-	if err := l.put(gone); err != nil {
+	prev, err := l.ob.Retained()
+	if err != nil {
+		l.log.Error("the retained topics cannot be read; those the new config no longer names are not cleared", zap.Error(err))
+	}
+	if err := l.put(l.restate(prev, l.discovery(), now, false)); err != nil {
 		return err
 	}
 	if l.ha != nil && l.ha.lost {

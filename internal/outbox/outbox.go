@@ -47,7 +47,7 @@ type record struct {
 	QoS     byte            `json:"q"`
 	Retain  bool            `json:"r"`
 	State   bool            `json:"s,omitempty"`
-	Payload json.RawMessage `json:"p"`
+	Payload json.RawMessage `json:"p,omitempty"` // absent: an empty retained message (a delete)
 	CRC     uint32          `json:"c,omitempty"`
 }
 
@@ -61,8 +61,10 @@ func recordCRC(topic string, payload []byte) uint32 {
 // checksum covers the very bytes stored.
 func encode(m wire.Message) ([]byte, error) {
 	var p bytes.Buffer
-	if err := json.Compact(&p, m.Payload); err != nil {
-		return nil, err
+	if len(m.Payload) > 0 {
+		if err := json.Compact(&p, m.Payload); err != nil {
+			return nil, err
+		}
 	}
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
@@ -344,11 +346,7 @@ func (o *Outbox) update(fn func(tx *bolt.Tx, n int) (int, error)) bool {
 				}
 			}
 			for topic, m := range o.memRet {
-				b, err := encode(m)
-				if err != nil {
-					return err
-				}
-				if err := r.Put([]byte(topic), b); err != nil {
+				if err := retain(r, topic, m); err != nil {
 					return err
 				}
 			}
@@ -385,8 +383,24 @@ func (o *Outbox) Put(msgs []wire.Message) (dropped int, err error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
+	return o.put(msgs, false)
+}
+
+// Restate is Put for a boot's (or a reload's) whole retained truth: msgs are queued and every
+// retained state recorded before is forgotten, in one transaction. From then on the table holds
+// only what was published since, so a reconnect never re-publishes an earlier boot's state, and
+// a topic msgs do not name (a removed device's) is no longer owned. msgs should clear (an empty
+// retained message) every earlier topic they do not restate.
+func (o *Outbox) Restate(msgs []wire.Message) (dropped int, err error) {
+	return o.put(msgs, true)
+}
+
+func (o *Outbox) put(msgs []wire.Message, restate bool) (dropped int, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if restate {
+		clear(o.memRet)
+	}
 	entries := make([]Entry, len(msgs))
 	for i, m := range msgs {
 		o.next++
@@ -394,6 +408,14 @@ func (o *Outbox) Put(msgs []wire.Message) (dropped int, err error) {
 	}
 	ok := o.update(func(tx *bolt.Tx, n int) (int, error) {
 		q := tx.Bucket(bucketQueue)
+		if restate {
+			if err := tx.DeleteBucket(bucketRetained); err != nil {
+				return n, err
+			}
+			if _, err := tx.CreateBucket(bucketRetained); err != nil {
+				return n, err
+			}
+		}
 		for _, e := range entries {
 			b, err := encode(e.Msg)
 			if err != nil {
@@ -560,11 +582,7 @@ func (o *Outbox) Done(entries []Entry) error {
 				return n, err
 			}
 			if e.Msg.Retain {
-				b, err := encode(e.Msg)
-				if err != nil {
-					return n, err
-				}
-				if err := r.Put([]byte(e.Msg.Topic), b); err != nil {
+				if err := retain(r, e.Msg.Topic, e.Msg); err != nil {
 					return n, err
 				}
 			}
@@ -583,6 +601,19 @@ func (o *Outbox) Done(entries []Entry) error {
 		}
 	}
 	return nil
+}
+
+// retain records m as its topic's retained state; an empty payload (MQTT's delete of a retained
+// message) forgets the topic.
+func retain(r *bolt.Bucket, topic string, m wire.Message) error {
+	if len(m.Payload) == 0 {
+		return r.Delete([]byte(topic))
+	}
+	b, err := encode(m)
+	if err != nil {
+		return err
+	}
+	return r.Put([]byte(topic), b)
 }
 
 // Retained returns the last acknowledged retained message of every topic, in topic order.
@@ -606,6 +637,10 @@ func (o *Outbox) Retained() ([]wire.Message, error) {
 		}
 	}
 	for t, m := range o.memRet {
+		if len(m.Payload) == 0 {
+			delete(byTopic, t)
+			continue
+		}
 		byTopic[t] = m
 	}
 	topics := make([]string, 0, len(byTopic))

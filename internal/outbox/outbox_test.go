@@ -175,3 +175,61 @@ func TestRecordChecksumCoversWhatIsStored(t *testing.T) {
 		t.Fatal("a changed digit was not found")
 	}
 }
+
+// TestRestateForgetsEarlierStatesAndDeletesClear: a boot's Restate makes the table hold only
+// what was published since (an earlier boot's state is never re-published on a reconnect), and an
+// acknowledged empty retained message (MQTT's delete) forgets its topic, across a reopen too.
+func TestRestateForgetsEarlierStatesAndDeletesClear(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	o, err := Open(path, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := func() {
+		t.Helper()
+		es, err := o.Peek(0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Done(es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	topics := func() string {
+		t.Helper()
+		ret, err := o.Retained()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range ret {
+			out = append(out, m.Topic+string(m.Payload))
+		}
+		return fmt.Sprint(out)
+	}
+	if _, err := o.Put([]wire.Message{msg("p/risk/z", 4, true), msg("p/dev/gone/availability", 1, true), msg("p/dev/kept/availability", 1, true)}); err != nil {
+		t.Fatal(err)
+	}
+	ack()
+	// The next boot: the zone restated at 0, the kept device restated, the gone one cleared.
+	clearGone := wire.Message{Topic: "p/dev/gone/availability", QoS: 1, Retain: true, State: true, Critical: true}
+	if _, err := o.Restate([]wire.Message{msg("p/risk/z", 0, true), msg("p/dev/kept/availability", 2, true), clearGone}); err != nil {
+		t.Fatal(err)
+	}
+	if got := topics(); got != "[]" {
+		t.Fatalf("retained right after Restate: %s, want none (nothing of this boot acknowledged yet)", got)
+	}
+	ack()
+	want := `[p/dev/kept/availability{"n":2} p/risk/z{"n":0}]`
+	if got := topics(); got != want {
+		t.Fatalf("retained: %s, want %s", got, want)
+	}
+	o.Close()
+	if o, err = Open(path, 100); err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if got := topics(); got != want {
+		t.Fatalf("retained after reopen: %s, want %s", got, want)
+	}
+}

@@ -126,7 +126,7 @@ func Discovery(prefix string, e *Encoder, devices []Device) []Message {
 		id := strings.ReplaceAll(d.Zone, "-", "_") + "_risk"
 		add("binary_sensor", id, haConfig{Name: d.Zone + " battery fire risk", UniqueID: node + "_" + id,
 			StateTopic:    e.T.Risk(d.Zone),
-			ValueTemplate: "{{ 'ON' if value_json.zone_stage >= 1 else 'OFF' }}",
+			ValueTemplate: "{{ 'ON' if value_json.stage >= 1 else 'OFF' }}",
 			PayloadOn:     "ON", PayloadOff: "OFF", DeviceClass: "problem",
 			Device: haDevice{Identifiers: []string{node + "_zone_" + d.Zone}, Name: d.Zone, Manufacturer: "Firebreak", Model: "zone"}})
 	}

@@ -106,6 +106,17 @@ func (e *Encoder) AlarmEvent(ev alarms.AlarmEvent) []Message {
 	return []Message{state, event}
 }
 
+// AlarmState is P/alarm/<id> stating an alarm as it stands, with no transition: at a start.
+func (e *Encoder) AlarmState(a alarms.Alarm, at time.Time) Message {
+	return e.state(e.T.Alarm(a.ID), AlarmPayload{e.env(at), a})
+}
+
+// Clear is an empty retained message on topic: MQTT's delete of the broker's retained message,
+// for a topic the daemon no longer owns (a device or zone removed from the config).
+func Clear(topic string) Message {
+	return Message{Topic: topic, QoS: 1, Retain: true, Critical: true, State: true}
+}
+
 // AlarmPayload is P/alarm/<id>, an alarm's retained state.
 type AlarmPayload struct {
 	Envelope
@@ -119,31 +130,61 @@ type EventPayload struct {
 	alarms.AlarmEvent
 }
 
-// Risk is P/risk/<zone> (retained); rack changes go out on the same topic as part of the zone's
-// picture, so a dashboard needs one subscription per zone. zone_stage is the zone's stage after
-// the change whatever its scope, so the retained message always tells the zone's stage.
+// Risk is P/risk/<zone> (retained) after a change; rack changes go out on the same topic as
+// part of the zone's picture, so a dashboard needs one subscription per zone. stage is always the
+// zone's; what changed (a rack, or the zone) is under change, every rack's stage under racks, so
+// the retained message never needs an earlier one to be read.
 func (e *Encoder) Risk(rc alarms.RiskChange) Message {
-	rs := map[string]int{}
-	for k, v := range rc.Racks {
-		rs[k] = int(v)
-	}
-	return e.state(e.T.Risk(rc.Zone), RiskPayload{e.env(rc.At), rc.Scope.String(), rc.Name, int(rc.To), rc.To.String(),
-		int(rc.From), int(rc.ZoneStage), rc.Since.UTC(), rc.Reason, nonNil(rc.Evidence), rs})
+	return e.state(e.T.Risk(rc.Zone), RiskPayload{Envelope: e.env(rc.At), Zone: rc.Zone, Stage: int(rc.ZoneStage),
+		StageName: rc.ZoneStage.String(), Since: sinceOf(rc.ZoneSince), Reason: rc.Reason, Evidence: nonNil(rc.Evidence),
+		Racks: racks(rc.Racks), Change: &RiskChangeOf{Scope: rc.Scope.String(), Name: rc.Name, From: int(rc.From), To: int(rc.To)}})
 }
 
-// RiskPayload is P/risk/<zone>: a rack's or the zone's stage change, and every rack's stage.
+// RiskState is P/risk/<zone> (retained) stating the zone's risk as it stands, with no change: at
+// a start and after a reload, so the retained message is this boot's truth.
+func (e *Encoder) RiskState(pic alarms.ZonePicture, at time.Time) Message {
+	return e.state(e.T.Risk(pic.Zone), RiskPayload{Envelope: e.env(at), Zone: pic.Zone, Stage: int(pic.Stage),
+		StageName: pic.Stage.String(), Since: sinceOf(pic.Since), Reason: pic.Reason, Evidence: nonNil(pic.Evidence),
+		Racks: racks(pic.Racks)})
+}
+
+func racks(in map[string]alarms.Stage) map[string]int {
+	out := map[string]int{}
+	for k, v := range in {
+		out[k] = int(v)
+	}
+	return out
+}
+
+func sinceOf(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// RiskPayload is P/risk/<zone>: the zone's stage, since when and why, every rack's stage, and
+// what changed (none when the message only states the picture: a start, a reload).
 type RiskPayload struct {
 	Envelope
-	Scope     string            `json:"scope"` // rack or zone
-	Name      string            `json:"name"`
-	Stage     int               `json:"stage"`
+	Zone      string            `json:"zone"`
+	Stage     int               `json:"stage"` // the zone's
 	StageName string            `json:"stage_name"`
-	From      int               `json:"from"`
-	ZoneStage int               `json:"zone_stage"`
-	Since     time.Time         `json:"since"`
+	Since     *time.Time        `json:"since"` // when the zone's stage began; null: normal since the daemon started
 	Reason    string            `json:"reason"`
 	Evidence  []alarms.Evidence `json:"evidence"`
 	Racks     map[string]int    `json:"racks"`
+	Change    *RiskChangeOf     `json:"change,omitempty"`
+}
+
+// RiskChangeOf is what a risk message announces: a rack's or the zone's move from one stage to
+// another.
+type RiskChangeOf struct {
+	Scope string `json:"scope"` // rack or zone
+	Name  string `json:"name"`
+	From  int    `json:"from"`
+	To    int    `json:"to"`
 }
 
 func nonNil(e []alarms.Evidence) []alarms.Evidence {
