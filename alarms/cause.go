@@ -51,6 +51,15 @@ func (c *Cause) UnmarshalText(b []byte) error {
 // Operator says whether an operator may ask for c.
 func (c Cause) Operator() bool { return c >= CauseAck && c <= CauseReturnToService }
 
+// Causes is every cause, in order: the event types of P/events.
+func Causes() []Cause {
+	out := make([]Cause, 0, len(causeNames)-1)
+	for c := CauseActivate; int(c) < len(causeNames); c++ {
+		out = append(out, c)
+	}
+	return out
+}
+
 // OperatorCauses is every cause an operator may ask for, in order: the alarm commands.
 func OperatorCauses() []Cause {
 	return []Cause{CauseAck, CauseShelve, CauseUnshelve, CauseOutOfService, CauseReturnToService}

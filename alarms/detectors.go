@@ -146,5 +146,33 @@ func Detectors() []DetectorInfo {
 	return out
 }
 
+// Detector is one detector's row.
+func Detector(id DetectorID) (DetectorInfo, bool) {
+	p, ok := detectorByID[id]
+	if !ok {
+		return DetectorInfo{}, false
+	}
+	d := *p
+	d.Roles, d.pass = slices.Clone(d.Roles), nil
+	return d, true
+}
+
+// DetectorsFor is every detector that may raise an alarm on a device with points of these roles,
+// in the table's order: those of the device itself (comm loss, no data, frozen) always, sensor
+// health for any role, the others for a role they read.
+func DetectorsFor(roles []sample.Role) []DetectorID {
+	var out []DetectorID
+	for _, d := range detectorTable {
+		ok := d.Roles == nil && d.ID != SensorFault
+		for _, r := range roles {
+			ok = ok || (d.ID == SensorFault && r != "") || d.Reads(r)
+		}
+		if ok {
+			out = append(out, d.ID)
+		}
+	}
+	return out
+}
+
 // Reads says whether the detector reads points of role r.
 func (d DetectorInfo) Reads(r sample.Role) bool { return slices.Contains(d.Roles, r) }

@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -177,7 +179,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	loop := &engineLoop{pipe: pipe, enc: enc, version: o.Version, clk: o.Clock, log: log, ob: ob, operators: operators, observe: o.Observe,
+	loop := &engineLoop{pipe: pipe, enc: enc, version: o.Version, detectors: detectorsOf(cfg), clk: o.Clock, log: log, ob: ob, operators: operators, observe: o.Observe,
 		cfg: cfg, pipeOpts: pipeOpts, reloads: o.Reload,
 		stale:     newStaleTracker(cfg, o.Clock.Now()),
 		cmdMaxAge: cfg.Commands.MaxAge, instance: cfg.Instance, online: map[string]bool{},
@@ -346,12 +348,51 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
+// deviceAlarms is P/dev/<device>/alarms for every configured device an alarm event of msgs is
+// about.
+func (l *engineLoop) deviceAlarms(msgs []wire.Message) []wire.Message {
+	var touched []string
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		if ev := m.Event; ev != nil && !seen[ev.Alarm.Device] {
+			seen[ev.Alarm.Device] = true
+			if _, ok := l.detectors[ev.Alarm.Device]; ok {
+				touched = append(touched, ev.Alarm.Device)
+			}
+		}
+	}
+	if len(touched) == 0 {
+		return nil
+	}
+	all := l.pipe.Alarms()
+	out := make([]wire.Message, 0, len(touched))
+	for _, d := range touched {
+		out = append(out, l.enc.DeviceAlarms(d, l.detectors[d], all, l.clk.Now()))
+	}
+	return out
+}
+
+// detectorsOf is, per configured device, every detector that may raise an alarm on it.
+func detectorsOf(cfg *config.Config) map[string][]alarms.DetectorID {
+	out := map[string][]alarms.DetectorID{}
+	for _, d := range cfg.Devices {
+		var roles []sample.Role
+		if r := cfg.Points(d); r != nil {
+			for _, p := range r.Points {
+				roles = append(roles, p.Role)
+			}
+		}
+		out[d.Name] = alarms.DetectorsFor(roles)
+	}
+	return out
+}
+
 // discovery is the Home Assistant discovery configs of the config in force (none when off).
 func (l *engineLoop) discovery() []wire.Message {
 	if !l.cfg.MQTT.HomeAssist.Enabled {
 		return nil
 	}
-	return wire.Discovery(l.cfg.MQTT.HomeAssist.Prefix, l.enc, discoveryDevices(l.cfg))
+	return wire.Discovery(l.cfg.MQTT.HomeAssist.Prefix, l.enc, DiscoverySite(l.cfg, l.version))
 }
 
 // siteOf is what the metrics must have series for from the start.
@@ -408,15 +449,25 @@ func operatorKeys(cfg *config.Config) (map[string]ed25519.PublicKey, error) {
 	return out, nil
 }
 
-// discoveryDevices is what Home Assistant discovery announces: every device with a known profile.
-func discoveryDevices(cfg *config.Config) []wire.Device {
-	var out []wire.Device
+// DiscoverySite is what Home Assistant discovery announces for a config: every device with a
+// known profile, every zone and consumer, the daemon (and its HA peer).
+func DiscoverySite(cfg *config.Config, version string) wire.Site {
+	site := wire.Site{Version: version, Consumers: cfg.Cutover.Consumers, Instances: []string{cfg.Instance}}
+	if cfg.HA.Peer != "" {
+		site.Instances = append(site.Instances, cfg.HA.Peer)
+		sort.Strings(site.Instances) // both daemons of a pair announce the same configs
+	}
+	for _, z := range cfg.Zones {
+		site.Zones = append(site.Zones, z.Name)
+	}
 	for _, d := range cfg.Devices {
 		if r := cfg.Points(d); r != nil {
-			out = append(out, wire.Device{Name: d.Name, Zone: d.Zone, Model: d.Profile, Points: r.Points})
+			// Five polls missed, and at least 10 s: a telemetry entity nobody feeds any more.
+			expire := max(10, int(math.Ceil(5*d.Interval.Seconds())))
+			site.Devices = append(site.Devices, wire.Device{Name: d.Name, Zone: d.Zone, Model: d.Profile, Points: r.Points, ExpireAfterS: expire})
 		}
 	}
-	return out
+	return site
 }
 
 // readSecret reads a secret from a file named in the config, else from the environment variable.
@@ -491,10 +542,11 @@ type engineLoop struct {
 	next        time.Time // the next tick
 
 	// For SIGHUP: the config in force, what rebuilding the pipeline needs, and the requests.
-	cfg      *config.Config
-	version  string
-	pipeOpts PipelineOptions
-	reloads  <-chan Reload
+	cfg       *config.Config
+	version   string
+	detectors map[string][]alarms.DetectorID // per device, the detectors that may raise an alarm on it
+	pipeOpts  PipelineOptions
+	reloads   <-chan Reload
 }
 
 func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, in *inbox) error {
@@ -627,6 +679,9 @@ func (l *engineLoop) put(msgs []wire.Message) error { return l.send(msgs, false)
 // send is put; with restate, msgs are the whole retained truth and the outbox forgets every
 // retained state it recorded before (see Outbox.Restate).
 func (l *engineLoop) send(msgs []wire.Message, restate bool) error {
+	if !restate {
+		msgs = append(msgs, l.deviceAlarms(msgs)...)
+	}
 	var dropped int
 	var err error
 	if restate {

@@ -163,6 +163,7 @@ func (l *engineLoop) reload(r Reload, batches <-chan sample.Batch) error {
 	}
 	before := deviceNames(l.cfg)
 	l.pipe, l.cfg, l.operators, l.cmdMaxAge = pipe, nu, operators, nu.Commands.MaxAge
+	l.detectors = detectorsOf(nu)
 	if l.in != nil {
 		l.in.set(nu.Cutover.Consumers, operators)
 	}

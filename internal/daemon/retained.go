@@ -45,14 +45,16 @@ func (l *engineLoop) restate(prev, fixed []wire.Message, now time.Time, booting 
 	for _, z := range l.cfg.Zones {
 		add(l.enc.RiskState(l.pipe.eng.Picture(z.Name), now))
 	}
+	held := l.pipe.Alarms()
 	for _, d := range l.cfg.Devices {
 		if _, known := l.online[d.Name]; known {
-			owned[t.Availability(d.Name)] = true
+			owned[t.Availability(d.Name)], owned[t.DeviceAlarms(d.Name)] = true, true
 			continue
 		}
 		add(l.enc.Availability(d.Name, false, now, notPolledYet, now))
+		add(l.enc.DeviceAlarms(d.Name, l.detectors[d.Name], held, now))
 	}
-	for _, a := range l.pipe.Alarms() {
+	for _, a := range held {
 		if booting {
 			add(l.enc.AlarmState(a, now))
 		} else {

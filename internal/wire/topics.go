@@ -37,6 +37,9 @@ func (t Topics) Telemetry(device string) string { return t.P + "/dev/" + device 
 // Availability is P/dev/<device>/availability.
 func (t Topics) Availability(device string) string { return t.P + "/dev/" + device + "/availability" }
 
+// DeviceAlarms is P/dev/<device>/alarms, per detector the state of the device's alarms.
+func (t Topics) DeviceAlarms(device string) string { return t.P + "/dev/" + device + "/alarms" }
+
 // Command is P/cmd/<instance>/<verb>.
 func (t Topics) Command(instance, verb string) string { return t.P + "/cmd/" + instance + "/" + verb }
 
@@ -66,11 +69,13 @@ const (
 	KindAvailability
 	KindCommand
 	KindCommandResult
+	KindDeviceAlarms
 )
 
 var kindNames = [...]string{KindStatus: "status", KindAlarm: "alarm", KindEvents: "events", KindRisk: "risk",
 	KindDrain: "drain", KindDrainStatus: "drain_status", KindDrainAck: "drain_ack", KindTelemetry: "telemetry",
-	KindAvailability: "availability", KindCommand: "command", KindCommandResult: "command_result"}
+	KindAvailability: "availability", KindCommand: "command", KindCommandResult: "command_result",
+	KindDeviceAlarms: "device_alarms"}
 
 func (k Kind) String() string {
 	if k > 0 && int(k) < len(kindNames) {
@@ -86,7 +91,7 @@ type Topic struct {
 	Consumer string // drain ack
 	Instance string // status, command, command result
 	Verb     string // command
-	Device   string // telemetry, availability
+	Device   string // telemetry, availability, device alarms
 	Alarm    string // alarm
 }
 
@@ -121,6 +126,8 @@ func (t Topics) Parse(topic string) (Topic, bool) {
 		return Topic{Kind: KindTelemetry, Device: l[1]}, true
 	case len(l) == 3 && l[0] == "dev" && l[2] == "availability":
 		return Topic{Kind: KindAvailability, Device: l[1]}, true
+	case len(l) == 3 && l[0] == "dev" && l[2] == "alarms":
+		return Topic{Kind: KindDeviceAlarms, Device: l[1]}, true
 	case len(l) == 3 && l[0] == "cmd" && l[1] == CommandResultLevel:
 		return Topic{Kind: KindCommandResult, Instance: l[2]}, true
 	case len(l) == 3 && l[0] == "cmd":

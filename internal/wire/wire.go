@@ -117,6 +117,72 @@ func Clear(topic string) Message {
 	return Message{Topic: topic, QoS: 1, Retain: true, Critical: true, State: true}
 }
 
+// DeviceAlarms is P/dev/<device>/alarms (retained): for every detector that may raise an alarm on
+// the device, whether one is active, so a dashboard (Home Assistant's binary sensors) has one
+// state per device and detector, normal included, instead of one per possible alarm.
+func (e *Encoder) DeviceAlarms(device string, detectors []alarms.DetectorID, all []alarms.Alarm, at time.Time) Message {
+	p := DeviceAlarmsPayload{Envelope: e.env(at), Device: device, Detectors: map[string]DetectorAlarms{}}
+	for _, d := range detectors {
+		p.Detectors[string(d)] = DetectorAlarms{State: alarms.Normal.String(), Alarms: []string{}}
+	}
+	for _, a := range all {
+		da, ok := p.Detectors[a.Detector]
+		if a.Device != device || !ok || a.State == alarms.Normal {
+			continue
+		}
+		da.Active = da.Active || a.Active
+		da.Stage = max(da.Stage, int(a.Stage))
+		if urgency(a.State) > urgency(parseState(da.State)) {
+			da.State = a.State.String()
+		}
+		da.Alarms = append(da.Alarms, a.ID)
+		p.Detectors[a.Detector] = da
+	}
+	return e.state(e.T.DeviceAlarms(device), p)
+}
+
+// urgency orders alarm states by what an operator must do first: an unacknowledged alarm above
+// one returned to normal unacknowledged, above an acknowledged one, above hidden ones.
+func urgency(s alarms.AlarmState) int {
+	switch s {
+	case alarms.Unacked:
+		return 6
+	case alarms.RTNUnacked:
+		return 5
+	case alarms.Acked:
+		return 4
+	case alarms.Shelved:
+		return 3
+	case alarms.SuppressedByDesign:
+		return 2
+	case alarms.OutOfService:
+		return 1
+	}
+	return 0
+}
+
+func parseState(s string) alarms.AlarmState {
+	var st alarms.AlarmState
+	_ = st.UnmarshalText([]byte(s))
+	return st
+}
+
+// DeviceAlarmsPayload is P/dev/<device>/alarms.
+type DeviceAlarmsPayload struct {
+	Envelope
+	Device    string                    `json:"device"`
+	Detectors map[string]DetectorAlarms `json:"detectors"`
+}
+
+// DetectorAlarms is one detector's alarms on a device: whether any is active, the highest stage,
+// the most urgent ISA-18.2 state (normal when none), and the ids of those not normal.
+type DetectorAlarms struct {
+	Active bool     `json:"active"`
+	Stage  int      `json:"stage"`
+	State  string   `json:"state"`
+	Alarms []string `json:"alarms"`
+}
+
 // AlarmPayload is P/alarm/<id>, an alarm's retained state.
 type AlarmPayload struct {
 	Envelope
