@@ -257,6 +257,14 @@ func (cfg *Config) validateInflux(c *collector) {
 		if err := checkURL(cfg.Influx.URL, []string{"http", "https"}, true); err != nil {
 			c.add("influx.url", err.Error()+" (or empty to disable)", cfg.Influx.URL)
 		}
+		// A 1.8 server names its database and retention policy in the bucket ("db/rp") and has
+		// no organisation; a 2.x server refuses every write without one.
+		switch {
+		case cfg.Influx.Bucket == "":
+			c.add("influx.bucket", "required with influx.url: the 2.x bucket, or database/retention_policy for 1.8", "")
+		case cfg.Influx.Org == "" && !strings.Contains(cfg.Influx.Bucket, "/"):
+			c.add("influx.org", "required for InfluxDB 2.x (bucket "+cfg.Influx.Bucket+"); for 1.8 write the bucket as database/retention_policy", "")
+		}
 	}
 }
 

@@ -191,6 +191,8 @@ func Run(ctx context.Context, o Options) error {
 	loop.sinks = []Sink{newMQTTTelemetry(enc, mq, loop.m.telPublished, loop.m.telDropped, mqLog)}
 	if influxSink != nil {
 		loop.sinks = append(loop.sinks, influxSink)
+		loop.influx, loop.influxMeta = influxSink, influxMeta(cfg)
+		loop.m.watchInflux(influxSink)
 	}
 	var serveMetrics func(context.Context) error
 	if cfg.Metrics.Listen != "off" {
@@ -545,8 +547,11 @@ type engineLoop struct {
 	cfg       *config.Config
 	version   string
 	detectors map[string][]alarms.DetectorID // per device, the detectors that may raise an alarm on it
-	pipeOpts  PipelineOptions
-	reloads   <-chan Reload
+	// influx, when configured, also takes the events measurement (alarm events, risk, drain).
+	influx     *influx.Sink
+	influxMeta influx.Meta
+	pipeOpts   PipelineOptions
+	reloads    <-chan Reload
 }
 
 func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, in *inbox) error {
@@ -692,6 +697,11 @@ func (l *engineLoop) send(msgs []wire.Message, restate bool) error {
 	if err != nil {
 		return err
 	}
+	if l.influx != nil {
+		for _, p := range influx.EventPoints(l.influxMeta, msgs) {
+			l.influx.OfferEvent(p)
+		}
+	}
 	if len(msgs) > 0 {
 		l.m.state(l.pipe.Alarms(), l.pipe.ZoneStages(), l.pipe.Actions(), l.pipe.Acks())
 	}
@@ -739,8 +749,17 @@ func newSink(cfg *config.Config, log *zap.Logger) (*influx.Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("influx.token_file: %w", err)
 	}
-	return influx.New(influx.Options{URL: cfg.Influx.URL, Token: token, Bucket: cfg.Influx.Bucket, Org: cfg.Influx.Org, Site: cfg.Site},
+	return influx.New(influx.Options{URL: cfg.Influx.URL, Token: token, Bucket: cfg.Influx.Bucket, Org: cfg.Influx.Org, Meta: influxMeta(cfg)},
 		log.With(zap.String("component", "influx"))), nil
+}
+
+// influxMeta is what every InfluxDB point is tagged with: the site, this daemon, the zones.
+func influxMeta(cfg *config.Config) influx.Meta {
+	m := influx.Meta{Site: cfg.Site, Instance: cfg.Instance, Zones: map[string]string{}}
+	for _, d := range cfg.Devices {
+		m.Zones[d.Name] = d.Zone
+	}
+	return m
 }
 
 // LoadOrCreateKey returns the configured signing key, or the one in state_dir, creating it on the

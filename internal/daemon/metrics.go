@@ -24,6 +24,7 @@ import (
 
 	"github.com/firebreak-dc/firebreak/alarms"
 	"github.com/firebreak-dc/firebreak/cutover"
+	"github.com/firebreak-dc/firebreak/internal/influx"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 )
 
@@ -33,26 +34,26 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	pollDuration *prometheus.HistogramVec
-	polls        *prometheus.CounterVec
-	samples      *prometheus.CounterVec
-	alarms       *prometheus.GaugeVec
-	zoneStage    *prometheus.GaugeVec
-	drainAction  *prometheus.GaugeVec
-	drainAck     *prometheus.GaugeVec
-	outbox       prometheus.GaugeFunc
-	publish      prometheus.Histogram
-	telemetry    *prometheus.CounterVec // published, dropped
-	telPublished prometheus.Counter
-	telDropped   prometheus.Counter
-	influx       *prometheus.CounterVec // written, dropped, failed
-	peerUp       prometheus.Gauge
-	reloads      *prometheus.CounterVec
-	reloadOK     prometheus.Gauge
-	stateProblem *prometheus.GaugeVec
-	deviceUp     *prometheus.GaugeVec
-	lastPoll     *prometheus.GaugeVec
-	rackTemp     *prometheus.GaugeVec
+	pollDuration  *prometheus.HistogramVec
+	polls         *prometheus.CounterVec
+	samples       *prometheus.CounterVec
+	alarms        *prometheus.GaugeVec
+	zoneStage     *prometheus.GaugeVec
+	drainAction   *prometheus.GaugeVec
+	drainAck      *prometheus.GaugeVec
+	outbox        prometheus.GaugeFunc
+	publish       prometheus.Histogram
+	telemetry     *prometheus.CounterVec // published, dropped
+	telPublished  prometheus.Counter
+	telDropped    prometheus.Counter
+	influxFailing func() error // nil without InfluxDB
+	peerUp        prometheus.Gauge
+	reloads       *prometheus.CounterVec
+	reloadOK      prometheus.Gauge
+	stateProblem  *prometheus.GaugeVec
+	deviceUp      *prometheus.GaugeVec
+	lastPoll      *prometheus.GaugeVec
+	rackTemp      *prometheus.GaugeVec
 
 	byDevice  map[string]*deviceMetrics // engine loop only
 	consumers []string                  // configured: each has a drain ack series per zone
@@ -107,8 +108,6 @@ func newMetrics(site metricsSite, outboxLen func() int, connected func() bool) *
 	m.telemetry = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firebreak_telemetry_messages_total",
 		Help: "MQTT telemetry messages by result: published (handed to the broker at QoS 0), dropped (the broker was slow or away; critical messages never are)."}, []string{"result"})
 	m.telPublished, m.telDropped = m.telemetry.WithLabelValues("published"), m.telemetry.WithLabelValues("dropped")
-	m.influx = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firebreak_influx_points_total",
-		Help: "InfluxDB points by result: written (the server took them), dropped (the queue was full), failed (the server refused them, or they were given up after retries)."}, []string{"result"})
 	m.peerUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "firebreak_ha_peer_up",
 		Help: "1 while the HA peer is heard and online, 0 when redundancy is lost; absent without a peer."})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "firebreak_config_reloads_total",
@@ -127,7 +126,7 @@ func newMetrics(site metricsSite, outboxLen func() int, connected func() bool) *
 		Help: "Always 1; the labels say which build runs."}, []string{"version", "revision", "goversion"})
 	build.WithLabelValues(site.Version, site.Revision, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.pollDuration, m.polls, m.samples, m.alarms, m.zoneStage, m.drainAction, m.drainAck, m.outbox, m.publish,
-		m.telemetry, m.influx, m.reloads, m.reloadOK, m.stateProblem, m.deviceUp, m.lastPoll, m.rackTemp, build,
+		m.telemetry, m.reloads, m.reloadOK, m.stateProblem, m.deviceUp, m.lastPoll, m.rackTemp, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if site.HasPeer {
 		m.reg.MustRegister(m.peerUp)
@@ -135,12 +134,20 @@ func newMetrics(site metricsSite, outboxLen func() int, connected func() bool) *
 	for _, r := range []string{"applied", "refused"} {
 		m.reloads.WithLabelValues(r)
 	}
-	for _, r := range []string{"written", "dropped", "failed"} {
-		m.influx.WithLabelValues(r)
-	}
 	m.reloadOK.Set(1)
 	m.site(site)
 	return m
+}
+
+// watchInflux shows the InfluxDB sink's counts (firebreak_influx_points_total{result}) and makes
+// /readyz say degraded while its writes fail.
+func (m *metrics) watchInflux(s *influx.Sink) {
+	for result, f := range map[string]func() int64{"written": s.Written, "dropped": s.Dropped, "failed": s.Failed} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "firebreak_influx_points_total",
+			Help:        "InfluxDB points by result: written (the server took them), dropped (the queue was full, or more were held for a retry than its bound of 500,000), failed (the server refused them for good).",
+			ConstLabels: prometheus.Labels{"result": result}}, func() float64 { return float64(f()) }))
+	}
+	m.influxFailing = s.Failing
 }
 
 // site makes the series of every configured device, zone and consumer (at start and after a
@@ -374,6 +381,11 @@ func (m *metrics) ready() (bool, string) {
 	if len(unpolled) > 0 {
 		sort.Strings(unpolled)
 		why = append(why, "no poll yet of "+strings.Join(unpolled, ", "))
+	}
+	if m.influxFailing != nil {
+		if err := m.influxFailing(); err != nil {
+			notes = append(notes, "influx: writes fail: "+err.Error())
+		}
 	}
 	if len(why) > 0 {
 		return false, strings.Join(append(why, notes...), "; ")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -32,6 +33,15 @@ func TestMetricsAndHealth(t *testing.T) {
 	r := hiltest.NewRoom(t, "metrics", "sudden-fire", broker)
 	p := r.Prefix()
 	rec := hiltest.Record(t, broker, "cp-metrics", false, p+"/drain/+")
+	// An InfluxDB 2.x that refuses every write (a token without write permission): the daemon
+	// counts the refused points and /readyz says so, while it goes on watching the room.
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"code":"unauthorized","message":"unauthorized access"}`)
+	}))
+	defer refusing.Close()
+	r.Cfg.Influx.URL, r.Cfg.Influx.Bucket, r.Cfg.Influx.Org = refusing.URL, "firebreak", "facilities"
 	addr := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -84,6 +94,10 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Errorf("firebreak_config_last_reload_successful: %d series, value %v, want 1 before any reload", n, v)
 	}
 	hiltest.WaitFor(t, 30*time.Second, "/readyz 200", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
+	hiltest.WaitFor(t, 30*time.Second, "/readyz saying the influx writes fail", func() bool {
+		_, body := get("/readyz")
+		return strings.Contains(body, "influx: writes fail") && strings.Contains(body, "unauthorized")
+	})
 	if code, body := get("/healthz"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
@@ -129,6 +143,9 @@ func TestMetricsAndHealth(t *testing.T) {
 		if v, _ := sum("firebreak_device_last_success_timestamp_seconds", map[string]string{"device": d.Name}); v < float64(time.Now().Add(-24*time.Hour).Unix()) {
 			t.Errorf("firebreak_device_last_success_timestamp_seconds{device=%q} = %v after it answered", d.Name, v)
 		}
+	}
+	if v, _ := sum("firebreak_influx_points_total", map[string]string{"result": "failed"}); v < 1 {
+		t.Errorf(`firebreak_influx_points_total{result="failed"} = %v while the server refuses every write`, v)
 	}
 	if v, _ := sum("firebreak_telemetry_messages_total", map[string]string{"result": "published"}); v < 10 {
 		t.Errorf(`firebreak_telemetry_messages_total{result="published"} = %v`, v)

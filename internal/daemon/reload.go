@@ -164,6 +164,9 @@ func (l *engineLoop) reload(r Reload, batches <-chan sample.Batch) error {
 	before := deviceNames(l.cfg)
 	l.pipe, l.cfg, l.operators, l.cmdMaxAge = pipe, nu, operators, nu.Commands.MaxAge
 	l.detectors = detectorsOf(nu)
+	if l.influx != nil {
+		l.influxMeta = influxMeta(nu) // the sink's own tags stay the start's: influx needs a restart
+	}
 	if l.in != nil {
 		l.in.set(nu.Cutover.Consumers, operators)
 	}

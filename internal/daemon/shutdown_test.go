@@ -54,7 +54,7 @@ func TestShutdownFlushesInflux(t *testing.T) {
 	mu.Lock()
 	want := samples
 	mu.Unlock()
-	body, err := testenv.Influx18Query(url, "firebreak", `SELECT count("quality") FROM telemetry WHERE "quality" != 'stale'`)
+	body, err := testenv.Influx18Query(url, "firebreak", `SELECT count("good") FROM telemetry WHERE "quality" != 'stale'`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 // on loopback has accepted by the time Run has flushed; it then counts them back.
 func BenchmarkSinkToInfluxDB18(b *testing.B) {
 	url := testenv.InfluxDB18(b, "bench")
-	sink := influx.New(influx.Options{URL: url, Bucket: "bench/autogen", Site: "s", Queue: 1000}, zap.NewNop())
+	sink := influx.New(influx.Options{URL: url, Bucket: "bench/autogen", Meta: influx.Meta{Site: "s"}, Queue: 1000}, zap.NewNop())
 	batches := make([]sample.Batch, 500)
 	for d := range batches {
 		batches[d].Device = fmt.Sprintf("rack-%03d", d)

@@ -33,32 +33,30 @@ func TestPointsNeverCarryBadValues(t *testing.T) {
 		{Device: "rack-01", Point: "d", Quality: sample.CommLost, At: t0},
 		{Device: "rack-01", Point: "e", Text: "SN123", Quality: sample.Good, At: t0},
 	}}
-	pts := influx.Points("s", b)
+	pts := influx.Points(influx.Meta{Site: "s", Instance: "fb-1", Zones: map[string]string{"rack-01": "z1"}}, b)
 	if len(pts) != 4 {
 		t.Fatalf("%d points, want 4 (strings are not series)", len(pts))
 	}
 	for _, p := range pts {
-		var hasValue bool
-		var quality string
+		var hasValue, good bool
 		for _, f := range p.FieldList() {
 			if f.Key == "value" {
 				hasValue = true
 			}
-			if f.Key == "quality" {
-				quality, _ = f.Value.(string)
+			if f.Key == "good" {
+				good, _ = f.Value.(bool)
 			}
 		}
-		var point string
+		tags := map[string]string{}
 		for _, tg := range p.TagList() {
-			if tg.Key == "point" {
-				point = tg.Value
-			}
+			tags[tg.Key] = tg.Value
 		}
-		if hasValue != (point == "a") {
-			t.Errorf("point %s: value written = %v", point, hasValue)
+		point := tags["point"]
+		if hasValue != (point == "a") || good != (point == "a") {
+			t.Errorf("point %s: value written = %v, good = %v", point, hasValue, good)
 		}
-		if quality == "" {
-			t.Errorf("point %s: no quality", point)
+		if tags["quality"] == "" || tags["zone"] != "z1" || tags["instance"] != "fb-1" || tags["site"] != "s" {
+			t.Errorf("point %s: tags %v, want quality, zone, instance and site", point, tags)
 		}
 	}
 }
@@ -91,7 +89,7 @@ func TestReadBackFromInfluxDB18(t *testing.T) {
 	}
 	b.Samples[0].Quality = sample.Invalid // as a sentinel reading would be
 
-	sink := influx.New(influx.Options{URL: url, Bucket: "firebreak/autogen", Site: "s1"}, zap.NewNop())
+	sink := influx.New(influx.Options{URL: url, Bucket: "firebreak/autogen", Meta: influx.Meta{Site: "s1", Instance: "fb-1"}}, zap.NewNop())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sink.Run(ctx) }()
@@ -104,7 +102,7 @@ func TestReadBackFromInfluxDB18(t *testing.T) {
 		t.Fatalf("failed %d, dropped %d", sink.Failed(), sink.Dropped())
 	}
 
-	body, err := testenv.Influx18Query(url, "firebreak", `SELECT "point", "quality", "value" FROM telemetry WHERE "device" = 'rack-01'`)
+	body, err := testenv.Influx18Query(url, "firebreak", `SELECT "point", "quality", "value", "good" FROM telemetry WHERE "device" = 'rack-01'`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +165,7 @@ func TestGrafanaDashboardQueriesRun(t *testing.T) {
 	url := testenv.InfluxDB18(t, "firebreak")
 	_, rd, cfg := demoRoom(t)
 	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(t0), Log: zap.NewNop()}
-	sink := influx.New(influx.Options{URL: url, Bucket: "firebreak/autogen", Site: "s1"}, zap.NewNop())
+	sink := influx.New(influx.Options{URL: url, Bucket: "firebreak/autogen", Meta: influx.Meta{Site: "s1", Instance: "fb-1"}}, zap.NewNop())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sink.Run(ctx) }()

@@ -30,6 +30,7 @@ type Message struct {
 	// logs what it sent from the values, never by decoding its own payloads. Neither is stored.
 	Event  *EventPayload   `json:"-"`
 	Signal *cutover.Signal `json:"-"`
+	Risk   *RiskPayload    `json:"-"` // a risk change (not a restatement of the zone)
 }
 
 // Encoder numbers and stamps messages for one daemon boot.
@@ -201,9 +202,12 @@ type EventPayload struct {
 // zone's; what changed (a rack, or the zone) is under change, every rack's stage under racks, so
 // the retained message never needs an earlier one to be read.
 func (e *Encoder) Risk(rc alarms.RiskChange) Message {
-	return e.state(e.T.Risk(rc.Zone), RiskPayload{Envelope: e.env(rc.At), Zone: rc.Zone, Stage: int(rc.ZoneStage),
+	p := RiskPayload{Envelope: e.env(rc.At), Zone: rc.Zone, Stage: int(rc.ZoneStage),
 		StageName: rc.ZoneStage.String(), Since: sinceOf(rc.ZoneSince), Reason: rc.Reason, Evidence: nonNil(rc.Evidence),
-		Racks: racks(rc.Racks), Change: &RiskChangeOf{Scope: rc.Scope.String(), Name: rc.Name, From: int(rc.From), To: int(rc.To)}})
+		Racks: racks(rc.Racks), Change: &RiskChangeOf{Scope: rc.Scope.String(), Name: rc.Name, From: int(rc.From), To: int(rc.To)}}
+	m := e.state(e.T.Risk(rc.Zone), p)
+	m.Risk = &p
+	return m
 }
 
 // RiskState is P/risk/<zone> (retained) stating the zone's risk as it stands, with no change: at
