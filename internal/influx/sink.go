@@ -114,7 +114,9 @@ func New(o Options, log *zap.Logger) *Sink {
 	if o.FlushEvery <= 0 {
 		o.FlushEvery = time.Second
 	}
-	setLog.Do(func() { influxlog.Log = &zapLog{log.WithOptions(zap.AddCallerSkip(1)).With(zap.String("library", "influxdb-client-go"))} })
+	setLog.Do(func() {
+		influxlog.Log = &zapLog{log.WithOptions(zap.AddCallerSkip(1)).With(zap.String("library", "influxdb-client-go"))}
+	})
 	opts := influxdb2.DefaultOptions().SetHTTPRequestTimeout(10).SetBatchSize(batchSize)
 	return &Sink{o: o, client: influxdb2.NewClientWithOptions(o.URL, o.Token, opts), in: make(chan sample.Batch, o.Queue),
 		ev: make(chan *write.Point, o.Queue), log: log}

@@ -3,16 +3,13 @@ package influx_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
-	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/firebreak-dc/firebreak/collectors"
-	"github.com/firebreak-dc/firebreak/configs"
 	"github.com/firebreak-dc/firebreak/internal/clock"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
@@ -155,67 +152,4 @@ func demoRoom(t *testing.T) (*sim.Simulator, collectors.Reader, *config.Config) 
 		t.Fatal(err)
 	}
 	return s, hiltest.Serve(t, s, "gw-1"), cfg
-}
-
-// TestGrafanaDashboardQueriesRun writes a poll of every demo device through the sink to a real
-// InfluxDB 1.8 and runs every query of the shipped Grafana dashboard against it, as Grafana would
-// (its macros filled in): each must parse and return data.
-func TestGrafanaDashboardQueriesRun(t *testing.T) {
-	t.Parallel()
-	url := testenv.InfluxDB18(t, "firebreak")
-	_, rd, cfg := demoRoom(t)
-	p := &collectors.Poller{Reader: rd, Clock: clock.NewManual(t0), Log: zap.NewNop()}
-	sink := influx.New(influx.Options{URL: url, Bucket: "firebreak/autogen", Meta: influx.Meta{Site: "s1", Instance: "fb-1"}}, zap.NewNop())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sink.Run(ctx) }()
-	for _, d := range cfg.Devices {
-		dev, err := cfg.Collector(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := p.Poll(dev)
-		if b.Err != nil {
-			t.Fatal(b.Err)
-		}
-		if d.Name == "rack-02" {
-			b.Samples[3].Quality = sample.Stale // one reading that is not good, for the quality panel
-		}
-		sink.Offer(b)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-
-	raw, err := configs.FS.ReadFile("grafana/firebreak-influxdb.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Panels []struct {
-			Title   string
-			Targets []struct{ Query string }
-		}
-	}
-	if err := json.Unmarshal(raw, &dash); err != nil {
-		t.Fatalf("dashboard JSON: %v", err)
-	}
-	if len(dash.Panels) == 0 {
-		t.Fatal("no panels")
-	}
-	timeFilter := fmt.Sprintf("time >= %dms AND time <= %dms", t0.Add(-time.Hour).UnixMilli(), t0.Add(time.Hour).UnixMilli())
-	for _, pn := range dash.Panels {
-		for _, tg := range pn.Targets {
-			q := strings.NewReplacer("$timeFilter", timeFilter, "$__interval", "10s", "$site", "s1").Replace(tg.Query)
-			body, err := testenv.Influx18Query(url, "firebreak", q)
-			if err != nil {
-				t.Errorf("%s: %v", pn.Title, err)
-				continue
-			}
-			if strings.Contains(string(body), `"error"`) || !strings.Contains(string(body), `"series"`) {
-				t.Errorf("%s: no data for\n%s\n%s", pn.Title, q, body)
-			}
-		}
-	}
 }

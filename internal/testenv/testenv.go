@@ -309,3 +309,45 @@ func sortedNames(m map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Prometheus starts Debian's Prometheus server on a free loopback port, scraping targets (host:port)
+// every second, and returns its base URL.
+func Prometheus(t testing.TB, targets ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	Need(t, "prometheus (apt-get install prometheus)", err)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "prometheus.yml")
+	quoted := make([]string, len(targets))
+	for i, tg := range targets {
+		quoted[i] = fmt.Sprintf("%q", tg)
+	}
+	body := fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n  - job_name: firebreak\n    static_configs: [{targets: [%s]}]\n",
+		strings.Join(quoted, ", "))
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	cmd := exec.Command(bin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start prometheus: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		logf.Close()
+	})
+	if !waitListening(addr, exited, 30*time.Second) {
+		log, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
+		t.Fatalf("prometheus did not start listening:\n%s", log)
+	}
+	return "http://" + addr
+}
