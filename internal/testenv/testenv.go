@@ -219,27 +219,8 @@ bind-address = "127.0.0.1:%d"
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "influxd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-config", conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start influxd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logf.Close()
-	})
 	addr := fmt.Sprintf("127.0.0.1:%d", httpPort)
-	if !waitListening(addr, exited, 30*time.Second) {
-		log, _ := os.ReadFile(filepath.Join(dir, "influxd.log"))
-		t.Fatalf("influxd did not start listening:\n%s", log)
-	}
+	serve(t, "influxd", dir, addr, exec.Command(bin, "-config", conf))
 	url := "http://" + addr
 	if _, err := Influx18Query(url, "", "CREATE DATABASE "+db); err != nil {
 		t.Fatalf("create database: %v", err)
@@ -327,16 +308,24 @@ func Prometheus(t testing.TB, targets ...string) string {
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	serve(t, "prometheus", dir, addr, exec.Command(bin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn"))
+	return "http://" + addr
+}
+
+// serve starts a server process logging to dir/<name>.log, kills it when the test ends, and waits
+// until it listens on addr (the test fails with its log if it does not).
+func serve(t testing.TB, name, dir, addr string, cmd *exec.Cmd) {
+	t.Helper()
+	logPath := filepath.Join(dir, name+".log")
+	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	cmd := exec.Command(bin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
+		t.Fatalf("start %s: %v", name, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -346,8 +335,7 @@ func Prometheus(t testing.TB, targets ...string) string {
 		logf.Close()
 	})
 	if !waitListening(addr, exited, 30*time.Second) {
-		log, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
-		t.Fatalf("prometheus did not start listening:\n%s", log)
+		log, _ := os.ReadFile(logPath)
+		t.Fatalf("%s did not start listening on %s:\n%s", name, addr, log)
 	}
-	return "http://" + addr
 }
