@@ -248,7 +248,7 @@ func (r *retrier) flush(ctx context.Context) {
 			continue
 		case status == nethttp.StatusTooManyRequests || status == nethttp.StatusServiceUnavailable || status == 0 || status >= 500:
 			// The server is busy or away: keep the points, try again later.
-			wait := r.backoff
+			var wait time.Duration
 			if he != nil && he.RetryAfter > 0 {
 				wait = time.Duration(he.RetryAfter) * time.Second
 			} else {
