@@ -2,16 +2,21 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: test unit bench vet fmt build demo
+.PHONY: test test-quick unit bench vet fmt build install demo
 
 # All tests, race detector on. Integration tests need mosquitto on PATH (or /usr/sbin); with
 # CI=true a missing one fails the run instead of skipping. The HIL lead times are printed.
 test: vet
 	@scripts/test.sh
 
-# Only the tests with no servers and no sockets.
-unit:
-	$(GO) test -count=1 ./alarms/ ./cutover/ ./collectors/ ./internal/config/ ./internal/clock/
+# The pure cores and the plumbing that needs no server: detection, cutover, collectors' decoding,
+# config, wire, outbox, trace, KPIs, the vocabulary lint. Well under a minute; no Mosquitto,
+# InfluxDB or Prometheus needed.
+QUICK := ./alarms/ ./cutover/ ./collectors/ ./internal/config/ ./internal/clock/ ./internal/wire/ ./internal/outbox/ \
+	./internal/trace/ ./internal/kpi/ ./internal/lint/ ./internal/secrets/ ./internal/relpath/ ./internal/scripttest/
+test-quick:
+	$(GO) test -count=1 $(QUICK)
+unit: test-quick
 
 # gofmt, go vet and staticcheck (all default checks). .ci/run installs staticcheck; elsewhere a
 # missing one is skipped with a note, and with CI=true it is a failure.
@@ -27,8 +32,18 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# The version the binaries report: the git description of the checkout (or "devel").
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X main.version=$(VERSION)
+PREFIX ?= /usr/local
+
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+
+# firebreak, firebreak-agent and firebreak-sim into $(PREFIX)/bin (sudo make install).
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/firebreak bin/firebreak-agent bin/firebreak-sim $(DESTDIR)$(PREFIX)/bin/
 
 demo:
 	$(GO) run ./cmd/firebreak demo

@@ -162,6 +162,10 @@ func (c Command) check(verb string) error {
 	return nil
 }
 
+// Check is the shape the daemon will require of the command (VerifyCommand's check before the
+// signature), for a tool to refuse locally what the daemon would refuse.
+func (c Command) Check() error { return c.check(c.Command) }
+
 // ShelveFor is a shelve command's duration (valid after VerifyCommand).
 func (c Command) ShelveFor() time.Duration {
 	d, _ := time.ParseDuration(c.Duration)

@@ -39,6 +39,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: the usage is printed, and asking for it is no failure
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "firebreak-sim:", err)
 		var ue *usageError
@@ -55,11 +58,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("firebreak-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage:
+  firebreak-sim -site site.yaml [-scenario NAME|FILE] [-speed N] [-listen 127.0.0.1:5020]
+      serve a simulated room over Modbus TCP (one port per connection of the site, from -listen)
+  firebreak-sim record -site site.yaml -scenario NAME|FILE -out trace.csv
+      write the trace a perfect poller would read (and trace.truth.json), as fast as the CPU allows
+
+flags of the server:
+`)
+		fs.PrintDefaults()
+	}
 	site := fs.String("site", "", "site config (YAML) whose devices to simulate")
 	scenario := fs.String("scenario", "normal", "scenario file, or the name of a built-in one")
 	speed := fs.Float64("speed", 1, "scenario seconds per real second")
 	listen := fs.String("listen", "127.0.0.1:5020", "address of the first connection's Modbus TCP listener")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return &usageError{err.Error()}
 	}
 	if *site == "" {

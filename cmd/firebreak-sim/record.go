@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +22,9 @@ func record(args []string, stdout, stderr io.Writer) error {
 	scenario := fs.String("scenario", "", "scenario file, or the name of a built-in one")
 	out := fs.String("out", "", "trace file to write (CSV); the ground truth goes beside it as .truth.json")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return &usageError{err.Error()}
 	}
 	if *site == "" || *scenario == "" || *out == "" {

@@ -78,14 +78,18 @@ func cmdCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usagef("command: -%s is required", name)
 		}
 	}
-	key, err := secrets.SigningKey(*keyFile)
-	if err != nil {
-		return err
-	}
 	nonce := make([]byte, 12)
 	_, _ = rand.Read(nonce)
 	c := cutover.Command{V: 1, Command: *verb, Instance: *instance, Alarm: *alarm, Zone: *zone, Action: cutover.Action(*action),
 		Duration: *duration, Reason: *reason, Operator: *operator, TS: time.Now().UTC(), Nonce: hex.EncodeToString(nonce)}
+	if err := c.Check(); err != nil {
+		// What the daemon would refuse is refused here, unsigned and unsent.
+		return usagef("command: %v (flags: -alarm, -zone, -action, -duration)", err)
+	}
+	key, err := secrets.SigningKey(*keyFile)
+	if err != nil {
+		return err
+	}
 	if err := cutover.SignCommand(&c, key); err != nil {
 		return err
 	}

@@ -114,7 +114,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return s.Run(gctx) })
-	opts := daemon.Options{Config: cfg, Clock: clk, Log: log, Version: version, SigningKey: key, ShutdownGrace: 2 * time.Second}
+	opts := daemon.Options{Config: cfg, Clock: clk, Log: log, Version: buildVersion(), SigningKey: key, ShutdownGrace: 2 * time.Second}
 	if *record != "" {
 		w, closeRecord, err := createRecord(*record)
 		if err != nil {

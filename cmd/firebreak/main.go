@@ -7,22 +7,53 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/firebreak-dc/firebreak/internal/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=…"; without it, buildVersion reads
+// the module's build info (go install …@v1.2.3 says v1.2.3; a build from a checkout, its commit).
+var version = ""
+
+// buildVersion is the version the binary reports (firebreak version, the node status, /metrics).
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			rev = s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+dirty"
+		}
+	}
+	switch {
+	case v != "" && v != "(devel)":
+		return v
+	case rev != "":
+		return "devel-" + rev + dirty
+	}
+	return "devel"
+}
 
 func main() {
 	ctx := signals(os.Stderr)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	if err != nil {
+	if err != nil && !errors.Is(err, flag.ErrHelp) { // -h printed its usage: no failure
 		fmt.Fprintln(os.Stderr, "firebreak:", err)
 		os.Exit(exitCode(err))
 	}
@@ -68,6 +99,9 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
 func exitCode(err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	var ue *usageError
 	if errors.As(err, &ue) || errors.Is(err, config.ErrInvalid) {
 		return 2
@@ -87,6 +121,7 @@ const usage = `usage:
                     [-zone Z] [-duration 2h] [-reason TEXT] [-broker tcp://host:1883]
                                              sign an operator command; with -broker, send it and
                                              print the daemon's result
+  firebreak pubkey -config site.yaml           print the drain-signing public key (for the consumers)
   firebreak version`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -106,8 +141,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdKeygen(args[1:], stdout, stderr)
 	case "command":
 		return cmdCommand(ctx, args[1:], stdout, stderr)
+	case "pubkey":
+		return cmdPubkey(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "firebreak", version)
+		fmt.Fprintln(stdout, "firebreak", buildVersion())
 		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, usage)

@@ -79,8 +79,40 @@ func TestUsageErrorsExit2(t *testing.T) {
 			t.Errorf("%v: err %v, exit %d", args, err, exitCode(err))
 		}
 	}
-	if err := run(context.Background(), []string{"check", "-config", "/no/such/file.yaml"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || exitCode(err) != 1 {
-		t.Errorf("a missing file is a runtime failure (1), got %v", err)
+	// A config that cannot be read cannot run: bad config, exit 2, naming the file.
+	if err := run(context.Background(), []string{"check", "-config", "/no/such/file.yaml"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "/no/such/file.yaml") {
+		t.Errorf("a missing config file: %v, exit %d; want 2 and the path", err, exitCode(err))
+	}
+	// An operator command the daemon would refuse is refused here: unsigned, unsent, exit 2.
+	for _, c := range []struct{ args, want []string }{
+		{[]string{"-command", "ack"}, []string{"ack needs alarm"}},
+		{[]string{"-command", "acknowledge", "-alarm", "x"}, []string{`unknown command "acknowledge"`}},
+		{[]string{"-command", "shelve", "-alarm", "x"}, []string{"shelve needs a positive duration"}},
+		{[]string{"-command", "drain"}, []string{"drain needs zone"}},
+	} {
+		args := append([]string{"command", "-key", "/no/such/key", "-operator", "alice", "-instance", "fb-1", "-prefix", "firebreak/s"}, c.args...)
+		err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || exitCode(err) != 2 {
+			t.Errorf("%v: %v, exit %d; want 2", c.args, err, exitCode(err))
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: %q lacks %q", c.args, err, w)
+			}
+		}
+	}
+}
+
+// TestHelpExitsZero: -h on every subcommand prints its flags and is no failure.
+func TestHelpExitsZero(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"run", "check", "replay", "demo", "keygen", "command", "pubkey"} {
+		var errOut bytes.Buffer
+		err := run(context.Background(), []string{cmd, "-h"}, &bytes.Buffer{}, &errOut)
+		if exitCode(err) != 0 || !strings.Contains(errOut.String(), "-") || strings.Contains(errOut.String(), "firebreak: firebreak") {
+			t.Errorf("%s -h: %v (exit %d); printed %q", cmd, err, exitCode(err), errOut.String())
+		}
 	}
 }
 

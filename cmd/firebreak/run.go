@@ -31,7 +31,7 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return usagef("%s", fs.Name())
+			return err // the usage is printed; exit 0
 		}
 		return usagef("%v", err)
 	}
@@ -111,7 +111,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) (err error) {
 			}
 		}
 	}()
-	opts := daemon.Options{Config: cfg, Clock: clock.Real{}, Log: log, Version: version, SigningKey: key, SigningKeyError: keyErr, KeyCreated: created,
+	opts := daemon.Options{Config: cfg, Clock: clock.Real{}, Log: log, Version: buildVersion(), SigningKey: key, SigningKeyError: keyErr, KeyCreated: created,
 		ShutdownGrace: cfg.ShutdownTimeout, Reload: reloads}
 	if *record != "" {
 		w, closeRecord, err := createRecord(*record)
@@ -167,5 +167,24 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		}
 		collectors.WriteDevicePlan(stdout, dev)
 	}
+	return nil
+}
+
+func cmdPubkey(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("pubkey", stderr)
+	path := fs.String("config", "", "site config (YAML)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	pub, file, err := daemon.PublicKey(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(pub))
+	fmt.Fprintf(stderr, "(the public half of %s: give it to every consumer of the drain signals)\n", file)
 	return nil
 }

@@ -31,7 +31,8 @@ import (
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		// A config that cannot be read cannot run: the config is at fault (exit 2), not the run.
+		return nil, invalid([]error{fmt.Errorf("read config: %w", err)})
 	}
 	return Parse(data, path)
 }

@@ -762,6 +762,23 @@ func influxMeta(cfg *config.Config) influx.Meta {
 	return m
 }
 
+// PublicKey is the drain-signing public key the daemon of cfg signs with, and the file it is in,
+// without making one: `firebreak pubkey` prints it for the consumers' configs.
+func PublicKey(cfg *config.Config) (ed25519.PublicKey, string, error) {
+	path := filepath.Join(cfg.StateDir, fileKey)
+	if cfg.Cutover.SigningKeyFile != "" {
+		path = cfg.Resolve(cfg.Cutover.SigningKeyFile)
+	}
+	k, err := secrets.SigningKey(path)
+	if errors.Is(err, os.ErrNotExist) && cfg.Cutover.SigningKeyFile == "" {
+		return nil, path, fmt.Errorf("%s does not exist yet: the daemon makes its key there at its first start (or set cutover.signing_key_file)", path)
+	}
+	if err != nil {
+		return nil, path, fmt.Errorf("%s: %w", path, err)
+	}
+	return k.Public().(ed25519.PublicKey), path, nil
+}
+
 // LoadOrCreateKey returns the configured signing key, or the one in state_dir, creating it on the
 // first start (like an ssh host key); the caller logs its public half for the consumers.
 func LoadOrCreateKey(cfg *config.Config) (ed25519.PrivateKey, bool, error) {
