@@ -2,7 +2,7 @@ package alarms
 
 import "fmt"
 
-// Cause is why an alarm moved: the key of the lifecycle table and the cause of DESIGN's
+// Cause is why an alarm moved: the key of the lifecycle table and the cause of docs/design.md's
 // P/events. Process causes come from conditions, operator causes from operators (the same names
 // as their commands on P/cmd), logic causes from the alarm logic itself.
 type Cause uint8

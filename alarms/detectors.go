@@ -50,7 +50,7 @@ type Silence uint8
 const (
 	NotSilence Silence = iota + 1
 	SilentAlways
-	SilentInTrace // only in a trace, where a device with no rows is DESIGN's silent device
+	SilentInTrace // only in a trace, where a device with no rows is docs/design.md's silent device
 )
 
 // DetectorInfo is what staging, clearing and Home Assistant discovery need to know of a detector.

@@ -123,7 +123,7 @@ type Option func(*Engine)
 // LivePoller says the samples come from a live poller, which sends a batch (with its error) for
 // every failed attempt: then a device's silence shows in its failed polls at once, and a device
 // with no batch at all is waiting on a late poller, tolerated for NoDataGrace. Without it (replay),
-// a device with no rows for its stale limit is silent, as DESIGN's trace format says.
+// a device with no rows for its stale limit is silent, as docs/design.md's trace format says.
 func LivePoller() Option { return func(e *Engine) { e.live = true } }
 
 // New returns an engine for the topology.
@@ -298,7 +298,7 @@ func (e *Engine) Tick(now time.Time) {
 		if now.Sub(last) > limit {
 			// Two alarms, because they mean different things: comm_lost, the device failed its
 			// polls (it is silent); no_data, nothing came at all (a late poller live; in a trace,
-			// DESIGN's silent device). Both leave the rack unwatched; only silence escalates.
+			// docs/design.md's silent device). Both leave the rack unwatched; only silence escalates.
 			age := now.Sub(last)
 			if failing {
 				e.setCond(d, "", NoData, StageNormal, 0, "", noText, now)

@@ -215,7 +215,7 @@ func (e *Engine) RestoreStages(s Stages, now time.Time) {
 	}
 }
 
-// assess is DESIGN's staging rule over a scope's active conditions: the highest single signal,
+// assess is docs/design.md's staging rule over a scope's active conditions: the highest single signal,
 // where a lone stage-2 signal stays at 2 and two independent stage-2 signals make 3; a BMS gone
 // silent while the zone has gas is evidence, not "unknown".
 func assess(conds, zoneGas []*cond, live bool) (Stage, []Evidence, string) {

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Thresholds are the detector settings; DefaultThresholds gives the DESIGN defaults and a site
+// Thresholds are the detector settings; DefaultThresholds gives the docs/design.md defaults and a site
 // overrides any of them under `detection:`.
 type Thresholds struct {
 	CellTempWatchC  float64 `yaml:"cell_temp_watch_c"`
@@ -69,7 +69,7 @@ type Thresholds struct {
 	StageHold time.Duration `yaml:"stage_hold"`
 }
 
-// DefaultThresholds are the values of DESIGN's risk-stage table.
+// DefaultThresholds are the values of docs/design.md's risk-stage table.
 func DefaultThresholds() Thresholds {
 	return Thresholds{
 		CellTempWatchC:      45,

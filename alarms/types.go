@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Stage is a risk stage, 0 (normal) to 4 (fire), as numbered in DESIGN's table. Unlike the other
+// Stage is a risk stage, 0 (normal) to 4 (fire), as numbered in docs/design.md's table. Unlike the other
 // enums it starts at 0, because the number itself is the contract on the wire.
 type Stage int
 
@@ -150,7 +150,7 @@ func (s *AlarmState) UnmarshalText(b []byte) error {
 	return fmt.Errorf("unknown alarm state %q", b)
 }
 
-// Alarm is one alarm's current state: what DESIGN's retained P/alarm/<id> carries.
+// Alarm is one alarm's current state: what docs/design.md's retained P/alarm/<id> carries.
 type Alarm struct {
 	ID       string     `json:"id"`
 	Device   string     `json:"device"`
@@ -170,7 +170,7 @@ type Alarm struct {
 	ShelvedUntil *time.Time `json:"shelved_until,omitempty"`
 }
 
-// AlarmEvent is one lifecycle transition of an alarm (DESIGN's P/events).
+// AlarmEvent is one lifecycle transition of an alarm (docs/design.md's P/events).
 type AlarmEvent struct {
 	Seq   uint64     `json:"alarm_seq"` // per engine, in order of occurrence
 	From  AlarmState `json:"from"`

@@ -177,7 +177,7 @@ func (p *Poller) Run(ctx context.Context) error {
 			}
 		} else if behind := -wait; behind > p.Devices[i].Interval && p.Clock.Now().Sub(lastWarn) > time.Minute {
 			// The link is slower than the schedule asks: the data goes stale for everyone on it.
-			p.Log.Warn("poller behind schedule", zap.String("connection", p.Conn), zap.Duration("behind", behind))
+			p.Log.Warn("poller behind schedule", zap.Duration("behind", behind)) // the logger names the connection
 			lastWarn = p.Clock.Now()
 		}
 		if ctx.Err() != nil {

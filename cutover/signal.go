@@ -43,7 +43,7 @@ func (a Action) rank() int {
 	return 0
 }
 
-// ActionFor is DESIGN's table: the drain action a zone stage calls for ("" for none).
+// ActionFor is docs/design.md's table: the drain action a zone stage calls for ("" for none).
 func ActionFor(s alarms.Stage) Action {
 	switch {
 	case s >= alarms.StageFire:
@@ -56,7 +56,7 @@ func ActionFor(s alarms.Stage) Action {
 	return ""
 }
 
-// EvidenceItem is one line of a signal's evidence, as DESIGN shows it.
+// EvidenceItem is one line of a signal's evidence, as docs/design.md shows it.
 type EvidenceItem struct {
 	Alarm string  `json:"alarm"`
 	Value float64 `json:"value"`
@@ -78,7 +78,7 @@ func (e EvidenceItem) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
-// Signal is DESIGN's drain signal. Sig covers the canonical JSON of every other field.
+// Signal is docs/design.md's drain signal. Sig covers the canonical JSON of every other field.
 type Signal struct {
 	V             int            `json:"v"`
 	ID            string         `json:"id"`

@@ -48,6 +48,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.CheckHooks(); err != nil {
+		return err
+	}
 	level := zapcore.InfoLevel
 	if *debug {
 		level = zapcore.DebugLevel

@@ -8,7 +8,7 @@
 //
 //	firebreak-sim record -site site.yaml -scenario X -out trace.csv
 //
-// writes what a perfect poller would have read, in DESIGN's replay format, as fast as the CPU
+// writes what a perfect poller would have read, in docs/design.md's replay format, as fast as the CPU
 // allows, and the ground truth (vent, runaway, smoke, fire panel) as JSON beside it
 // (trace.truth.json). The same seed gives the same trace.
 package main

@@ -52,7 +52,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	fs := newFlags("run", stderr)
 	path := fs.String("config", "", "site config (YAML)")
 	debug := fs.Bool("debug", false, "debug logging")
-	record := fs.String("record", "", "also write every successful poll to this trace file (DESIGN's replay format)")
+	record := fs.String("record", "", "also write every successful poll to this trace file (docs/design.md's replay format)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

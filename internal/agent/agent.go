@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/firebreak-dc/firebreak/cutover"
@@ -152,8 +153,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	in := make(chan inbound, 256)
 	keys := cutover.Receiver{Keys: a.cfg.keys()} // read-only: the handlers only verify
 	a.garbage = ratelog.Log{Every: 10 * time.Second, Msg: "messages on the drain topics refused: not signed by a configured key, or too large"}
-	a.replays = ratelog.Log{Every: 10 * time.Second, Msg: "drain signals refused as replays: a seq not newer than one seen from that instance"}
-	a.refused = ratelog.Log{Every: 10 * time.Second, Msg: "drain signals refused"}
+	a.replays = ratelog.Log{Every: 10 * time.Second, Msg: "drain signals refused as replays: a seq not newer than one seen from that instance", Level: zapcore.ErrorLevel}
+	a.refused = ratelog.Log{Every: 10 * time.Second, Msg: "drain signals refused", Level: zapcore.ErrorLevel}
 	mq, err := mqttx.Dial(mqttx.Options{Brokers: a.cfg.Brokers, ClientID: "firebreak-agent-" + a.cfg.Consumer,
 		Username: a.cfg.Username, Password: password,
 		CAFile: a.cfg.resolve(a.cfg.TLS.CAFile), CertFile: a.cfg.resolve(a.cfg.TLS.CertFile), KeyFile: a.cfg.resolve(a.cfg.TLS.KeyFile),
@@ -468,7 +469,11 @@ func (a *Agent) settle(ctx context.Context, r *record) error {
 	if len(failed) > 0 {
 		r.Status, r.Detail = cutover.AckFailed, strings.Join(failed, "; ")
 	}
-	a.log.Info("signal done", zap.String("signal_id", r.ID), zap.String("status", string(r.Status)), zap.String("detail", r.Detail))
+	level := zapcore.InfoLevel
+	if r.Status == cutover.AckFailed {
+		level = zapcore.ErrorLevel // a drain that did not happen: someone must look now
+	}
+	a.log.Log(level, "signal done", zap.String("signal_id", r.ID), zap.String("status", string(r.Status)), zap.String("detail", r.Detail))
 	return a.settleSaved(ctx, r)
 }
 

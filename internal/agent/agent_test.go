@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -307,5 +308,32 @@ func TestAgentBadDay(t *testing.T) {
 	hiltest.WaitFor(t, 30*time.Second, "the real signal amid the flood", func() bool { a, _ := seen.last("real.evacuate"); return a.Status == cutover.AckDrained })
 	if n := logs.FilterMessage("messages on the drain topics refused: not signed by a configured key, or too large").Len(); n == 0 || n > 5 {
 		t.Errorf("%d log lines for 2,000 garbage messages: want a few, rate limited", n)
+	}
+}
+
+// TestHooksAreCheckedAtStart: an exec hook that does not exist, or is not executable, or a
+// webhook token that cannot be read, is refused before the agent starts (exit 2, with the path),
+// not discovered when the prepare comes.
+func TestHooksAreCheckedAtStart(t *testing.T) {
+	t.Parallel()
+	pub, _, _ := ed25519.GenerateKey(nil)
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "hook.sh")
+	if err := os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644); err != nil { // not executable
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ actions, want string }{
+		{"  - {name: a, targets: ['*'], exec: {command: [/no/such/hook.sh]}}", "/no/such/hook.sh: no such file or directory"},
+		{"  - {name: a, targets: ['*'], exec: {command: [" + plain + "]}}", "is not an executable file"},
+		{"  - {name: a, targets: ['*'], exec: {command: [no-such-program-anywhere]}}", `"no-such-program-anywhere": executable file not found`},
+		{"  - {name: a, targets: ['*'], webhook: {url: 'http://127.0.0.1:1/x', token_file: /no/such/token}}", "webhook.token_file: open /no/such/token"},
+	} {
+		err := testConfig(t, "tcp://127.0.0.1:1", pub, c.actions).CheckHooks()
+		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.actions, err, c.want)
+		}
+	}
+	if err := testConfig(t, "tcp://127.0.0.1:1", pub, "  - {name: a, targets: ['*'], exec: {command: [/bin/true]}}").CheckHooks(); err != nil {
+		t.Errorf("/bin/true refused: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"time"
@@ -148,6 +149,41 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 		return nil, fmt.Errorf("%w:\n%w", ErrInvalid, errors.Join(errs...))
 	}
 	return &c, nil
+}
+
+// CheckHooks says, before the agent starts, what of its actions cannot run: an exec program that
+// does not exist or is not executable, a webhook token file that cannot be read. A hook found
+// missing 27 minutes later, when the prepare comes, is a drain that does not happen.
+func (c *Config) CheckHooks() error {
+	var errs []error
+	for i, a := range c.Actions {
+		p := fmt.Sprintf("%s: actions[%d] (%s)", c.File, i, a.Name)
+		switch {
+		case a.Exec != nil:
+			prog := a.Exec.Command[0]
+			if strings.Contains(prog, "/") {
+				st, err := os.Stat(prog)
+				switch {
+				case err != nil:
+					errs = append(errs, fmt.Errorf("%s.exec.command: %w", p, err))
+				case st.IsDir() || st.Mode()&0o111 == 0:
+					errs = append(errs, fmt.Errorf("%s.exec.command: %s is not an executable file (chmod +x?)", p, prog))
+				}
+			} else if _, err := exec.LookPath(prog); err != nil {
+				errs = append(errs, fmt.Errorf("%s.exec.command: %w", p, err))
+			}
+		case a.Webhook != nil && a.Webhook.TokenFile != "":
+			if f, err := os.Open(c.resolve(a.Webhook.TokenFile)); err != nil {
+				errs = append(errs, fmt.Errorf("%s.webhook.token_file: %w", p, err))
+			} else {
+				f.Close()
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: its hooks cannot run:\n%w", ErrInvalid, errors.Join(errs...))
+	}
+	return nil
 }
 
 // resolve makes a path relative to the config file absolute.

@@ -1,4 +1,4 @@
-// Package config owns the site configuration: its YAML shape (DESIGN's contract), defaults,
+// Package config owns the site configuration: its YAML shape (docs/design.md's contract), defaults,
 // strict decoding, device profiles (built-in and from profiles_dir) and validation that reports
 // every problem at once with its file, field path and bad value. It opens files; it starts nothing.
 package config

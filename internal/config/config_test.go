@@ -252,6 +252,8 @@ func hostileConfigs() []hostileConfig {
 		{"broker with password", base + dev + "mqtt: {brokers: [\"tcp://u:secret@h:1883\"]}", `mqtt.brokers[0]: must not hold a user or password`},
 		{"broker port out of range", base + dev + "mqtt: {brokers: [\"tcp://h:70000\"]}", `mqtt.brokers[0]: port must be 1..65535`},
 		{"influx with password", base + dev + "influx: {url: \"http://u:p@h:8086\"}", `influx.url: must not hold a user or password`},
+		{"a bare number for a duration", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z, interval: 1}]", `devices[0].interval: must be a duration with a unit, like 500ms, 1s or 5m (a bare number would be nanoseconds): write 1s for seconds, got "1"`},
+		{"a misspelled profile", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rak, zone: z}]", `devices[0].profile: is not a known profile (did you mean li-ion-rack?`},
 		{"influx 2.x without org", base + dev + "influx: {url: \"http://h:8086\", bucket: firebreak}", `influx.org: required for InfluxDB 2.x (bucket firebreak)`},
 		{"metrics port out of range", base + dev + "metrics: {listen: \"127.0.0.1:99999\"}", `metrics.listen: port must be 0..65535`},
 		{"missing CA file", base + dev + "mqtt: {tls: {ca_file: /nonexistent/ca.pem}}", `mqtt.tls.ca_file: cannot be read`},

@@ -63,10 +63,55 @@ func invalid(errs []error) error {
 type collector struct {
 	file string
 	errs []error
+	seen map[string]bool // paths with an error: the first says what is wrong with the field
 }
 
+// add records an error of a field; a field that already has one gets no second (an interval
+// that did not decode is not also "out of range": its zero value is not what was written).
 func (c *collector) add(path, msg string, value any) {
+	if c.seen == nil {
+		c.seen = map[string]bool{}
+	}
+	if path != "" && c.seen[path] {
+		return
+	}
+	c.seen[path] = true
 	c.errs = append(c.errs, &FieldError{File: c.file, Path: path, Msg: msg, Value: value})
+}
+
+// didYouMean is the known name closest to got, when it is close enough to be a typo.
+func didYouMean(got string, known []string) string {
+	best, bestD := "", 4 // at most 3 edits
+	for _, k := range known {
+		if d := editDistance(got, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" || bestD >= len(got) {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func (c *collector) addf(path string, value any, format string, args ...any) {

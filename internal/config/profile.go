@@ -332,7 +332,7 @@ func parseScaling(pp ProfilePoint, pt *collectors.Point, pth string, c *collecto
 		pt.Scale = *pp.Scale
 	}
 	if pp.Role != sample.NoRole && !pp.Role.Known() {
-		c.add(pth+".role", "is not a role the detector knows (see DESIGN's list)", pp.Role)
+		c.add(pth+".role", "is not a role the detector knows (see docs/design.md's list)", pp.Role)
 	}
 	if pp.Range != nil {
 		if len(pp.Range) != 2 || !(pp.Range[0] < pp.Range[1]) {

@@ -114,7 +114,11 @@ func (sc *shapeCheck) scalar(n *yaml.Node, t reflect.Type, path string) {
 	case t == durationType:
 		var d time.Duration
 		if (tag != "!!str" && !(tag == "!!int" && n.Value == "0")) || n.Decode(&d) != nil {
-			sc.add(n, path, "must be a duration with a unit, like 500ms, 1s or 5m (a bare number would be nanoseconds)")
+			msg := "must be a duration with a unit, like 500ms, 1s or 5m (a bare number would be nanoseconds)"
+			if tag == "!!int" || tag == "!!float" {
+				msg = "must be a duration with a unit, like 500ms, 1s or 5m (a bare number would be nanoseconds): write " + n.Value + "s for seconds"
+			}
+			sc.add(n, path, msg)
 		}
 	case t.Kind() == reflect.String:
 		if tag != "!!str" {

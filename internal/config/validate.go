@@ -149,7 +149,11 @@ func (cfg *Config) validateDevices(c *collector, conns, zones map[string]bool) {
 			units[busUnit{d.Connection, d.UnitID}] = d.Name
 		}
 		if _, ok := cfg.resolved[d.Profile]; !ok {
-			c.addf(p+".profile", d.Profile, "is not a known profile (known: %s)", strings.Join(cfg.ProfileNames(), ", "))
+			hint := ""
+			if m := didYouMean(d.Profile, cfg.ProfileNames()); m != "" {
+				hint = "did you mean " + m + "? "
+			}
+			c.addf(p+".profile", d.Profile, "is not a known profile (%sknown: %s)", hint, strings.Join(cfg.ProfileNames(), ", "))
 		}
 		if !zones[d.Zone] {
 			c.add(p+".zone", "is not a zone listed under zones", d.Zone)
@@ -271,6 +275,7 @@ func (cfg *Config) validateInflux(c *collector) {
 // validateCutover checks the drain protocol.
 func (cfg *Config) validateCutover(c *collector) {
 	cu := cfg.Cutover
+	cfg.fileReadable(c, "cutover.signing_key_file", cu.SigningKeyFile)
 	if cu.Mode != "live" && cu.Mode != "dry-run" {
 		c.add("cutover.mode", "must be live or dry-run", cu.Mode)
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/firebreak-dc/firebreak/alarms"
@@ -54,7 +55,7 @@ type Options struct {
 	KeyCreated bool
 	// ShutdownGrace bounds how long critical messages may still be flushed after ctx ends.
 	ShutdownGrace time.Duration
-	// Record, if set, receives every successful poll in DESIGN's trace format, for replay.
+	// Record, if set, receives every successful poll in docs/design.md's trace format, for replay.
 	Record io.Writer
 	// Observe, if set, sees every batch in the engine loop (benchmarks measure poll timing with
 	// it); it must be quick and must not keep the batch.
@@ -214,7 +215,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := loop.stateTick(now); err != nil {
 		return err
 	}
-	log.Info("firebreak running", zap.String("site", cfg.Site), zap.String("instance", cfg.Instance),
+	log.Info("firebreak running", // the logger of `firebreak run` names the site and instance
 		zap.String("boot_id", bootID), zap.Int("devices", len(cfg.Devices)), zap.Uint64("drain_seq", seqStart))
 
 	// The shutdown sequence. Every part is a goroutine of g, and Run returns only when all have:
@@ -547,6 +548,8 @@ type engineLoop struct {
 	cfg       *config.Config
 	version   string
 	detectors map[string][]alarms.DetectorID // per device, the detectors that may raise an alarm on it
+	// lastSignal is each zone's last signal id logged at info (its re-sends are logged at debug).
+	lastSignal map[string]string
 	// influx, when configured, also takes the events measurement (alarm events, risk, drain).
 	influx     *influx.Sink
 	influxMeta influx.Meta
@@ -715,7 +718,17 @@ func (l *engineLoop) send(msgs []wire.Message, restate bool) error {
 				zap.Time("at", ev.At), zap.Stringer("state", ev.Alarm.State), zap.Int("stage", int(ev.Alarm.Stage)))
 		}
 		if s := m.Signal; s != nil {
-			l.log.Info("drain signal", zap.String("zone", s.Zone), zap.String("action", string(s.Action)),
+			// A signal's first sending is news; its heartbeat re-sends (the same id, every
+			// cutover.heartbeat) are debug, or a long drain fills the log.
+			level := zapcore.InfoLevel
+			if l.lastSignal[s.Zone] == s.ID {
+				level = zapcore.DebugLevel
+			}
+			if l.lastSignal == nil {
+				l.lastSignal = map[string]string{}
+			}
+			l.lastSignal[s.Zone] = s.ID
+			l.log.Log(level, "drain signal", zap.String("zone", s.Zone), zap.String("action", string(s.Action)),
 				zap.String("id", s.ID), zap.Uint64("seq", s.Seq), zap.String("boot_id", s.BootID), zap.Time("at", s.IssuedAt))
 		}
 	}

@@ -70,7 +70,7 @@ func runChild(spec string) error {
 	}
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(os.Stderr), zapcore.InfoLevel))
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(os.Stderr), zapcore.DebugLevel)) // the heartbeat re-sends of a signal are logged at debug: the test counts them
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return daemon.Run(ctx, daemon.Options{Config: cfg, Clock: clock.NewScaledFrom(cs.Epoch, cs.RealStart, cs.Speed),

@@ -33,7 +33,7 @@ var elsewhere = map[string]map[string]string{
 	"alarms/types.go":            {"smoke": "the smoke modality's name"},
 }
 
-// topicPart is a literal that builds or reads a topic under P: a level of DESIGN's tree next to
+// topicPart is a literal that builds or reads a topic under P: a level of docs/design.md's tree next to
 // a slash, with no spaces (messages that name topics for people have them).
 var topicPart = regexp.MustCompile(`(^|/)(node|alarm|events|risk|drain|dev|cmd)(/|$)`)
 

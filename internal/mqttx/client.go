@@ -52,6 +52,7 @@ type Subscription struct {
 type Client struct {
 	c        paho.Client
 	log      *zap.Logger
+	brokers  []string
 	connects chan struct{}
 	lost     chan error
 	done     chan struct{}
@@ -121,7 +122,7 @@ func Dial(o Options, log *zap.Logger) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Client{log: log, connects: make(chan struct{}, 1), lost: make(chan error, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	cl := &Client{log: log, brokers: o.Brokers, connects: make(chan struct{}, 1), lost: make(chan error, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	po := paho.NewClientOptions()
 	for _, b := range o.Brokers {
 		po.AddBroker(b)
@@ -173,6 +174,9 @@ func Dial(o Options, log *zap.Logger) (*Client, error) {
 	return cl, nil
 }
 
+// slowConnect is how long a connect attempt may go unanswered before the log says so.
+const slowConnect = 3 * time.Second
+
 // keepConnected connects, and connects again after every loss, until Close.
 func (c *Client) keepConnected(clientID string) {
 	defer close(c.stopped)
@@ -190,11 +194,24 @@ func (c *Client) keepConnected(clientID string) {
 			}
 		}
 		tok := c.c.Connect()
-		select {
-		case <-tok.Done():
-		case <-c.done:
-			return
+		// An unreachable broker (packets dropped) answers nothing for the whole connect timeout
+		// of every broker listed: say so while it lasts, not only when the attempt gives up.
+		slow := time.NewTimer(slowConnect)
+		for waiting := true; waiting; {
+			select {
+			case <-tok.Done():
+				waiting = false
+			case <-slow.C:
+				if refused == 0 {
+					c.log.Warn("mqtt: still connecting (the broker does not answer: unreachable, or dropping packets?)",
+						zap.Strings("brokers", c.brokers), zap.Duration("waited", slowConnect))
+				}
+			case <-c.done:
+				slow.Stop()
+				return
+			}
 		}
+		slow.Stop()
 		if err := tok.Error(); err != nil {
 			refused++
 			if now := time.Now(); refused == 1 || now.Sub(lastLogged) >= refusedLogEvery {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap/zapcore"
+
 	"go.uber.org/zap"
 )
 
@@ -15,6 +17,8 @@ import (
 type Log struct {
 	Every time.Duration
 	Msg   string
+	// Level is the level it logs at; zero: warn.
+	Level zapcore.Level
 
 	mu   sync.Mutex
 	last time.Time
@@ -27,7 +31,11 @@ func (l *Log) Add(log *zap.Logger, fields ...zap.Field) {
 	defer l.mu.Unlock()
 	l.n++
 	if now := time.Now(); l.last.IsZero() || now.Sub(l.last) >= l.Every {
-		log.Warn(l.Msg, append(fields, zap.Int("count", l.n), zap.Duration("logged_at_most_every", l.Every))...)
+		level := l.Level
+		if level == 0 {
+			level = zapcore.WarnLevel
+		}
+		log.Log(level, l.Msg, append(fields, zap.Int("count", l.n), zap.Duration("logged_at_most_every", l.Every))...)
 		l.last, l.n = now, 0
 	}
 }

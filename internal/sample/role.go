@@ -1,6 +1,6 @@
 package sample
 
-// Role is what a point means to the detector (DESIGN's list of roles). A point without one is
+// Role is what a point means to the detector (docs/design.md's list of roles). A point without one is
 // telemetry only. The constants below are the whole vocabulary: config checks a profile's role
 // against them, the engine, the pipeline, the simulator and Home Assistant discovery switch on
 // them, and no other file spells a role.
@@ -31,7 +31,7 @@ const (
 	UPSBatteryTemperature Role = "ups_battery_temperature"
 )
 
-// Roles is every role, in DESIGN's order.
+// Roles is every role, in docs/design.md's order.
 var Roles = []Role{CellTemperature, ModuleTemperature, AmbientTemperature, CellVoltage, StringVoltage,
 	StringCurrent, SoC, OffgasPPM, H2PPM, COPPM, Smoke, Heat, FireAlarm, SuppressionReleased, BMSAlarm,
 	ContactorOpen, UPSOnBattery, UPSRuntime, UPSLoad, UPSBatteryTemperature}

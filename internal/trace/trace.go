@@ -1,4 +1,4 @@
-// Package trace reads and writes DESIGN's replay format: CSV with the header
+// Package trace reads and writes docs/design.md's replay format: CSV with the header
 // time,device,point,value; time in RFC 3339 (UTC) or integer Unix milliseconds; value a number,
 // true/false, or empty for a missing or invalid reading. Reading applies each point's range rule
 // as the live poller would, and groups rows into one batch per device and time.

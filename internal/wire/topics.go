@@ -2,7 +2,7 @@ package wire
 
 import "strings"
 
-// Topics builds and reads DESIGN's topics under P (<topic_prefix>/<site>). Every topic of the
+// Topics builds and reads docs/design.md's topics under P (<topic_prefix>/<site>). Every topic of the
 // project is spelled here: the daemon, the agent, the demo, `firebreak command` and the tests
 // build theirs with it, so a topic changes in one place.
 type Topics struct{ P string }
@@ -95,7 +95,7 @@ type Topic struct {
 	Alarm    string // alarm
 }
 
-// Parse reads a topic; ok is false for one that is not under P or not DESIGN's.
+// Parse reads a topic; ok is false for one that is not under P or not docs/design.md's.
 func (t Topics) Parse(topic string) (Topic, bool) {
 	rest, ok := strings.CutPrefix(topic, t.P+"/")
 	if !ok {

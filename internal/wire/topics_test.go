@@ -3,7 +3,7 @@ package wire
 import "testing"
 
 // TestTopicsParseWhatTheyBuild: every topic the builders make reads back as its kind with its
-// names, and what is not DESIGN's (another prefix, an empty level, a level too many) is refused.
+// names, and what is not docs/design.md's (another prefix, an empty level, a level too many) is refused.
 func TestTopicsParseWhatTheyBuild(t *testing.T) {
 	tp := Topics{P: "firebreak/site-a"}
 	for _, tc := range []struct {

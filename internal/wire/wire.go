@@ -1,4 +1,4 @@
-// Package wire turns engine and planner output into DESIGN's MQTT messages: topics, QoS, retain
+// Package wire turns engine and planner output into docs/design.md's MQTT messages: topics, QoS, retain
 // flags and JSON payloads. It is pure, so the live daemon and `firebreak replay` print the same
 // bytes for the same inputs. Every payload carries ts, instance, boot_id and seq.
 package wire
