@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -96,7 +97,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	if *verbose {
 		level = zapcore.InfoLevel
 	}
-	log := logging.New(level, stderr)
+	log := logging.Human(level, stderr) // -v: the daemon's log, readable beside the timeline
+	if *verbose {
+		log = logging.New(level, stderr)
+	}
 
 	tl := &timeline{w: stdout, start: s.Start(), pub: pub, clk: clk}
 	fmt.Fprintf(stdout, "Firebreak demo: scenario %q (%s), %.0fx speed\n", sc.Name, sc.Description, *speed)
@@ -133,6 +137,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 				return nil
 			case <-t.C:
 				tl.truth(s.Truth())
+				tl.flush(false)
 			case <-s.Done():
 				tl.truth(s.Truth())
 				// Let the last messages of the scenario arrive, then stop everything.
@@ -148,8 +153,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	if err := g.Wait(); err != nil && ctx.Err() == nil {
 		return err
 	}
+	tl.flush(true)
 	if ctx.Err() != nil {
-		return nil // interrupted by the user
+		fmt.Fprintln(stdout, "\n(interrupted)")
+		_ = tl.summary(sc) // what happened so far; an interrupted scenario is judged by nothing
+		return nil
 	}
 	return tl.summary(sc)
 }
@@ -157,6 +165,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 // timeline prints what a facility engineer and the control plane would see, in scenario time.
 type timeline struct {
 	mu        sync.Mutex
+	pending   []line
 	w         io.Writer
 	start     time.Time
 	pub       ed25519.PublicKey
@@ -180,10 +189,38 @@ func (t *timeline) at(ts time.Time) string {
 	return fmt.Sprintf("T+%02d:%02d", int(d.Minutes()), int(d.Seconds())%60)
 }
 
+// printf queues a line of the timeline at its scenario time ts; flush prints them in that order.
 func (t *timeline) printf(ts time.Time, format string, a ...any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fmt.Fprintf(t.w, "%s  %s\n", t.at(ts), fmt.Sprintf(format, a...))
+	t.pending = append(t.pending, line{ts, time.Now(), fmt.Sprintf(format, a...)})
+}
+
+type line struct {
+	ts, arrived time.Time
+	text        string
+}
+
+// reorder is how long (real time) a line waits for one stamped earlier: the room's truth, the
+// daemon's messages and the control plane's acks arrive by different paths, and at high speed a
+// few milliseconds are scenario seconds.
+const reorder = 300 * time.Millisecond
+
+// flush prints, in scenario-time order, the lines that have waited reorder (all of them, at the end).
+func (t *timeline) flush(all bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sort.SliceStable(t.pending, func(i, j int) bool { return t.pending[i].ts.Before(t.pending[j].ts) })
+	keep := t.pending[:0]
+	for i, l := range t.pending {
+		if !all && time.Since(l.arrived) < reorder {
+			// Lines stamped after one still waiting wait too, so the order holds.
+			keep = append(keep, t.pending[i:]...)
+			break
+		}
+		fmt.Fprintf(t.w, "%s  %s\n", t.at(l.ts), l.text)
+	}
+	t.pending = keep
 }
 
 func (t *timeline) truth(events []sim.GroundTruth) {
@@ -251,7 +288,12 @@ func (t *timeline) handle(topic string, payload []byte) *cutover.Ack {
 		t.mu.Lock()
 		t.alarms++
 		t.mu.Unlock()
-		if (e.Cause == alarms.CauseActivate || e.Cause == alarms.CauseEscalate) && e.Alarm.Stage >= alarms.StageWarning {
+		// What a person watching needs: every alarm of stage 2 and more, and the sensor and comms
+		// faults (stage 1) that the sensor-faults scenario exists to show; the stage-1 process
+		// alarms are in the RISK lines.
+		info, _ := alarms.Detector(alarms.DetectorID(e.Alarm.Detector))
+		fault := info.Modality == alarms.SensorHealth || info.Modality == alarms.Comms
+		if (e.Cause == alarms.CauseActivate || e.Cause == alarms.CauseEscalate) && (e.Alarm.Stage >= alarms.StageWarning || fault) {
 			t.printf(e.TS, "ALARM %s (stage %d): %s", e.Alarm.ID, e.Alarm.Stage, e.Alarm.Text)
 		}
 	case wire.KindDrainStatus:
@@ -310,7 +352,7 @@ func (t *timeline) progress(payload []byte) {
 		t.drained[pr.SignalID+name] = true
 		t.mu.Unlock()
 		if first {
-			t.printf(c.At, "ACKED %s reports %s of zone %s done, %.1fs after the signal", name, pr.Action, pr.Zone, *c.TookS)
+			t.printf(c.At, "ACKED %s reports %s of zone %s done, %.1fs (scenario time) after the signal", name, pr.Action, pr.Zone, *c.TookS)
 		}
 	}
 }

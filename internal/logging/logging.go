@@ -16,3 +16,11 @@ func New(level zapcore.Level, w io.Writer) *zap.Logger {
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), level))
 }
+
+// Human is a logger for a person at a terminal (the demo): one readable line per entry, "daemon:
+// ERROR message key=value", not JSON.
+func Human(level zapcore.Level, w io.Writer) *zap.Logger {
+	enc := zapcore.EncoderConfig{MessageKey: "msg", LevelKey: "level", EncodeLevel: zapcore.CapitalLevelEncoder,
+		NameKey: "logger", EncodeName: zapcore.FullNameEncoder, ConsoleSeparator: " "}
+	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), level)).Named("daemon:")
+}
