@@ -121,6 +121,9 @@ const usage = `usage:
                     [-zone Z] [-duration 2h] [-reason TEXT] [-broker tcp://host:1883]
                                              sign an operator command; with -broker, send it and
                                              print the daemon's result
+  firebreak probe  -config site.yaml -device NAME   (or -url URL -unit N -profile P)
+                                             read a device once; each point's raw registers,
+                                             value, unit, quality and role
   firebreak pubkey -config site.yaml           print the drain-signing public key (for the consumers)
   firebreak version`
 
@@ -141,6 +144,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdKeygen(args[1:], stdout, stderr)
 	case "command":
 		return cmdCommand(ctx, args[1:], stdout, stderr)
+	case "probe":
+		return cmdProbe(args[1:], stdout, stderr)
 	case "pubkey":
 		return cmdPubkey(args[1:], stdout, stderr)
 	case "version", "-version", "--version":

@@ -107,7 +107,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 // TestHelpExitsZero: -h on every subcommand prints its flags and is no failure.
 func TestHelpExitsZero(t *testing.T) {
 	t.Parallel()
-	for _, cmd := range []string{"run", "check", "replay", "demo", "keygen", "command", "pubkey"} {
+	for _, cmd := range []string{"run", "check", "replay", "demo", "keygen", "command", "pubkey", "probe"} {
 		var errOut bytes.Buffer
 		err := run(context.Background(), []string{cmd, "-h"}, &bytes.Buffer{}, &errOut)
 		if exitCode(err) != 0 || !strings.Contains(errOut.String(), "-") || strings.Contains(errOut.String(), "firebreak: firebreak") {
