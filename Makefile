@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: test test-quick unit bench vet fmt build install demo
+.PHONY: test test-quick unit bench vet fmt build install install-systemd demo
 
 # All tests, race detector on. Integration tests need mosquitto on PATH (or /usr/sbin); with
 # CI=true a missing one fails the run instead of skipping. The HIL lead times are printed.
@@ -40,10 +40,20 @@ PREFIX ?= /usr/local
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
-# firebreak, firebreak-agent and firebreak-sim into $(PREFIX)/bin (sudo make install).
+# firebreak, firebreak-agent and firebreak-sim into $(PREFIX)/bin, the docs into
+# $(PREFIX)/share/doc/firebreak (the units' Documentation=) (sudo make install).
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/firebreak
 	install -m 0755 bin/firebreak bin/firebreak-agent bin/firebreak-sim $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/firebreak/
+
+# The systemd units (firebreak@<room>, firebreak-agent) and the example configs, on a host that
+# runs them (sudo make install install-systemd).
+install-systemd:
+	install -d $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/firebreak $(DESTDIR)/etc/firebreak-agent
+	install -m 0644 packaging/systemd/firebreak@.service packaging/systemd/firebreak-agent.service $(DESTDIR)/etc/systemd/system/
+	install -m 0640 -b packaging/etc/firebreak/b3.yaml $(DESTDIR)/etc/firebreak/b3.yaml.example
+	install -m 0640 -b configs/agent/agent.yaml $(DESTDIR)/etc/firebreak-agent/agent.yaml.example
 
 demo:
 	$(GO) run ./cmd/firebreak demo

@@ -115,15 +115,25 @@ func TestSystemdUnit(t *testing.T) {
 		}
 		t.Skip("systemd-analyze not found")
 	}
-	// verify wants ExecStart to exist: point it at this test binary.
-	body, _ := os.ReadFile(unit)
+	// verify wants ExecStart to exist: point it at this test binary. The agent's unit too.
+	for _, u := range []struct{ file, name, bin string }{
+		{unit, "firebreak@b3.service", "/usr/local/bin/firebreak"},
+		{"systemd/firebreak-agent.service", "firebreak-agent.service", "/usr/local/bin/firebreak-agent"},
+	} {
+		body, _ := os.ReadFile(u.file)
+		p := filepath.Join(t.TempDir(), u.name)
+		if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(body), u.bin, os.Args[0])), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(analyze, "verify", "--man=no", p).CombinedOutput()
+		if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+			t.Fatalf("systemd-analyze verify %s: %v\n%s", u.file, err, out)
+		}
+	}
 	path := filepath.Join(t.TempDir(), "firebreak@b3.service")
+	body, _ := os.ReadFile(unit)
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(body), "/usr/local/bin/firebreak", os.Args[0])), 0o644); err != nil {
 		t.Fatal(err)
-	}
-	out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
-	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
-		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 	sec, err := exec.Command(analyze, "security", "--offline=yes", path).CombinedOutput()
 	if err != nil {
