@@ -118,7 +118,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return s.Run(gctx) })
-	opts := daemon.Options{Config: cfg, Clock: clk, Log: log, Version: buildVersion(), SigningKey: key, ShutdownGrace: 2 * time.Second}
+	lag := daemon.NewLagWatch(cfg, clk)
+	tl.lag, tl.speed = lag, *speed
+	opts := daemon.Options{Config: cfg, Clock: clk, Log: log, Version: buildVersion(), SigningKey: key, ShutdownGrace: 2 * time.Second,
+		Observe: lag.Observe}
 	if *record != "" {
 		w, closeRecord, err := createRecord(*record)
 		if err != nil {
@@ -164,6 +167,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 
 // timeline prints what a facility engineer and the control plane would see, in scenario time.
 type timeline struct {
+	lag       *daemon.LagWatch
+	speed     float64
 	mu        sync.Mutex
 	pending   []line
 	w         io.Writer
@@ -379,14 +384,28 @@ func (t *timeline) summary(sc *sim.Scenario) error {
 	default:
 		fmt.Fprintln(t.w, "No drain signal was sent.")
 	}
-	if t.badSig > 0 {
+	lagged := ""
+	if t.lag != nil {
+		lagged = t.lag.Lagged()
+	}
+	if lagged != "" {
+		fmt.Fprintf(t.w, "This machine could not keep up at %.0fx (%s): the detectors saw late or sparse data; try a lower -speed.\n", t.speed, lagged)
+	}
+	var err error
+	switch {
+	case t.badSig > 0:
 		return fmt.Errorf("demo: %d drain signals failed verification", t.badSig)
+	case drained != sc.Expect.Drain:
+		err = fmt.Errorf("demo: scenario %s expects drain=%v, got %v", sc.Name, sc.Expect.Drain, drained)
+	case drained && !t.runaway.IsZero() && t.runaway.Sub(drainAt) < sc.Expect.MinDrainLead:
+		err = fmt.Errorf("demo: drain led runaway by %s, the scenario expects at least %s", t.runaway.Sub(drainAt).Round(time.Second), sc.Expect.MinDrainLead)
 	}
-	if drained != sc.Expect.Drain {
-		return fmt.Errorf("demo: scenario %s expects drain=%v, got %v", sc.Name, sc.Expect.Drain, drained)
+	if err != nil && lagged != "" {
+		return fmt.Errorf("%w (%w)", err, errLagged)
 	}
-	if drained && !t.runaway.IsZero() && t.runaway.Sub(drainAt) < sc.Expect.MinDrainLead {
-		return fmt.Errorf("demo: drain led runaway by %s, the scenario expects at least %s", t.runaway.Sub(drainAt).Round(time.Second), sc.Expect.MinDrainLead)
-	}
-	return nil
+	return err
 }
+
+// errLagged marks a demo whose outcome missed the scenario's while the machine could not keep up
+// with its speed: the machine's failure, not the detectors'.
+var errLagged = errors.New("the machine could not keep up with the speed")

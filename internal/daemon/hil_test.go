@@ -23,7 +23,6 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/daemon"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/kpi"
-	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 	"github.com/firebreak-dc/firebreak/internal/trace"
@@ -126,48 +125,6 @@ func (cp *controlPlane) handle(topic string, payload []byte) {
 // hilRetries is how many times a starved scenario runs again, each time at half the speed.
 const hilRetries = 2
 
-// starvation watches a run for the machine falling behind the scaled clock: a device's polls
-// further apart, or a batch reaching the engine later, than half the live no-data limit (the
-// limit after which the daemon rightly says "no data"). Such a run says nothing about the
-// detectors at that speed, so it is not judged: it runs again slower (and says so).
-type starvation struct {
-	mu    sync.Mutex
-	clk   clock.Clock
-	limit time.Duration
-	last  map[string]time.Time
-	what  string
-}
-
-func newStarvation(cfg *config.Config, clk clock.Clock) *starvation {
-	var longest time.Duration
-	for _, d := range cfg.Devices {
-		longest = max(longest, d.Interval)
-	}
-	limit := max(time.Duration(cfg.Detection.StaleAfterIntervals)*longest, cfg.Detection.NoDataGrace)
-	return &starvation{clk: clk, limit: limit / 2, last: map[string]time.Time{}}
-}
-
-func (s *starvation) observe(b sample.Batch) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.what != "" {
-		return
-	}
-	if prev, ok := s.last[b.Device]; ok && b.At.Sub(prev) > s.limit {
-		s.what = fmt.Sprintf("%s polled %s apart (scenario time), the limit is %s", b.Device, b.At.Sub(prev).Round(time.Second), s.limit)
-	}
-	if lag := s.clk.Now().Sub(b.At); lag > s.limit {
-		s.what = fmt.Sprintf("a poll of %s reached the engine %s after it was taken (scenario time), the limit is %s", b.Device, lag.Round(time.Second), s.limit)
-	}
-	s.last[b.Device] = b.At
-}
-
-func (s *starvation) starved() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.what
-}
-
 // runHIL runs one scenario at speed (0: its hil.speed) and judges it, unless the machine starved
 // the run: then it returns why, and judges nothing.
 func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) string {
@@ -177,7 +134,7 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 	if speed > 0 {
 		hilSpeed = speed
 	}
-	starve := newStarvation(cfg, clk)
+	starve := daemon.NewLagWatch(cfg, clk)
 
 	cp := &controlPlane{pub: pub, clk: clk}
 	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("cp-%s-%d", scenario, attempt)).SetOrderMatters(true) // in order: the replay comparison needs the sequence as published
@@ -216,7 +173,7 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 	}
 	g.Go(func() error {
 		o := daemon.Options{Config: cfg, Clock: clk, Log: zap.NewNop(), Version: "test", SigningKey: key, ShutdownGrace: 2 * time.Second,
-			Observe: starve.observe}
+			Observe: starve.Observe}
 		if traceFile != nil {
 			o.Record = traceFile
 		}
@@ -234,7 +191,7 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 			t.Errorf("scenario did not finish within %s of real time", realLimit)
 			done = true
 		case <-check.C:
-			if why := starve.starved(); why != "" {
+			if why := starve.Lagged(); why != "" {
 				cancel()
 				_ = g.Wait()
 				return why
@@ -249,7 +206,7 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 	if err := g.Wait(); err != nil {
 		t.Fatalf("daemon: %v", err)
 	}
-	if why := starve.starved(); why != "" {
+	if why := starve.Lagged(); why != "" {
 		return why
 	}
 

@@ -1,0 +1,56 @@
+package daemon
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/firebreak-dc/firebreak/internal/clock"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/sample"
+)
+
+// LagWatch watches a daemon on a scaled clock (the demo, the HIL tests) for the machine falling
+// behind it: a device's polls further apart, or a batch reaching the engine later, than half the
+// live no-data limit (past which the daemon rightly says "no data"). A run that lagged says
+// nothing about the detectors at that speed; its Observe goes in Options.Observe.
+type LagWatch struct {
+	mu    sync.Mutex
+	clk   clock.Clock
+	limit time.Duration
+	last  map[string]time.Time
+	what  string
+}
+
+// NewLagWatch watches a run of cfg on clk.
+func NewLagWatch(cfg *config.Config, clk clock.Clock) *LagWatch {
+	var longest time.Duration
+	for _, d := range cfg.Devices {
+		longest = max(longest, d.Interval)
+	}
+	limit := max(time.Duration(cfg.Detection.StaleAfterIntervals)*longest, cfg.Detection.NoDataGrace)
+	return &LagWatch{clk: clk, limit: limit / 2, last: map[string]time.Time{}}
+}
+
+// Observe takes each batch the engine loop takes.
+func (w *LagWatch) Observe(b sample.Batch) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.what != "" {
+		return
+	}
+	if prev, ok := w.last[b.Device]; ok && b.At.Sub(prev) > w.limit {
+		w.what = fmt.Sprintf("%s polled %s apart (scenario time), the limit is %s", b.Device, b.At.Sub(prev).Round(time.Second), w.limit)
+	}
+	if lag := w.clk.Now().Sub(b.At); lag > w.limit {
+		w.what = fmt.Sprintf("a poll of %s reached the engine %s after it was taken (scenario time), the limit is %s", b.Device, lag.Round(time.Second), w.limit)
+	}
+	w.last[b.Device] = b.At
+}
+
+// Lagged says how the run fell behind ("" if it never did).
+func (w *LagWatch) Lagged() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.what
+}
