@@ -257,7 +257,9 @@ func (e *Engine) Step(b sample.Batch) {
 			ps.hist = append(ps.hist, obs{s.At, s.Value})
 			ps.fit.add(ps.hist, obs{s.At, s.Value})
 			cut := 0
-			for cut < len(ps.hist) && s.At.Sub(ps.hist[cut].t) > e.window(d) {
+			// The window, but never fewer than trendMin readings: a device polled a minute apart
+			// (its link timing out, rested by the poller) still has a trend, over the readings it has.
+			for cut < len(ps.hist)-trendMin && s.At.Sub(ps.hist[cut].t) > e.window(d) {
 				ps.fit.remove(ps.hist[cut])
 				cut++
 			}

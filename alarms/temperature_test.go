@@ -202,3 +202,29 @@ func TestHotAndRisingOnAStarvedLink(t *testing.T) {
 		}
 	}
 }
+
+// TestHotAndRisingOnATimingOutLink: the demo's worst day on a loaded machine. Its polls time out
+// (a second of real time is 30 s of scenario time at 30x) and the poller rests the link, so the
+// rack's readings come a minute apart or more: the 2-minute window holds two of them. The trend
+// rests on the last three readings whatever their spacing, so the hot, rising, confirmed cell is
+// still critical near 60 °C (it stayed at warning until the off-gas came, 6 minutes before runaway).
+func TestHotAndRisingOnATimingOutLink(t *testing.T) {
+	t.Parallel()
+	r := &rig{t: t, e: New(topo(), DefaultThresholds(), LivePoller()), now: t0}
+	temp := 40.0
+	gaps := []time.Duration{61 * time.Second, 65 * time.Second, 70 * time.Second}
+	for i := 0; i < 100 && r.zone() < StageCritical; i++ {
+		r.quiet()
+		r.hotRack(temp, 0.02)
+		r.tick()
+		g := gaps[i%len(gaps)]
+		temp += 2.6 * g.Minutes()
+		r.advance(g)
+	}
+	if r.zone() != StageCritical {
+		t.Fatalf("zone stage %v at %.1f °C with readings a minute apart, want critical", r.zone(), temp)
+	}
+	if temp > 70 {
+		t.Errorf("critical only at %.1f °C, want within a few readings of 60 °C", temp)
+	}
+}
