@@ -3,13 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/firebreak-dc/firebreak/configs"
+	"github.com/firebreak-dc/firebreak/internal/config"
+	"github.com/firebreak-dc/firebreak/internal/daemon"
 )
 
 func TestCheckReportsEveryMistakeAndExits2(t *testing.T) {
@@ -147,5 +152,61 @@ func TestDemo(t *testing.T) {
 		t.Logf("an ack escalation on a machine that could not keep up (its acks came late in scenario time):\n%s", s)
 	case strings.Contains(s, "no_ack"):
 		t.Errorf("the demo's control plane acknowledges every signal, yet an ack escalation was raised:\n%s", s)
+	}
+}
+
+// TestPubkeyAndVersion: pubkey prints the public half of the key in state_dir (and says where it
+// is when there is none yet); version names the build.
+func TestPubkeyAndVersion(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	site := filepath.Join(dir, "site.yaml")
+	data = bytes.Replace(data, []byte("state_dir: ./state"), []byte("state_dir: "+filepath.Join(dir, "state")), 1)
+	if err := os.WriteFile(site, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"pubkey", "-config", site}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "signing.key does not exist yet") {
+		t.Errorf("pubkey before the first start: %v", err)
+	}
+	cfg, err := config.Load(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, created, err := daemon.LoadOrCreateKey(cfg)
+	if err != nil || !created {
+		t.Fatalf("key: %v %v", created, err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"pubkey", "-config", site}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)); strings.TrimSpace(out.String()) != want {
+		t.Errorf("pubkey printed %q, the key is %s", out.String(), want)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"version"}, &out, &bytes.Buffer{}); err != nil || !strings.HasPrefix(out.String(), "firebreak ") || len(strings.TrimSpace(out.String())) <= len("firebreak ") {
+		t.Errorf("version: %q %v", out.String(), err)
+	}
+}
+
+// TestTimelineInScenarioOrder: lines that arrive out of order (the room's truth, the daemon's
+// messages and the acks come by different paths) are printed in scenario-time order.
+func TestTimelineInScenarioOrder(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tl := &timeline{w: &out, start: start}
+	tl.printf(start.Add(3*time.Second), "third")
+	tl.printf(start.Add(time.Second), "first")
+	tl.printf(start.Add(2*time.Second), "second")
+	tl.flush(false) // nothing has waited long enough yet
+	if out.Len() != 0 {
+		t.Fatalf("printed before the reorder wait: %q", out.String())
+	}
+	tl.flush(true)
+	if got := out.String(); !strings.Contains(got, "first\nT+00:02  second\nT+00:03  third") {
+		t.Errorf("out of order:\n%s", got)
 	}
 }

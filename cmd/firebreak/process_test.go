@@ -157,6 +157,40 @@ func TestSIGHUPReload(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("no exit within 15 s of SIGTERM")
 	}
+	// Every log line is JSON a strict pipeline takes: no key twice in one object.
+	for _, l := range fb.Lines() {
+		if !strings.HasPrefix(l, "{") {
+			continue
+		}
+		if dup := duplicateKey(l); dup != "" {
+			t.Errorf("log line with %q twice: %s", dup, l)
+		}
+	}
+}
+
+// duplicateKey is a key that appears twice in the top-level JSON object line ("" for none).
+func duplicateKey(line string) string {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		k, _ := tok.(string)
+		if seen[k] {
+			return k
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // servedAddr serves the site's one gateway from a simulator for the test's life (once per dir).
@@ -248,4 +282,11 @@ func TestShutdownDeadlineAndSecondSignal(t *testing.T) {
 	}
 	t.Logf("shutdown with no broker: %s with shutdown_timeout 2s; a second SIGTERM stopped it in %s",
 		took.Round(100*time.Millisecond), time.Since(t1).Round(10*time.Millisecond))
+}
+
+func TestDuplicateKeyFinds(t *testing.T) {
+	t.Parallel()
+	if duplicateKey(`{"msg":"x","site":"a","n":{"site":1},"site":"b"}`) != "site" || duplicateKey(`{"msg":"x","n":{"msg":1}}`) != "" {
+		t.Error("duplicateKey does not find a key twice (or finds a nested one)")
+	}
 }
