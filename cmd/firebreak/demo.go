@@ -122,14 +122,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	tl.lag, tl.speed = lag, *speed
 	opts := daemon.Options{Config: cfg, Clock: clk, Log: log, Version: buildVersion(), SigningKey: key, ShutdownGrace: 2 * time.Second,
 		Observe: lag.Observe}
-	if *record != "" {
-		w, closeRecord, err := createRecord(*record)
-		if err != nil {
-			return err
-		}
-		defer func() { err = errors.Join(err, closeRecord()) }()
-		opts.Record = w
+	closeRecord, err := attachRecord(*record, &opts)
+	if err != nil {
+		return err
 	}
+	defer func() { err = errors.Join(err, closeRecord()) }()
 	g.Go(func() error { return daemon.Run(gctx, opts) })
 	g.Go(func() error {
 		t := time.NewTicker(200 * time.Millisecond)

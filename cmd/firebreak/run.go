@@ -113,26 +113,28 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	}()
 	opts := daemon.Options{Config: cfg, Clock: clock.Real{}, Log: log, Version: buildVersion(), SigningKey: key, SigningKeyError: keyErr, KeyCreated: created,
 		ShutdownGrace: cfg.ShutdownTimeout, Reload: reloads}
-	if *record != "" {
-		w, closeRecord, err := createRecord(*record)
-		if err != nil {
-			return err
-		}
-		defer func() { err = errors.Join(err, closeRecord()) }()
-		opts.Record = w
+	closeRecord, err := attachRecord(*record, &opts)
+	if err != nil {
+		return err
 	}
+	defer func() { err = errors.Join(err, closeRecord()) }()
 	return daemon.Run(ctx, opts)
 }
 
-// createRecord opens the trace file of -record; its closer flushes and closes it and says if the
-// tail of the trace could not be written (a full disk must not pass unnoticed).
-func createRecord(path string) (io.Writer, func() error, error) {
+// attachRecord opens the trace file of -record (none for an empty path) as opts.Record; its
+// closer flushes and closes it and says if the tail of the trace could not be written (a full
+// disk must not pass unnoticed).
+func attachRecord(path string, opts *daemon.Options) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("record: %w", err)
+		return nil, fmt.Errorf("record: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 1<<16)
-	return bw, func() error {
+	opts.Record = bw
+	return func() error {
 		if err := errors.Join(bw.Flush(), f.Close()); err != nil {
 			return fmt.Errorf("record %s: %w", path, err)
 		}
@@ -140,13 +142,18 @@ func createRecord(path string) (io.Writer, func() error, error) {
 	}, nil
 }
 
-func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", stderr)
+// configOnly parses the flags of a subcommand whose one flag is -config, and loads the config.
+func configOnly(name string, args []string, stderr io.Writer) (*config.Config, error) {
+	fs := newFlags(name, stderr)
 	path := fs.String("config", "", "site config (YAML)")
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, err
 	}
-	cfg, err := loadConfig(*path)
+	return loadConfig(*path)
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	cfg, err := configOnly("check", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -171,12 +178,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdPubkey(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pubkey", stderr)
-	path := fs.String("config", "", "site config (YAML)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path)
+	cfg, err := configOnly("pubkey", args, stderr)
 	if err != nil {
 		return err
 	}
