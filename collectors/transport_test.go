@@ -83,16 +83,22 @@ func reader(t *testing.T, addr string, timeout time.Duration) Reader {
 // stale reply (or fail on its transaction id, and every read after it, one behind).
 func TestLateReplyNeverYieldsAWrongValue(t *testing.T) {
 	t.Parallel()
+	// The first reply comes only once the reader has given up on it (not after a fixed sleep,
+	// which a busy machine can outlast): too late by construction. The timeout is long, so that
+	// the prompt replies after it are prompt enough on a loaded machine too.
+	late := make(chan struct{})
 	h := newHostile(t,
 		func(c net.Conn, txid uint16, unit byte, _ uint16) {
-			time.Sleep(300 * time.Millisecond) // the device answers, too late
+			<-late // the device answers, too late
 			reply(c, txid, unit, 111)
 		},
 		func(c net.Conn, txid uint16, unit byte, _ uint16) { reply(c, txid, unit, 222) },
 		func(c net.Conn, txid uint16, unit byte, _ uint16) { reply(c, txid, unit, 333) },
 	)
-	r := reader(t, h.l.Addr().String(), 100*time.Millisecond)
-	if _, err := r.Read(1, Input, 0, 1); err == nil {
+	r := reader(t, h.l.Addr().String(), 2*time.Second)
+	_, err := r.Read(1, Input, 0, 1)
+	close(late)
+	if err == nil {
 		t.Fatal("a reply after the timeout was accepted")
 	}
 	for _, want := range []uint16{222, 333} {
