@@ -252,7 +252,9 @@ func TestShutdownDeadlineAndSecondSignal(t *testing.T) {
 		t.Fatal("shutdown_timeout 2s: still running 15 s after SIGTERM")
 	}
 	took := time.Since(t0)
-	if took > 6*time.Second {
+	// The deadline is 2 s + 2 s hard; the margin is for a loaded machine, still far below the
+	// 60 s a deadline that did not hold would take.
+	if took > 12*time.Second {
 		t.Errorf("shutdown_timeout 2s took %s", took.Round(100*time.Millisecond))
 	}
 	if !p.Said("stay in the outbox for the next start") {
