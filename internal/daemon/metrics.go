@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -55,9 +55,9 @@ type metrics struct {
 	lastPoll      *prometheus.GaugeVec
 	rackTemp      *prometheus.GaugeVec
 
-	byDevice  map[string]*deviceMetrics // engine loop only
-	consumers []string                  // configured: each has a drain ack series per zone
-	byQuality [8]prometheus.Counter
+	byDevice   map[string]*deviceMetrics // engine loop only
+	configured metricsSite               // the site in force: each device, zone and consumer has its series
+	byQuality  [8]prometheus.Counter
 
 	engineBeat atomic.Int64 // unix nanos of the engine loop's last turn
 	mu         sync.Mutex
@@ -151,25 +151,30 @@ func (m *metrics) watchInflux(s *influx.Sink) {
 }
 
 // site makes the series of every configured device, zone and consumer (at start and after a
-// reload); those no longer configured go.
+// reload); those of the site before that are no longer configured go.
 func (m *metrics) site(site metricsSite) {
-	keep := func(v *prometheus.GaugeVec, label string, names []string) {
-		want := map[string]bool{}
-		for _, n := range names {
-			want[n] = true
-		}
-		for _, gone := range labelValues(v, label) {
-			if !want[gone] {
-				v.DeletePartialMatch(prometheus.Labels{label: gone})
+	gone := func(before, now []string) []string {
+		var out []string
+		for _, n := range before {
+			if !slices.Contains(now, n) {
+				out = append(out, n)
 			}
 		}
+		return out
 	}
-	keep(m.deviceUp, "device", site.Devices)
-	keep(m.lastPoll, "device", site.Devices)
-	keep(m.rackTemp, "device", site.Devices)
-	keep(m.zoneStage, "zone", site.Zones)
-	keep(m.drainAction, "zone", site.Zones)
-	keep(m.drainAck, "zone", site.Zones)
+	for _, d := range gone(m.configured.Devices, site.Devices) {
+		for _, v := range []*prometheus.GaugeVec{m.deviceUp, m.lastPoll, m.rackTemp} {
+			v.DeletePartialMatch(prometheus.Labels{"device": d})
+		}
+	}
+	for _, z := range gone(m.configured.Zones, site.Zones) {
+		for _, v := range []*prometheus.GaugeVec{m.zoneStage, m.drainAction, m.drainAck} {
+			v.DeletePartialMatch(prometheus.Labels{"zone": z})
+		}
+	}
+	for _, c := range gone(m.configured.Consumers, site.Consumers) {
+		m.drainAck.DeletePartialMatch(prometheus.Labels{"consumer": c})
+	}
 	for _, d := range site.Devices {
 		m.deviceUp.WithLabelValues(d)
 		m.lastPoll.WithLabelValues(d)
@@ -181,28 +186,7 @@ func (m *metrics) site(site metricsSite) {
 			m.drainAck.WithLabelValues(z, c)
 		}
 	}
-	m.consumers = site.Consumers
-}
-
-// labelValues lists the values a vector's series have for one label.
-func labelValues(v *prometheus.GaugeVec, label string) []string {
-	ch := make(chan prometheus.Metric, 64)
-	go func() { v.Collect(ch); close(ch) }()
-	seen := map[string]bool{}
-	var out []string
-	for mt := range ch {
-		var d dto.Metric
-		if mt.Write(&d) != nil {
-			continue
-		}
-		for _, l := range d.GetLabel() {
-			if l.GetName() == label && !seen[l.GetValue()] {
-				seen[l.GetValue()] = true
-				out = append(out, l.GetValue())
-			}
-		}
-	}
-	return out
+	m.configured = site
 }
 
 // batch records one poll.
@@ -298,7 +282,7 @@ func (m *metrics) state(as []alarms.Alarm, zones map[string]alarms.Stage, action
 	ackRank := map[cutover.AckStatus]float64{cutover.AckReceived: 1, cutover.AckDraining: 2, cutover.AckDrained: 3, cutover.AckFailed: 4}
 	for z, a := range actions {
 		m.drainAction.WithLabelValues(z).Set(rank[a])
-		for _, c := range m.consumers {
+		for _, c := range m.configured.Consumers {
 			m.drainAck.WithLabelValues(z, c).Set(ackRank[acks[z][c]])
 		}
 	}

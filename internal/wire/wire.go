@@ -123,8 +123,10 @@ func Clear(topic string) Message {
 // state per device and detector, normal included, instead of one per possible alarm.
 func (e *Encoder) DeviceAlarms(device string, detectors []alarms.DetectorID, all []alarms.Alarm, at time.Time) Message {
 	p := DeviceAlarmsPayload{Envelope: e.env(at), Device: device, Detectors: map[string]DetectorAlarms{}}
+	worst := map[string]alarms.AlarmState{}
 	for _, d := range detectors {
-		p.Detectors[string(d)] = DetectorAlarms{State: alarms.Normal.String(), Alarms: []string{}}
+		p.Detectors[string(d)] = DetectorAlarms{Alarms: []string{}}
+		worst[string(d)] = alarms.Normal
 	}
 	for _, a := range all {
 		da, ok := p.Detectors[a.Detector]
@@ -133,11 +135,16 @@ func (e *Encoder) DeviceAlarms(device string, detectors []alarms.DetectorID, all
 		}
 		da.Active = da.Active || a.Active
 		da.Stage = max(da.Stage, int(a.Stage))
-		if urgency(a.State) > urgency(parseState(da.State)) {
-			da.State = a.State.String()
+		if urgency(a.State) > urgency(worst[a.Detector]) {
+			worst[a.Detector] = a.State
 		}
 		da.Alarms = append(da.Alarms, a.ID)
 		p.Detectors[a.Detector] = da
+	}
+	for d, st := range worst {
+		da := p.Detectors[d]
+		da.State = st.String()
+		p.Detectors[d] = da
 	}
 	return e.state(e.T.DeviceAlarms(device), p)
 }
@@ -160,12 +167,6 @@ func urgency(s alarms.AlarmState) int {
 		return 1
 	}
 	return 0
-}
-
-func parseState(s string) alarms.AlarmState {
-	var st alarms.AlarmState
-	_ = st.UnmarshalText([]byte(s))
-	return st
 }
 
 // DeviceAlarmsPayload is P/dev/<device>/alarms.
