@@ -36,29 +36,27 @@ const baselineTau = 30 * time.Minute
 // above its twin, and only +0.15 to +0.2 °C 5 minutes after. A sensor seen already apart (a
 // restart in the middle of an event) is never called a fault: only one seen leaving its twin.
 func (e *Engine) agreement(d *devState, now time.Time) {
-	names := d.names(sample.ModuleTemperature)
-	if len(names) < 3 {
+	rs := d.members(sample.ModuleTemperature)
+	if len(rs.names) < 3 {
 		return
 	}
-	var all []agreeSensor // good readings with a window (a disagreeing sensor too: it may agree again)
-	var means []float64   // of the sensors that count
-	perModule := map[int]int{}
-	for _, n := range names {
-		p := d.points[n]
+	all := d.scrAgree[:0]   // good readings with a window (a disagreeing sensor too: it may agree again)
+	means := d.scrMeans[:0] // of the sensors that count
+	for i, p := range rs.ps {
 		if !p.good || p.flapping || p.stuck || p.held || p.fit.n < 1 {
 			continue
 		}
 		m := p.fit.sy / p.fit.n
-		all = append(all, agreeSensor{n, p, m})
-		perModule[p.module]++
+		all = append(all, agreeSensor{rs.names[i], p, m})
 		if !p.disagree {
 			means = append(means, m)
 		}
 	}
+	d.scrAgree, d.scrMeans = all, means
 	if len(means) < 3 {
 		return
 	}
-	med := median(means)
+	med := d.median(means)
 	quiet := true
 	for _, s := range all {
 		s.p.offset = s.mean - med
@@ -93,6 +91,10 @@ func (e *Engine) agreement(d *devState, now time.Time) {
 			s.p.seenAgree = true
 		}
 		return
+	}
+	perModule := map[int]int{}
+	for _, h := range all {
+		perModule[h.p.module]++
 	}
 	for _, h := range all {
 		p := h.p
@@ -151,7 +153,7 @@ func (e *Engine) agreement(d *devState, now time.Time) {
 			e.clearDetectors(d, h.name, now)
 		}
 		name, v, ref := h.name, p.last, refRise
-		e.setCond(d, name, Disagree, st, v, d.info.Units[name], func() string {
+		e.setCond(d, name, Disagree, st, v, p.unit, func() string {
 			return fmt.Sprintf("%s.%s has risen %.1f °C more than its twin or neighbours (%+.1f °C), and nothing moves with it: a sensor fault; excluded from detection",
 				d.info.Name, name, gap, ref)
 		}, now)

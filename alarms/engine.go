@@ -41,7 +41,9 @@ type Engine struct {
 	// zoneNames and rackNames are the keys above in order, kept so that restaging (per batch)
 	// does not sort hundreds of names every time.
 	zoneNames, rackNames []string
-	rackList             []*scopeState // racks[rackNames[i]]
+	rackList             []*scopeState        // racks[rackNames[i]]
+	unquiet              map[*scopeState]bool // racks not at stage 0 or holding a higher one
+	scrRacks             []*scopeState        // restage's scratch
 	conds                map[string]*cond
 	book                 *book // every alarm's lifecycle
 	live                 bool
@@ -52,11 +54,24 @@ type Engine struct {
 }
 
 type devState struct {
-	info      DeviceInfo
-	points    map[string]*pointState
-	ids       map[idKey]string         // (point, detector) → alarm id, built once
-	nconds    int                      // active conditions on this device: none is the common case
-	byRole    map[sample.Role][]string // sorted point names per role, rebuilt when a point appears
+	info   DeviceInfo
+	points map[string]*pointState
+	ids    map[idKey]string         // (point, detector) → alarm id, built once
+	nconds int                      // active conditions on this device: none is the common case
+	byRole map[sample.Role]*roleSet // sorted points per role, rebuilt when a point appears
+	// slots is what Step needs of each sample of a batch, by its index: a poller sends a
+	// device's points in the same order every time, so the hot path looks nothing up by name
+	// (a slot whose point is not the sample's is filled again from the maps).
+	slots []slot
+	// slab holds the device's point states side by side (they are read in order every poll).
+	slab []pointState
+	// scratch buffers of goodByRole and median: their results are used before the next call.
+	scrNames  []string
+	scrVals   []float64
+	scrPS     []*pointState
+	scrMed    []float64
+	scrAgree  []agreeSensor
+	scrMeans  []float64
 	lastOK    time.Time
 	lastErrAt time.Time
 	lastErr   string
@@ -68,32 +83,82 @@ type devState struct {
 	frozenAt time.Time
 }
 
+// slot is one sample position of a device's batches: its point, its state (nil: no detector
+// reads it), the site's rules on it, and whether it keeps a history.
+type slot struct {
+	point    string
+	ps       *pointState
+	rules    []*ruleState
+	keepHist bool
+}
+
+// roleSet is a role's points of a device, sorted by name.
+type roleSet struct {
+	names []string
+	ps    []*pointState
+}
+
+// pointState is what the engine keeps of one point of a device. A room holds tens of thousands
+// (a rack's cell voltages are most of them), and every poll reads each: the fields every sample
+// touches come first, in one cache line; what only temperatures need, and a history, hang off it
+// for the points that have them (a cell voltage's state is a fifth of a temperature's).
 type pointState struct {
-	role      sample.Role
-	module    int   // 1-based; 0 unknown
-	block     int   // register block; -1 unknown
-	held      bool  // its block is frozen: no evidence until it moves (frozen.go)
-	hist      []obs // good samples within the longest detector window
-	fit       fit   // running least-squares sums over hist
-	last      float64
-	good      bool
+	last         float64
+	lastChangeAt time.Time // last time the reading changed at all (or was first seen)
+	good         bool
+	hasPrev      bool
+	held         bool // its block is frozen: no evidence until it moves (frozen.go)
+	flapping     bool
+	stuck        bool
+	disagree     bool
+	module       int // 1-based; 0 unknown
+
+	role         sample.Role
+	unit         string
+	block        int       // register block; -1 unknown
+	movedAt      time.Time // last time it changed from a reading before it
+	medianAtChng float64   // the rack's median for this role when the reading last changed
+	baseline     float64   // off-gas
+	gasOn        bool
+
+	*trend // temperatures and points with a rate rule; nil for the others
+	*heat  // temperatures (cell and module); nil for the others
+}
+
+// trend is a point's readings within the longest detector window and their running fit.
+type trend struct {
+	hist []obs // good samples within the longest detector window: a view of buf
+	buf  []obs
+	fit  fit // running least-squares sums over hist
+}
+
+// push appends o to the history, moving the window back to the start of its buffer when it
+// reaches the end (so a sliding window allocates only while it grows).
+func (t *trend) push(o obs) {
+	if len(t.hist) == cap(t.hist) {
+		if n := len(t.hist); 2*n <= len(t.buf) {
+			copy(t.buf, t.hist)
+			t.hist = t.buf[:n]
+		} else {
+			t.buf = make([]obs, 2*n+8)
+			copy(t.buf, t.hist)
+			t.hist = t.buf[:n]
+		}
+	}
+	t.hist = append(t.hist, o)
+}
+
+// heat is what a temperature point keeps besides the rest.
+type heat struct {
 	tempLevel Stage
 	peerLevel Stage
 	riseSince time.Time
-	baseline  float64
-	gasOn     bool
 
 	// plausibility
-	hasPrev      bool
-	lastJumpAt   time.Time // when the last run of steps larger than MaxStepC began
-	jumps        []jump    // such steps within FlapWindow
-	lastChangeAt time.Time // last time the reading changed at all (or was first seen)
-	movedAt      time.Time // last time it changed from a reading before it
-	medianAtChng float64   // the rack's median for this role when the reading last changed
-	flapping     bool
-	stuck        bool
-	peerDelta    float64 // last deviation from the rack's median (module temperatures)
-	peerKnown    bool
+	lastJumpAt time.Time // when the last run of steps larger than MaxStepC began
+	jumps      []jump    // such steps within FlapWindow
+	peerDelta  float64   // last deviation from the rack's median (module temperatures)
+	peerKnown  bool
 
 	// agreement (module temperatures): the offset of the window mean from the rack's median, its
 	// quiet baseline, the rise from it; whether a twin or a neighbour moves with it (and which,
@@ -104,7 +169,7 @@ type pointState struct {
 	supported              bool
 	supportBy              string
 	supportC               float64
-	seenAgree, disagree    bool
+	seenAgree              bool
 	loneSince, backedSince time.Time
 }
 
@@ -130,7 +195,7 @@ func LivePoller() Option { return func(e *Engine) { e.live = true } }
 func New(topo Topology, th Thresholds, opts ...Option) *Engine {
 	e := &Engine{th: th, devices: map[string]*devState{}, zones: map[string]*scopeState{},
 		racks: map[string]*scopeState{}, conds: map[string]*cond{}, book: newBook(), rules: map[string][]*ruleState{},
-		chatter: map[string]*chatter{}}
+		chatter: map[string]*chatter{}, unquiet: map[*scopeState]bool{}}
 	for _, r := range topo.Rules {
 		k := r.Device + "." + r.Point
 		e.rules[k] = append(e.rules[k], &ruleState{r: r})
@@ -146,7 +211,7 @@ func New(topo Topology, th Thresholds, opts ...Option) *Engine {
 		if d.Units == nil {
 			d.Units = map[string]string{}
 		}
-		e.devices[d.Name] = &devState{info: d, points: map[string]*pointState{}, ids: map[idKey]string{}, byRole: map[sample.Role][]string{}}
+		e.devices[d.Name] = &devState{info: d, points: map[string]*pointState{}, ids: map[idKey]string{}, byRole: map[sample.Role]*roleSet{}}
 	}
 	return e
 }
@@ -214,7 +279,7 @@ func (e *Engine) Step(b sample.Batch) {
 	// points named in it (issue 22: one failing device raised 31 alarms, a flood by itself).
 	bad, named := e.badPoints(b)
 	wholeDevice := bad >= deviceFaultMin && 2*bad >= named
-	for _, s := range b.Samples {
+	for i, s := range b.Samples {
 		if s.Quality == sample.CommLost {
 			continue
 		}
@@ -229,18 +294,15 @@ func (e *Engine) Step(b sample.Batch) {
 				s.Quality = sample.OutOfRange
 			}
 		}
-		rules := e.rules[s.Device+"."+s.Point]
-		if s.Role == "" && rules == nil {
-			continue
+		var sl *slot
+		if i < len(d.slots) && d.slots[i].point == s.Point {
+			sl = &d.slots[i]
+		} else {
+			sl = e.fillSlot(d, i, s)
 		}
-		ps := d.points[s.Point]
+		ps, rules := sl.ps, sl.rules
 		if ps == nil {
-			ps = &pointState{role: s.Role, module: d.info.Modules[s.Point], block: -1}
-			if b, ok := d.info.Blocks[s.Point]; ok {
-				ps.block = b
-			}
-			d.points[s.Point] = ps
-			d.byRole = map[sample.Role][]string{}
+			continue
 		}
 		e.sensorHealth(d, s, ps, wholeDevice)
 		if s.Quality != sample.Good {
@@ -253,13 +315,14 @@ func (e *Engine) Step(b sample.Batch) {
 		}
 		// Only temperatures (rise, runaway, confirmation) and points with a rate rule look back;
 		// the rest (cell voltages are most points of a rack) keep no history: memory and time.
-		if s.Role.RackTemperature() || hasRateRule(rules) {
-			ps.hist = append(ps.hist, obs{s.At, s.Value})
-			ps.fit.add(ps.hist, obs{s.At, s.Value})
+		if sl.keepHist {
+			o := observe(s.At, s.Value)
+			ps.push(o)
+			ps.fit.add(ps.hist, o)
 			cut := 0
 			// The window, but never fewer than trendMin readings: a device polled a minute apart
 			// (its link timing out, rested by the poller) still has a trend, over the readings it has.
-			for cut < len(ps.hist)-trendMin && s.At.Sub(ps.hist[cut].t) > e.window(d) {
+			for cut < len(ps.hist)-trendMin && since(s.At, ps.hist[cut]) > e.window(d) {
 				ps.fit.remove(ps.hist[cut])
 				cut++
 			}
@@ -281,6 +344,42 @@ func (e *Engine) Step(b sample.Batch) {
 	}
 	e.lifecycleTick(b.At)
 	e.restage(b.At)
+}
+
+// fillSlot (re)fills slot i of a device for sample s, creating the point's state the first time
+// a detector has a reading of it.
+func (e *Engine) fillSlot(d *devState, i int, s sample.Sample) *slot {
+	for len(d.slots) <= i {
+		d.slots = append(d.slots, slot{})
+	}
+	rules := e.rules[s.Device+"."+s.Point]
+	sl := &d.slots[i]
+	*sl = slot{point: s.Point, rules: rules, keepHist: s.Role.RackTemperature() || hasRateRule(rules)}
+	if s.Role == "" && rules == nil {
+		return sl
+	}
+	ps := d.points[s.Point]
+	if ps == nil {
+		if len(d.slab) == cap(d.slab) {
+			d.slab = make([]pointState, 0, max(16, len(d.info.Units)))
+		}
+		d.slab = d.slab[:len(d.slab)+1]
+		ps = &d.slab[len(d.slab)-1]
+		*ps = pointState{role: s.Role, unit: d.info.Units[s.Point], module: d.info.Modules[s.Point], block: -1}
+		if b, ok := d.info.Blocks[s.Point]; ok {
+			ps.block = b
+		}
+		if s.Role.RackTemperature() {
+			ps.heat = &heat{}
+		}
+		if sl.keepHist {
+			ps.trend = &trend{}
+		}
+		d.points[s.Point] = ps
+		d.byRole = map[sample.Role]*roleSet{}
+	}
+	sl.ps = ps
+	return sl
 }
 
 // Tick moves time on without samples: comm loss and stage hold times are judged here.
@@ -369,32 +468,47 @@ func AlarmID(device, point string, det DetectorID) string {
 }
 
 // names is the sorted point names of a role.
-func (d *devState) names(role sample.Role) []string {
-	if ns, ok := d.byRole[role]; ok {
-		return ns
+func (d *devState) names(role sample.Role) []string { return d.members(role).names }
+
+// members is a role's points, sorted by name.
+func (d *devState) members(role sample.Role) *roleSet {
+	if rs, ok := d.byRole[role]; ok {
+		return rs
 	}
-	var ns []string
+	rs := &roleSet{}
 	for n, p := range d.points {
 		if p.role == role {
-			ns = append(ns, n)
+			rs.names = append(rs.names, n)
 		}
 	}
-	sort.Strings(ns)
-	d.byRole[role] = ns
-	return ns
+	sort.Strings(rs.names)
+	for _, n := range rs.names {
+		rs.ps = append(rs.ps, d.points[n])
+	}
+	d.byRole[role] = rs
+	return rs
 }
 
-func (d *devState) goodByRole(role sample.Role) ([]string, []float64) {
-	all := d.names(role)
-	names := make([]string, 0, len(all))
-	vals := make([]float64, 0, len(all))
-	for _, n := range all {
-		if p := d.points[n]; p.good && !p.excluded() {
-			names = append(names, n)
+// goodByRole is a role's points with a good reading that feed detection: their names, readings
+// and states, in the device's scratch buffers (valid until the next call).
+func (d *devState) goodByRole(role sample.Role) ([]string, []float64, []*pointState) {
+	rs := d.members(role)
+	names, vals, pss := d.scrNames[:0], d.scrVals[:0], d.scrPS[:0]
+	for i, p := range rs.ps {
+		if p.good && !p.excluded() {
+			names = append(names, rs.names[i])
 			vals = append(vals, p.last)
+			pss = append(pss, p)
 		}
 	}
-	return names, vals
+	d.scrNames, d.scrVals, d.scrPS = names, vals, pss
+	return names, vals, pss
+}
+
+// median of v, in the device's scratch buffer (v is not changed).
+func (d *devState) median(v []float64) float64 {
+	d.scrMed = append(d.scrMed[:0], v...)
+	return medianInPlace(d.scrMed)
 }
 
 // idKey is a (point, detector) pair, the key of a device's alarm ids.

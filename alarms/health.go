@@ -61,7 +61,10 @@ func (e *Engine) sensorHealth(d *devState, s sample.Sample, ps *pointState, whol
 	if wholeDevice {
 		st = StageNormal
 	}
-	e.setCond(d, s.Point, SensorFault, st, s.Value, d.info.Units[s.Point], func() string {
+	if st == StageNormal && d.nconds == 0 {
+		return // the hot path: nothing to raise, nothing to clear
+	}
+	e.setCond(d, s.Point, SensorFault, st, s.Value, ps.unit, func() string {
 		return fmt.Sprintf("%s.%s reads no plausible value (%s)", d.info.Name, s.Point, s.Quality)
 	}, s.At)
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func (e *Engine) detect(d *devState, s sample.Sample, ps *pointState) {
-	unit := d.info.Units[s.Point]
+	unit := ps.unit
 	switch s.Role {
 	case sample.CellTemperature, sample.ModuleTemperature:
 		e.temperature(d, s, ps, unit)

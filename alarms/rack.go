@@ -15,22 +15,23 @@ var stuckMove = map[sample.Role]float64{sample.ModuleTemperature: 1.0, sample.Ce
 // stuck raises a sensor whose reading has not changed for StuckFor while its rack's median moved
 // by stuckMove: a frozen ADC or a cached value, not a steady cell.
 func (e *Engine) stuck(d *devState, now time.Time) {
-	for _, role := range []sample.Role{sample.ModuleTemperature, sample.CellVoltage} {
-		all := d.names(role)
-		names := make([]string, 0, len(all))
-		vals := make([]float64, 0, len(all))
-		for _, n := range all {
-			if p := d.points[n]; p.hasPrev {
-				names = append(names, n)
+	for _, role := range stuckRoles {
+		rs := d.members(role)
+		vals := d.scrVals[:0]
+		for _, p := range rs.ps {
+			if p.hasPrev {
 				vals = append(vals, p.last)
 			}
 		}
+		d.scrVals = vals
 		if len(vals) < 3 {
 			continue
 		}
-		med := median(vals)
-		for _, n := range names {
-			p := d.points[n]
+		med := d.median(vals)
+		for i, p := range rs.ps {
+			if !p.hasPrev {
+				continue
+			}
 			if p.lastChangeAt.Equal(now) {
 				p.medianAtChng = med
 			}
@@ -38,13 +39,14 @@ func (e *Engine) stuck(d *devState, now time.Time) {
 			if stuck == p.stuck {
 				continue
 			}
+			n := rs.names[i]
 			p.stuck = stuck
 			st := StageNormal
 			if stuck {
 				st = StageWatch
 				e.clearDetectors(d, n, now)
 			}
-			e.setCond(d, n, Stuck, st, p.last, d.info.Units[n], func() string {
+			e.setCond(d, n, Stuck, st, p.last, p.unit, func() string {
 				return fmt.Sprintf("%s.%s has read %g for %s while its rack moved from %g to %g; excluded from detection",
 					d.info.Name, n, p.last, now.Sub(p.lastChangeAt).Round(time.Second), round3(p.medianAtChng), round3(med))
 			}, now)
@@ -52,23 +54,26 @@ func (e *Engine) stuck(d *devState, now time.Time) {
 	}
 }
 
+// stuckRoles are the roles stuck looks at.
+var stuckRoles = []sample.Role{sample.ModuleTemperature, sample.CellVoltage}
+
 // dischargeCurrentA: above this string current a rack warms from its own load, not a fault.
 const dischargeCurrentA = 20
 
 // peers compares each module temperature with the median of its rack.
 func (e *Engine) peers(d *devState, now time.Time) {
-	names, vals := d.goodByRole(sample.ModuleTemperature)
+	names, vals, pss := d.goodByRole(sample.ModuleTemperature)
 	if len(vals) < 3 {
 		return
 	}
-	med := median(vals)
-	dev := make([]float64, len(vals))
-	for i, v := range vals {
-		dev[i] = math.Abs(v - med)
+	med := d.median(vals)
+	dev := d.scrMed[:0]
+	for _, v := range vals {
+		dev = append(dev, math.Abs(v-med))
 	}
-	sigma := math.Max(1.4826*median(dev), e.th.PeerSigmaFloorC)
+	sigma := math.Max(1.4826*medianInPlace(dev), e.th.PeerSigmaFloorC)
 	for i, n := range names {
-		ps := d.points[n]
+		ps := pss[i]
 		delta := vals[i] - med
 		z := delta / sigma
 		ps.peerDelta, ps.peerKnown = delta, true
@@ -99,11 +104,11 @@ func (e *Engine) peers(d *devState, now time.Time) {
 
 // voltages: deviation from the rack's median at rest, and a collapse (with heat: runaway).
 func (e *Engine) voltages(d *devState, now time.Time) {
-	names, vals := d.goodByRole(sample.CellVoltage)
+	names, vals, _ := d.goodByRole(sample.CellVoltage)
 	if len(vals) < 3 {
 		return
 	}
-	med := median(vals)
+	med := d.median(vals)
 	hot := false
 	for _, c := range e.conds {
 		if c.device == d.info.Name && c.modality == Temperature && c.stage >= StageWatch {

@@ -61,7 +61,7 @@ func (e *Engine) applyRules(d *devState, s sample.Sample, ps *pointState, rules 
 			}
 			return fmt.Sprintf("rising at least %g per minute", *r.RatePerMin)
 		}
-		unit := d.info.Units[s.Point]
+		unit := ps.unit
 		e.setCond(d, s.Point, ruleDetector(r.Name), st, v, unit, func() string {
 			return fmt.Sprintf("rule %s: %s.%s %s (%s) for %s", r.Name, d.info.Name, s.Point, what(),
 				strings.TrimSpace(fmt.Sprintf("%.3g %s", v, unit)), s.At.Sub(rs.since).Round(time.Second))

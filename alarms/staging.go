@@ -2,6 +2,7 @@ package alarms
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -104,10 +105,29 @@ func (e *Engine) restage(now time.Time) {
 			zoneGas[c.zone] = append(zoneGas[c.zone], c)
 		}
 	}
-	for _, r := range e.rackList {
+	// A quiet rack (no condition, no gas in its zone, at stage 0 and no hold running) is left
+	// alone: apply would assess it normal and change nothing. Without gas the racks to look at
+	// are those with a condition or not yet quiet, a handful in a room of hundreds.
+	racks := e.rackList
+	if len(zoneGas) == 0 {
+		racks = e.scrRacks[:0]
+		for sc := range byScope {
+			if sc.scope == ScopeRack {
+				racks = append(racks, sc)
+			}
+		}
+		for r := range e.unquiet {
+			if len(byScope[r]) == 0 {
+				racks = append(racks, r)
+			}
+		}
+		slices.SortFunc(racks, func(a, b *scopeState) int { return strings.Compare(a.name, b.name) })
+		e.scrRacks = racks
+	}
+	for _, r := range racks {
 		cs, gas := byScope[r], zoneGas[r.zone]
 		if len(cs) == 0 && len(gas) == 0 && r.stage == StageNormal && r.lowerSince.IsZero() {
-			continue // a quiet rack: apply would assess normal and change nothing
+			continue
 		}
 		e.apply(r, cs, gas, now)
 	}
@@ -118,6 +138,7 @@ func (e *Engine) restage(now time.Time) {
 }
 
 func (e *Engine) apply(s *scopeState, conds, gas []*cond, now time.Time) {
+	defer e.settled(s)
 	target, ev, reason := assess(conds, gas, e.live)
 	switch {
 	case target > s.stage:
@@ -212,6 +233,19 @@ func (e *Engine) RestoreStages(s Stages, now time.Time) {
 		}
 		r := e.rack(d)
 		r.stage, r.since = st, now
+		e.settled(r)
+	}
+}
+
+// settled notes whether a rack is quiet (stage 0, no hold running) after its stage was set.
+func (e *Engine) settled(s *scopeState) {
+	if s.scope != ScopeRack {
+		return
+	}
+	if s.stage == StageNormal && s.lowerSince.IsZero() {
+		delete(e.unquiet, s)
+	} else {
+		e.unquiet[s] = true
 	}
 }
 

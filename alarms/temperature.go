@@ -35,15 +35,18 @@ func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
 		ps.jumps = append(ps.jumps, j)
 	}
 	// A runaway rises in steps too, but in one direction: flapping needs steps both ways.
-	_, runaway := sustainedRise(ps.hist, s.At, e.th.RunawayFor, e.th.RunawayCPerS)
-	flapping := len(ps.jumps) >= e.th.FlapJumps && bothWays(ps.jumps) && !runaway
+	flapping := len(ps.jumps) >= e.th.FlapJumps && bothWays(ps.jumps)
+	if flapping {
+		_, runaway := sustainedRise(ps.hist, s.At, e.th.RunawayFor, e.th.RunawayCPerS)
+		flapping = !runaway
+	}
 	if flapping != ps.flapping {
 		ps.flapping = flapping
 		st := StageNormal
 		if flapping {
 			st = StageWatch
 		}
-		e.setCond(d, s.Point, Flapping, st, s.Value, d.info.Units[s.Point], func() string {
+		e.setCond(d, s.Point, Flapping, st, s.Value, ps.unit, func() string {
 			return fmt.Sprintf("%s.%s is flapping: %d steps over %.0f °C within %s; excluded from detection", d.info.Name, s.Point, len(ps.jumps), e.th.MaxStepC, e.th.FlapWindow)
 		}, s.At)
 	}

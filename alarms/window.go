@@ -6,10 +6,20 @@ import (
 	"time"
 )
 
+// obs is one reading of a history: when (Unix nanoseconds: half the size of a time.Time, and a
+// room keeps thousands of these per rack) and what.
 type obs struct {
-	t time.Time
+	t int64
 	v float64
 }
+
+func observe(t time.Time, v float64) obs { return obs{t.UnixNano(), v} }
+
+// since is how long before now an observation was made.
+func since(now time.Time, o obs) time.Duration { return time.Duration(now.UnixNano() - o.t) }
+
+// between is the time from a to b.
+func between(a, b obs) time.Duration { return time.Duration(b.t - a.t) }
 
 // persisted says whether the last k samples were all at least v: a spike is one sample.
 func persisted(h []obs, k int, v float64) bool {
@@ -28,16 +38,17 @@ func persisted(h []obs, k int, v float64) bool {
 // per sample. x is minutes since origin; the origin moves forward (and the sums are rebuilt from
 // the window) once an hour, so the sums never grow large enough to lose precision.
 type fit struct {
-	origin              time.Time
+	origin              int64 // Unix nanoseconds, once set
+	set                 bool
 	n, sx, sy, sxx, sxy float64
 }
 
-func (f *fit) x(t time.Time) float64 { return t.Sub(f.origin).Minutes() }
+func (f *fit) x(t int64) float64 { return time.Duration(t - f.origin).Minutes() }
 
 // add takes o, already appended to h (the window it belongs to).
 func (f *fit) add(h []obs, o obs) {
-	if f.origin.IsZero() || o.t.Sub(f.origin) > time.Hour {
-		*f = fit{origin: h[0].t}
+	if !f.set || time.Duration(o.t-f.origin) > time.Hour {
+		*f = fit{origin: h[0].t, set: true}
 		for _, p := range h[:len(h)-1] {
 			f.accumulate(p, 1)
 		}
@@ -72,15 +83,15 @@ func sustainedRise(h []obs, now time.Time, span time.Duration, rate float64) (fl
 		return 0, false
 	}
 	i := len(h) - 1
-	for i > 0 && now.Sub(h[i-1].t) <= span+span/2 {
+	for i > 0 && since(now, h[i-1]) <= span+span/2 {
 		i--
 	}
 	seg := h[i:]
-	if len(seg) < 3 || seg[len(seg)-1].t.Sub(seg[0].t) < span {
+	if len(seg) < 3 || between(seg[0], seg[len(seg)-1]) < span {
 		return 0, false
 	}
 	for k := 1; k < len(seg); k++ {
-		dt := seg[k].t.Sub(seg[k-1].t).Seconds()
+		dt := between(seg[k-1], seg[k]).Seconds()
 		if dt <= 0 {
 			continue // a repeated timestamp (a retried poll) says nothing about the rate
 		}
@@ -88,18 +99,80 @@ func sustainedRise(h []obs, now time.Time, span time.Duration, rate float64) (fl
 			return 0, false
 		}
 	}
-	total := seg[len(seg)-1].t.Sub(seg[0].t).Seconds()
+	total := between(seg[0], seg[len(seg)-1]).Seconds()
 	return (seg[len(seg)-1].v - seg[0].v) / total, true
 }
 
 func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
+	return medianInPlace(append([]float64(nil), v...))
+}
+
+// medianInPlace is the median of s, which it reorders: a selection, linear on average, not a sort.
+func medianInPlace(s []float64) float64 {
 	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
+	if n == 0 {
+		return math.NaN()
 	}
-	return (s[n/2-1] + s[n/2]) / 2
+	hi := selectKth(s, n/2)
+	if n%2 == 1 {
+		return hi
+	}
+	// The lower middle is the largest of the elements selection left below the upper one.
+	lo := s[0]
+	for _, x := range s[1 : n/2] {
+		lo = max(lo, x)
+	}
+	return (lo + hi) / 2
+}
+
+// selectKth reorders s so that s[k] is the k-th smallest, everything before it no larger and
+// everything after no smaller (Hoare's selection, with a median-of-three pivot), and returns it.
+func selectKth(s []float64, k int) float64 {
+	lo, hi := 0, len(s)-1
+	for hi > lo {
+		if hi-lo < 12 {
+			for i := lo + 1; i <= hi; i++ { // insertion sort of a short range
+				for j := i; j > lo && s[j] < s[j-1]; j-- {
+					s[j], s[j-1] = s[j-1], s[j]
+				}
+			}
+			break
+		}
+		mid := lo + (hi-lo)/2
+		if s[mid] < s[lo] {
+			s[mid], s[lo] = s[lo], s[mid]
+		}
+		if s[hi] < s[lo] {
+			s[hi], s[lo] = s[lo], s[hi]
+		}
+		if s[hi] < s[mid] {
+			s[hi], s[mid] = s[mid], s[hi]
+		}
+		pivot := s[mid]
+		i, j := lo, hi
+		for i <= j {
+			for s[i] < pivot {
+				i++
+			}
+			for s[j] > pivot {
+				j--
+			}
+			if i <= j {
+				s[i], s[j] = s[j], s[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return s[k]
+		}
+	}
+	return s[k]
 }
 
 // MaxReading is the largest magnitude the engine takes as a reading: beyond every physical
