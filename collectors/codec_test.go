@@ -125,3 +125,32 @@ func TestEncodeIsDecodesInverse(t *testing.T) {
 		t.Errorf("raw sentinel decoded as %v", got.Quality)
 	}
 }
+
+// TestScaledIsRoundSig: the fast path of scaling (a whole number by a power of ten) gives the
+// very float the general one (multiply, add, round to 12 digits) gives, for every 16-bit raw
+// value, signed and unsigned, at every scale it takes, and for 32-bit values at their ends.
+func TestScaledIsRoundSig(t *testing.T) {
+	scales := []float64{0.1, 0.01, 0.001, 0.0001, 0.00001, 10, 100, 1000, 10000, 100000, 1e-1, 1.0 / 1000}
+	check := func(v, scale float64) {
+		pt := &Point{Scale: scale}
+		if got, want := scaled(pt, v), roundSig(v*scale, 12); got != want || math.Signbit(got) != math.Signbit(want) {
+			t.Fatalf("%g × %g: fast %v, rounded %v", v, scale, got, want)
+		}
+	}
+	for _, sc := range scales {
+		for r := 0; r <= math.MaxUint16; r++ {
+			check(float64(r), sc)
+			check(float64(int16(uint16(r))), sc)
+		}
+		for _, v := range []float64{math.MaxInt32, math.MinInt32, math.MaxUint32, 999999999, 1e9 + 7, -123456789} {
+			check(v, sc)
+		}
+	}
+	// Outside the fast path (an offset, a scale that is no power of ten), the general one.
+	if got := scaled(&Point{Scale: 0.1, Offset: -40}, 655); got != 25.5 {
+		t.Fatalf("655 × 0.1 - 40 = %v, want 25.5", got)
+	}
+	if got := scaled(&Point{Scale: 0.25}, 3); got != 0.75 {
+		t.Fatalf("3 × 0.25 = %v", got)
+	}
+}

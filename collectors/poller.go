@@ -399,14 +399,14 @@ func (p *Poller) request(d *Device, r Request, out []sample.Sample) error {
 // decodeInto fills the samples of r's points from its response.
 func decodeInto(out []sample.Sample, points []Point, r Request, data []byte) {
 	for _, i := range r.Points {
-		pt := points[i]
+		pt := &points[i]
 		off := int(pt.Address) - int(r.Start)
 		var dv Decoded
 		var err error
 		if r.Kind.IsBit() {
-			dv, err = DecodeBit(pt, data, off)
+			dv, err = DecodeBit(*pt, data, off)
 		} else {
-			dv, err = DecodeRegisters(pt, data[2*off:2*off+2*int(pt.Words)])
+			dv, err = decodeRegisters(pt, data[2*off:2*off+2*int(pt.Words)])
 		}
 		if err != nil {
 			out[i].Quality = sample.Invalid
