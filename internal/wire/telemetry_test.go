@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -54,5 +55,62 @@ func TestTelemetryIsValidJSON(t *testing.T) {
 	}
 	if m.QoS != 0 || m.Retain || m.Critical {
 		t.Fatalf("flags %+v", m)
+	}
+}
+
+// TestAppendFloat: telemetry's number formatting is strconv's shortest 'g', byte for byte: every
+// 16-bit register value at every decimal scale, values around each bound of the fast path, and a
+// spread of arbitrary floats.
+func TestAppendFloat(t *testing.T) {
+	t.Parallel()
+	check := func(v float64) {
+		t.Helper()
+		if got, want := string(appendFloat(nil, v)), strconv.FormatFloat(v, 'g', -1, 64); got != want {
+			t.Fatalf("%v: %q, strconv %q", v, got, want)
+		}
+	}
+	for _, p := range []float64{1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7} {
+		for r := -32768; r <= 65535; r++ {
+			check(float64(r) / p)
+			check(float64(r) * 0.1 / p * 10)
+		}
+	}
+	for _, v := range []float64{0, math.Copysign(0, -1), 1e-3, 0.00099999, 1e-4, 999999.999999, 1e6, 999999, 1e6 - 0.5,
+		123456.7891234, 0.1 + 0.2, math.Pi, -math.E, 1e300, 5e-324, math.Inf(1), math.NaN()} {
+		check(v)
+	}
+	rng := uint64(7)
+	for i := 0; i < 200000; i++ {
+		rng ^= rng << 13
+		rng ^= rng >> 7
+		rng ^= rng << 17
+		check(math.Float64frombits(rng))
+		check(float64(rng%2000000) / 1000 * float64(1-int(rng>>62&1)*2))
+	}
+}
+
+// TestTelemetryKeysFollowTheBatch: the cached keys of a device's points are its batch's, even
+// when a batch names other points (or fewer) than the last.
+func TestTelemetryKeysFollowTheBatch(t *testing.T) {
+	t.Parallel()
+	e := NewEncoder("fb", "site", "i-1", "boot")
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, names := range [][]string{{"a", "b", "c"}, {"b", "x"}, {"a", "b", "c", "d"}} {
+		b := sample.Batch{Device: "r", At: at}
+		for i, n := range names {
+			b.Samples = append(b.Samples, sample.Sample{Point: n, Value: float64(i), Quality: sample.Good})
+		}
+		var got struct{ Values, Quality map[string]any }
+		if err := json.Unmarshal(e.Telemetry(b).Payload, &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Values) != len(names) || len(got.Quality) != len(names) {
+			t.Fatalf("%v: %v", names, got)
+		}
+		for i, n := range names {
+			if got.Values[n] != float64(i) || got.Quality[n] != "good" {
+				t.Fatalf("%v: %s = %v (%v)", names, n, got.Values[n], got.Quality[n])
+			}
+		}
 	}
 }

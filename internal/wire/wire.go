@@ -39,6 +39,7 @@ type Encoder struct {
 	Instance string
 	BootID   string
 	seq      uint64
+	tel      map[string]*telCache // by device
 }
 
 // NewEncoder returns an encoder for topic prefix P = prefix/site.
@@ -318,8 +319,9 @@ type TelemetryPayload struct {
 // one message per poll, so it is written by hand, points in profile order, rather than through
 // encoding/json's reflection and sorted maps (a third of the daemon's CPU at 500 devices).
 func (e *Encoder) Telemetry(b sample.Batch) Message {
+	tc := e.telemetryCache(b)
 	env := e.env(b.At)
-	buf := make([]byte, 0, 64+48*len(b.Samples))
+	buf := make([]byte, 0, tc.size)
 	buf = append(buf, `{"ts":"`...)
 	buf = env.TS.AppendFormat(buf, time.RFC3339Nano)
 	buf = append(buf, `","instance":`...)
@@ -330,7 +332,7 @@ func (e *Encoder) Telemetry(b sample.Batch) Message {
 	buf = strconv.AppendUint(buf, env.Seq, 10)
 	buf = append(buf, `,"values":{`...)
 	first := true
-	for _, s := range b.Samples {
+	for i, s := range b.Samples {
 		if s.Quality != sample.Good || (s.Text == "" && (math.IsNaN(s.Value) || math.IsInf(s.Value, 0))) {
 			continue
 		}
@@ -338,12 +340,11 @@ func (e *Encoder) Telemetry(b sample.Batch) Message {
 			buf = append(buf, ',')
 		}
 		first = false
-		buf = appendJSONString(buf, s.Point)
-		buf = append(buf, ':')
+		buf = tc.key(buf, i, s.Point)
 		if s.Text != "" {
 			buf = appendJSONString(buf, s.Text)
 		} else {
-			buf = strconv.AppendFloat(buf, s.Value, 'g', -1, 64)
+			buf = appendFloat(buf, s.Value)
 		}
 	}
 	buf = append(buf, `},"quality":{`...)
@@ -351,14 +352,89 @@ func (e *Encoder) Telemetry(b sample.Batch) Message {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendJSONString(buf, s.Point)
-		buf = append(buf, ':', '"')
+		buf = tc.key(buf, i, s.Point)
+		buf = append(buf, '"')
 		buf = append(buf, s.Quality.String()...)
 		buf = append(buf, '"')
 	}
 	buf = append(buf, "}}"...)
-	return Message{Topic: e.T.Telemetry(b.Device), QoS: 0, Payload: buf}
+	tc.size = max(tc.size, len(buf)+len(buf)/8) // the next one of this device fits at once
+	return Message{Topic: tc.topic, QoS: 0, Payload: buf}
 }
+
+// telCache is what every telemetry message of one device repeats: its topic and each point's
+// JSON key (`"name":`), by the point's place in the batch, made once.
+type telCache struct {
+	prefix, topic string // the topic, made under prefix (T.P)
+	names         []string
+	keys          [][]byte
+	size          int // the buffer to start a message with
+}
+
+func (e *Encoder) telemetryCache(b sample.Batch) *telCache {
+	tc := e.tel[b.Device]
+	if tc == nil || tc.prefix != e.T.P {
+		if e.tel == nil {
+			e.tel = map[string]*telCache{}
+		}
+		tc = &telCache{prefix: e.T.P, topic: e.T.Telemetry(b.Device), size: 128 + 48*len(b.Samples)}
+		e.tel[b.Device] = tc
+	}
+	return tc
+}
+
+// key appends the JSON key of the point at place i, made again if the batch names another point
+// there than the last one did.
+func (tc *telCache) key(buf []byte, i int, point string) []byte {
+	for len(tc.names) <= i {
+		tc.names, tc.keys = append(tc.names, ""), append(tc.keys, nil)
+	}
+	if tc.keys[i] == nil || tc.names[i] != point {
+		tc.names[i], tc.keys[i] = point, append(appendJSONString(nil, point), ':')
+	}
+	return append(buf, tc.keys[i]...)
+}
+
+// appendFloat appends v as strconv.AppendFloat(buf, v, 'g', -1, 64) does (the shortest decimal
+// that reads back as v), directly for what registers mostly hold: a number of at most six
+// decimals between 0.001 and a million, a scaled integer. TestAppendFloat checks it against
+// strconv; anything else goes to strconv.
+func appendFloat(buf []byte, v float64) []byte {
+	a := math.Abs(v)
+	if v == 0 || a < 1e-3 || a >= 1e6 || math.IsNaN(v) {
+		return strconv.AppendFloat(buf, v, 'g', -1, 64)
+	}
+	for k, p := range decimals {
+		n := math.Round(v * p)
+		if n/p != v {
+			continue
+		}
+		i := int64(n)
+		if k == 0 {
+			return strconv.AppendInt(buf, i, 10)
+		}
+		if i < 0 {
+			buf = append(buf, '-')
+			i = -i
+		}
+		var digits [24]byte
+		d := strconv.AppendInt(digits[:0], i, 10)
+		if len(d) <= k { // 0.00ddd
+			buf = append(buf, '0', '.')
+			for z := len(d); z < k; z++ {
+				buf = append(buf, '0')
+			}
+			return append(buf, d...)
+		}
+		buf = append(buf, d[:len(d)-k]...)
+		buf = append(buf, '.')
+		return append(buf, d[len(d)-k:]...)
+	}
+	return strconv.AppendFloat(buf, v, 'g', -1, 64)
+}
+
+// decimals are the powers of ten appendFloat tries, fewest decimals first.
+var decimals = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6}
 
 // appendJSONString appends s as a JSON string: directly when it is plain printable ASCII (point
 // names are), through encoding/json otherwise.
