@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -215,7 +216,8 @@ func procRSS(b *testing.B, pid int) int64 {
 // start included. Goals (issue 18): ≤ 7.5 % of a core, ≤ 60 MB, p99 ≤ 20 ms, no late line.
 //
 // FIREBREAK_BENCH_SECONDS sets the measured time (default 20, after a 5 s warm-up);
-// FIREBREAK_BENCH_CPUPROFILE=<file> writes a CPU profile of the measured time only.
+// FIREBREAK_BENCH_CPUPROFILE=<file> writes a CPU profile of the measured time only, and
+// FIREBREAK_BENCH_MEMPROFILE=<file> a heap profile at its end (the daemon still running).
 func BenchmarkDaemon500x200(b *testing.B) { benchDaemon(b, 500, 4, false) }
 
 // BenchmarkDaemon500x200Record is BenchmarkDaemon500x200 with -record (every poll written to a
@@ -324,10 +326,15 @@ func benchDaemon(b *testing.B, devices, gateways int, record bool) {
 	mu.Lock()
 	measuring = true
 	mu.Unlock()
-	cpu0, t0 := selfCPU(b), time.Now()
+	usr0, sys0 := selfUserSys(b)
+	t0 := time.Now()
 	time.Sleep(time.Duration(seconds) * time.Second)
-	cpu1, t1 := selfCPU(b), time.Now()
+	usr1, sys1 := selfUserSys(b)
+	t1 := time.Now()
 	pprof.StopCPUProfile()
+	if path := os.Getenv("FIREBREAK_BENCH_MEMPROFILE"); path != "" {
+		writeHeapProfile(b, path)
+	}
 	mu.Lock()
 	measuring = false
 	n, js, bad := samples, append([]time.Duration(nil), jitter...), failed
@@ -354,12 +361,35 @@ func benchDaemon(b *testing.B, devices, gateways int, record bool) {
 	}
 	sort.Slice(js, func(i, j int) bool { return js[i] < js[j] })
 	pct := func(q float64) float64 { return float64(js[int(q*float64(len(js)-1))]) / float64(time.Millisecond) }
-	b.ReportMetric(100*(cpu1-cpu0).Seconds()/t1.Sub(t0).Seconds(), "daemon-cpu-%")
+	wall := t1.Sub(t0).Seconds()
+	b.ReportMetric(100*(usr1-usr0+sys1-sys0).Seconds()/wall, "daemon-cpu-%")
+	b.ReportMetric(100*(sys1-sys0).Seconds()/wall, "of-it-kernel-%")
 	b.ReportMetric(float64(rss)/(1<<20), "rss-MB")
 	b.ReportMetric(float64(n)/t1.Sub(t0).Seconds(), "samples/s")
 	b.ReportMetric(pct(0.5), "jitter-p50-ms")
 	b.ReportMetric(pct(0.99), "jitter-p99-ms")
 	b.ReportMetric(float64(logs.FilterMessage("poller behind schedule").Len()), "late-lines")
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// selfUserSys is this process's user and system CPU time.
+func selfUserSys(b *testing.B) (user, sys time.Duration) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 // selfCPU is this process's user+system CPU time.

@@ -58,27 +58,49 @@ func Topology(cfg *config.Config) alarms.Topology {
 	for _, z := range cfg.Zones {
 		topo.Zones = append(topo.Zones, z.Name)
 	}
+	// Devices of one profile on links with the same limits share their maps (read only): a hall
+	// of 500 racks has one set, not 500.
+	type key struct {
+		prof   *collectors.Resolved
+		limits collectors.Limits
+	}
+	type maps struct {
+		units          map[string]string
+		modules, block map[string]int
+	}
+	shared := map[key]maps{}
 	for _, d := range cfg.Devices {
-		units, modules, blocks := map[string]string{}, map[string]int{}, map[string]int{}
-		if r := cfg.Points(d); r != nil {
-			for _, p := range r.Points {
-				units[p.Name] = p.Unit
-				if p.Module > 0 {
-					modules[p.Name] = p.Module
+		r := cfg.Points(d)
+		k := key{prof: r}
+		cn, planned := cfg.Connection(d.Connection)
+		planned = planned && r != nil && !r.HasSunSpec()
+		if planned {
+			k.limits = collectors.Limits{MaxRegisters: cn.MaxRegistersPerRequest, MaxGap: cn.MaxGap}
+		}
+		m, ok := shared[k]
+		if !ok {
+			m = maps{units: map[string]string{}, modules: map[string]int{}, block: map[string]int{}}
+			if r != nil {
+				for _, p := range r.Points {
+					m.units[p.Name] = p.Unit
+					if p.Module > 0 {
+						m.modules[p.Name] = p.Module
+					}
 				}
-			}
-			// The register blocks the collector will read (a SunSpec device's are known only
-			// once its model chain is: it is judged as a whole).
-			if cn, ok := cfg.Connection(d.Connection); ok && !r.HasSunSpec() {
-				for i, req := range collectors.Plan(r.Points, collectors.Limits{MaxRegisters: cn.MaxRegistersPerRequest, MaxGap: cn.MaxGap}) {
-					for _, k := range req.Points {
-						blocks[r.Points[k].Name] = i
+				// The register blocks the collector will read (a SunSpec device's are known
+				// only once its model chain is: it is judged as a whole).
+				if planned {
+					for i, req := range collectors.Plan(r.Points, k.limits) {
+						for _, p := range req.Points {
+							m.block[r.Points[p].Name] = i
+						}
 					}
 				}
 			}
+			shared[k] = m
 		}
 		topo.Devices = append(topo.Devices, alarms.DeviceInfo{Name: d.Name, Zone: d.Zone, Kind: d.Profile, Interval: d.Interval,
-			Units: units, Modules: modules, Blocks: blocks})
+			Units: m.units, Modules: m.modules, Blocks: m.block})
 	}
 	for _, r := range cfg.Rules {
 		dev, pt, _ := strings.Cut(r.Point, ".")
