@@ -310,6 +310,7 @@ func benchDaemon(b *testing.B, devices, gateways int, record bool) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	started := time.Now()
 	go func() { done <- daemon.Run(ctx, opts) }()
 	time.Sleep(5 * time.Second) // warm-up: connections open, plans made, the engine's baselines set
 	b.ResetTimer()
@@ -368,7 +369,11 @@ func benchDaemon(b *testing.B, devices, gateways int, record bool) {
 	b.ReportMetric(float64(n)/t1.Sub(t0).Seconds(), "samples/s")
 	b.ReportMetric(pct(0.5), "jitter-p50-ms")
 	b.ReportMetric(pct(0.99), "jitter-p99-ms")
-	b.ReportMetric(float64(logs.FilterMessage("poller behind schedule").Len()), "late-lines")
+	late := logs.FilterMessage("poller behind schedule").All()
+	for _, e := range late {
+		b.Logf("%s after the start: %s %v", e.Time.Sub(started).Round(time.Millisecond), e.Message, e.ContextMap())
+	}
+	b.ReportMetric(float64(len(late)), "late-lines")
 }
 
 func writeHeapProfile(b *testing.B, path string) {

@@ -239,7 +239,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer loop.record.Close()
 	}
-	batches := make(chan sample.Batch, batchQueue)
+	batches := make(chan sample.Batch, pollQueue(cfg))
 	loop.polls = newPollGroup(ctx, batches, log)
 	loop.polls.start(pollers)
 	engineDone, pubDone := make(chan struct{}), make(chan struct{})
@@ -428,6 +428,18 @@ const (
 	batchQueue     = 256
 )
 
+// pollQueue is the size of the pollers' queue to the engine loop: batchQueue, or two seconds of
+// every device's polls if that is more. A poller waiting on a full queue polls late, so the queue
+// takes what the engine loop may fall behind by (a slow fsync, a burst of alarms) without
+// holding up the schedule; it holds only what waits.
+func pollQueue(cfg *config.Config) int {
+	n := 0
+	for _, d := range cfg.Devices {
+		n += int(2*time.Second/max(d.Interval, 100*time.Millisecond)) + 1
+	}
+	return max(n, batchQueue)
+}
+
 // rawCommand is an operator command or a consumer's drain ack, as it arrived.
 type rawCommand struct {
 	topic   string
@@ -555,6 +567,9 @@ type engineLoop struct {
 	influxMeta influx.Meta
 	pipeOpts   PipelineOptions
 	reloads    <-chan Reload
+	// availPending are availability changes not yet written (see availability).
+	availPending []wire.Message
+	flushing     bool
 }
 
 func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, in *inbox) error {
@@ -577,7 +592,7 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, in *i
 		select {
 		case b, ok := <-batches:
 			if !ok {
-				return nil
+				return l.flushAvailability()
 			}
 			if err := l.batch(b); err != nil {
 				return err
@@ -620,6 +635,11 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, in *i
 // tickUntil performs every tick up to t.
 func (l *engineLoop) tickUntil(t time.Time) error {
 	l.m.beat(l.clk.Now())
+	if !l.next.After(t) {
+		if err := l.flushAvailability(); err != nil {
+			return err
+		}
+	}
 	for !l.next.After(t) {
 		msgs, err := l.pipe.Tick(l.next)
 		if perr := l.put(msgs); perr != nil {
@@ -687,8 +707,20 @@ func (l *engineLoop) put(msgs []wire.Message) error { return l.send(msgs, false)
 // send is put; with restate, msgs are the whole retained truth and the outbox forgets every
 // retained state it recorded before (see Outbox.Restate).
 func (l *engineLoop) send(msgs []wire.Message, restate bool) error {
-	if !restate {
+	if restate {
+		if err := l.flushAvailability(); err != nil {
+			return err
+		}
+	} else {
 		msgs = append(msgs, l.deviceAlarms(msgs)...)
+		if len(msgs) == 0 && !l.flushing {
+			return nil // queued availability waits for a message or its tick
+		}
+		if len(l.availPending) > 0 {
+			// What came before goes first, in the same transaction.
+			msgs = append(l.availPending, msgs...)
+			l.availPending = nil
+		}
 	}
 	var dropped int
 	var err error
@@ -749,7 +781,26 @@ func (l *engineLoop) availability(b sample.Batch) error {
 	} else if known {
 		l.log.Info("device back online", zap.String("device", b.Device))
 	}
-	return l.put([]wire.Message{l.enc.Availability(b.Device, now, b.At, msg, b.At)})
+	// Queued, and written with the next messages or at the next tick (within a second): a start
+	// of 1,000 devices is a few transactions (fsyncs), not 1,000 that hold up the first cycle.
+	l.availPending = append(l.availPending, l.enc.Availability(b.Device, now, b.At, msg, b.At))
+	if len(l.availPending) >= availabilityGroup {
+		return l.flushAvailability()
+	}
+	return nil
+}
+
+// availabilityGroup bounds how many availability changes wait for one outbox write.
+const availabilityGroup = 256
+
+// flushAvailability writes the availability changes queued by availability.
+func (l *engineLoop) flushAvailability() error {
+	if len(l.availPending) == 0 {
+		return nil
+	}
+	l.flushing = true
+	defer func() { l.flushing = false }()
+	return l.put(nil) // send takes what is queued
 }
 
 // newSink makes the Influx sink, or nil when influx.url is empty. The token comes from
