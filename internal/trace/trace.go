@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/firebreak-dc/firebreak/collectors"
 	"github.com/firebreak-dc/firebreak/internal/sample"
@@ -294,35 +296,101 @@ func ParseTime(s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// Writer writes a trace.
-type Writer struct{ w *csv.Writer }
+// Writer writes a trace: CSV as encoding/csv writes it (TestWriterIsCSV), formatted by hand, a
+// batch's time once, in a buffer that goes to the underlying writer in blocks: `run -record`
+// writes every poll, and must cost little beside the poll itself.
+type Writer struct {
+	w   io.Writer
+	buf []byte
+	err error
+	// The time of the last sample, formatted.
+	lastAt time.Time
+	atText []byte
+}
+
+// writerBlock is how much the Writer gathers before it writes.
+const writerBlock = 32 << 10
 
 // NewWriter writes the header.
 func NewWriter(w io.Writer) (*Writer, error) {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(Header); err != nil {
-		return nil, err
+	tw := &Writer{w: w, buf: make([]byte, 0, writerBlock+4096)}
+	for i, h := range Header {
+		if i > 0 {
+			tw.buf = append(tw.buf, ',')
+		}
+		tw.buf = appendField(tw.buf, h)
 	}
-	return &Writer{w: cw}, nil
+	tw.buf = append(tw.buf, '\n')
+	return tw, tw.flush()
 }
 
 // Write writes a batch. A value that was read is written even when implausible (replay applies
 // the range rule again); a sentinel or a missing reading is empty.
 func (w *Writer) Write(b sample.Batch) error {
+	if w.err != nil {
+		return w.err
+	}
 	for _, s := range b.Samples {
-		v := ""
-		if (s.Quality == sample.Good || s.Quality == sample.OutOfRange) && s.Text == "" {
-			v = strconv.FormatFloat(s.Value, 'g', -1, 64) // exact: replay must see the very value
+		if !s.At.Equal(w.lastAt) || w.atText == nil {
+			w.lastAt = s.At
+			w.atText = s.At.UTC().AppendFormat(w.atText[:0], time.RFC3339Nano)
 		}
-		if err := w.w.Write([]string{s.At.UTC().Format(time.RFC3339Nano), s.Device, s.Point, v}); err != nil {
-			return err
+		w.buf = append(w.buf, w.atText...)
+		w.buf = append(w.buf, ',')
+		w.buf = appendField(w.buf, s.Device)
+		w.buf = append(w.buf, ',')
+		w.buf = appendField(w.buf, s.Point)
+		w.buf = append(w.buf, ',')
+		if (s.Quality == sample.Good || s.Quality == sample.OutOfRange) && s.Text == "" {
+			w.buf = strconv.AppendFloat(w.buf, s.Value, 'g', -1, 64) // exact: replay must see the very value
+		}
+		w.buf = append(w.buf, '\n')
+		if len(w.buf) >= writerBlock {
+			if err := w.flush(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// Close flushes.
-func (w *Writer) Close() error {
-	w.w.Flush()
-	return w.w.Error()
+func (w *Writer) flush() error {
+	if w.err == nil && len(w.buf) > 0 {
+		_, w.err = w.w.Write(w.buf)
+		w.buf = w.buf[:0]
+	}
+	return w.err
+}
+
+// Close writes what is gathered.
+func (w *Writer) Close() error { return w.flush() }
+
+// appendField appends a CSV field as encoding/csv writes it: quoted (its quotes doubled) when it
+// holds a comma, a quote, a line break, starts with a space, or is `\.`.
+func appendField(buf []byte, f string) []byte {
+	quote := f == `\.`
+	for i := 0; i < len(f) && !quote; i++ {
+		c := f[i]
+		quote = c == ',' || c == '"' || c == '\r' || c == '\n' || c >= utf8.RuneSelf
+	}
+	if f != "" && !quote {
+		r, _ := utf8.DecodeRuneInString(f)
+		quote = unicode.IsSpace(r)
+	}
+	if !quote {
+		return append(buf, f...)
+	}
+	if !strings.ContainsAny(f, "\",\r\n") && f != `\.` {
+		if r, _ := utf8.DecodeRuneInString(f); !unicode.IsSpace(r) {
+			return append(buf, f...) // only non-ASCII letters: csv writes it as it is
+		}
+	}
+	buf = append(buf, '"')
+	for i := 0; i < len(f); i++ {
+		if f[i] == '"' {
+			buf = append(buf, '"')
+		}
+		buf = append(buf, f[i])
+	}
+	return append(buf, '"')
 }

@@ -2,9 +2,11 @@ package trace
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +115,51 @@ func TestErrorsNameTheLine(t *testing.T) {
 		if errors.Is(err, io.EOF) || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrBadTrace) {
 			t.Errorf("%q: got %v, want %q", in, err, want)
 		}
+	}
+}
+
+// TestWriterIsCSV: the hand-written trace is what encoding/csv writes for the same rows, names
+// that need quoting included, over several blocks.
+func TestWriterIsCSV(t *testing.T) {
+	names := []string{"rack-01", "a,b", `say "hi"`, " lead", "\u00a0nbsp", "ünïcode", `\.`, "line\nbreak", "cr\rx", "", "tab\tin"}
+	at := time.Date(2026, 3, 4, 5, 6, 7, 890000000, time.UTC)
+	var b sample.Batch
+	for i := 0; i < 4000; i++ {
+		s := sample.Sample{Device: names[i%len(names)], Point: names[(i/len(names))%len(names)], Value: float64(i) / 7, Quality: sample.Quality(i % 4), At: at.Add(time.Duration(i/10) * time.Second)}
+		if i%13 == 0 {
+			s.Text = "text"
+		}
+		b.Samples = append(b.Samples, s)
+	}
+	var got bytes.Buffer
+	w, err := NewWriter(&got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	cw := csv.NewWriter(&want)
+	_ = cw.Write(Header)
+	for _, s := range b.Samples {
+		v := ""
+		if (s.Quality == sample.Good || s.Quality == sample.OutOfRange) && s.Text == "" {
+			v = strconv.FormatFloat(s.Value, 'g', -1, 64)
+		}
+		_ = cw.Write([]string{s.At.UTC().Format(time.RFC3339Nano), s.Device, s.Point, v})
+	}
+	cw.Flush()
+	if got.String() != want.String() {
+		g, wl := strings.Split(got.String(), "\n"), strings.Split(want.String(), "\n")
+		for i := range min(len(g), len(wl)) {
+			if g[i] != wl[i] {
+				t.Fatalf("line %d: %q, encoding/csv %q", i+1, g[i], wl[i])
+			}
+		}
+		t.Fatalf("%d lines, encoding/csv %d", len(g), len(wl))
 	}
 }
