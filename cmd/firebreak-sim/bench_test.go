@@ -396,4 +396,3 @@ func selfUserSys(b *testing.B) (user, sys time.Duration) {
 	}
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
-
