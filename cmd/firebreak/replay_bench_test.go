@@ -21,26 +21,8 @@ import (
 // through `firebreak replay`, CSV parsing and JSON output included, and reports samples per second.
 func BenchmarkReplay(b *testing.B) {
 	dir := b.TempDir()
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	site := filepath.Join(dir, "site.yaml")
-	if err := os.WriteFile(site, data, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Load(site)
-	if err != nil {
-		b.Fatal(err)
-	}
 	sc, _ := sim.LoadScenario("internal-short")
-	tracePath := filepath.Join(dir, "trace.csv")
-	f, _ := os.Create(tracePath)
-	bw := bufio.NewWriter(f)
-	if _, err := sim.Record(cfg, sc, bw); err != nil {
-		b.Fatal(err)
-	}
-	bw.Flush()
-	f.Close()
-	raw, _ := os.ReadFile(tracePath)
-	rows := bytes.Count(raw, []byte("\n")) - 1
+	site, tracePath, rows := recordDemo(b, dir, sc)
 	b.ResetTimer()
 	for b.Loop() {
 		if err := run(context.Background(), []string{"replay", "-config", site, "-in", tracePath}, io.Discard, io.Discard); err != nil {
@@ -60,35 +42,12 @@ func BenchmarkReplayCLI(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
-	data, _ := configs.FS.ReadFile("sites/demo.yaml")
-	site := filepath.Join(dir, "site.yaml")
-	if err := os.WriteFile(site, data, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Load(site)
-	if err != nil {
-		b.Fatal(err)
-	}
 	sc, err := sim.LoadScenario("normal-day")
 	if err != nil {
 		b.Fatal(err)
 	}
 	sc.Duration = 5 * time.Hour
-	tracePath := filepath.Join(dir, "trace.csv")
-	f, err := os.Create(tracePath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if _, err := sim.Record(cfg, sc, bw); err != nil {
-		b.Fatal(err)
-	}
-	if err := errors.Join(bw.Flush(), f.Close()); err != nil {
-		b.Fatal(err)
-	}
-	raw, _ := os.ReadFile(tracePath)
-	rows := bytes.Count(raw, []byte("\n")) - 1
-	raw = nil
+	site, tracePath, rows := recordDemo(b, dir, sc)
 	if rows < 2_000_000 {
 		b.Fatalf("the trace has %d rows; the benchmark wants at least 2 million", rows)
 	}
@@ -109,4 +68,32 @@ func BenchmarkReplayCLI(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(rows), "rows")
+}
+
+// recordDemo writes the demo site into dir and records the scenario on it there; it returns the
+// site's path, the trace's and how many rows the trace has.
+func recordDemo(b *testing.B, dir string, sc *sim.Scenario) (site, tracePath string, rows int) {
+	data, _ := configs.FS.ReadFile("sites/demo.yaml")
+	site = filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(site, data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Load(site)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tracePath = filepath.Join(dir, "trace.csv")
+	f, err := os.Create(tracePath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if _, err := sim.Record(cfg, sc, bw); err != nil {
+		b.Fatal(err)
+	}
+	if err := errors.Join(bw.Flush(), f.Close()); err != nil {
+		b.Fatal(err)
+	}
+	raw, _ := os.ReadFile(tracePath)
+	return site, tracePath, bytes.Count(raw, []byte("\n")) - 1
 }
