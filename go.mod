@@ -13,6 +13,8 @@ go 1.26.0
 //   gopkg.in/yaml.v3                  config, profiles and scenarios (strict decoding of unknown keys).
 //   gowebpki/jcs                      RFC 8785 canonical JSON, the bytes a drain signal's signature covers.
 //   golang.org/x/sync                 errgroup: every goroutine has an owner that waits for it.
+//   golang.org/x/net                  its proxy package: paho's own way of dialling a broker (a proxy
+//                                     from the environment), kept where mqttx dials for paho.
 //   go.etcd.io/bbolt                  the durable MQTT outbox in state_dir: fsync'd transactions,
 //                                     one file, no server, a single writer (the engine loop).
 //   prometheus/client_golang          /metrics: the exposition format Prometheus parses, Go runtime
@@ -31,6 +33,7 @@ require (
 	github.com/simonvetter/modbus v1.6.4
 	go.etcd.io/bbolt v1.4.3
 	go.uber.org/zap v1.28.0
+	golang.org/x/net v0.44.0
 	golang.org/x/sync v0.24.0
 )
 
@@ -48,7 +51,6 @@ require (
 	github.com/rs/xid v1.4.0 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
-	golang.org/x/net v0.44.0 // indirect
 	golang.org/x/sys v0.36.0 // indirect
 	google.golang.org/protobuf v1.36.8 // indirect
 )

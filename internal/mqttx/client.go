@@ -141,6 +141,7 @@ func Dial(o Options, log *zap.Logger) (*Client, error) {
 	po.SetAutoReconnect(false) // keepConnected does it, and says why an attempt failed
 	po.SetConnectRetry(false)
 	po.SetConnectTimeout(5 * time.Second)
+	po.SetCustomOpenConnectionFn(openGathering) // paho's dialling, with writes gathered (gather.go)
 	po.SetKeepAlive(10 * time.Second)
 	po.SetPingTimeout(5 * time.Second)
 	if o.WillTopic != "" {
