@@ -1,6 +1,8 @@
 package collectors
 
 import (
+	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -137,12 +139,12 @@ func NewReader(ep Endpoint, timeout time.Duration) (Reader, error) {
 	var l link
 	switch ep.Scheme {
 	case "tcp":
+		// goburrow's TCP packager (MBAP framing, transaction ids, the checks of a reply's
+		// header) over a transporter of ours that reads a reply in one system call where
+		// goburrow's reads the header and the rest apart: 1,000 requests a second at 500 racks.
 		h := modbus.NewTCPClientHandler(ep.Addr)
-		// A timeout is always set: goburrow treats 0 as "wait forever".
-		h.Timeout = timeout
-		// We close and reopen on our own terms; goburrow's idle timer would close behind our back.
-		h.IdleTimeout = 0
-		l = &tcpLink{h: h, c: modbus.NewClient(h)}
+		t := &mbapTransporter{addr: ep.Addr, timeout: timeout}
+		l = &tcpLink{h: h, t: t, c: modbus.NewClient2(h, t)}
 	case "rtuovertcp":
 		p := modbus.NewRTUClientHandler("") // only its RTU packager (framing and CRC) is used
 		t := &rtuTCPTransporter{addr: ep.Addr, timeout: timeout}
@@ -229,15 +231,76 @@ func (r *guardedReader) Close() error {
 }
 
 type tcpLink struct {
-	h *modbus.TCPClientHandler
+	h *modbus.TCPClientHandler // its packager only
+	t *mbapTransporter
 	c modbus.Client
 }
 
-func (l *tcpLink) Connect() error        { return l.h.Connect() }
-func (l *tcpLink) Close() error          { return l.h.Close() }
+func (l *tcpLink) Connect() error        { return l.t.connect() }
+func (l *tcpLink) Close() error          { return l.t.close() }
 func (l *tcpLink) SetUnit(u uint8)       { l.h.SlaveId = u }
 func (l *tcpLink) Client() modbus.Client { return l.c }
-func (l *tcpLink) Address() string       { return l.h.Address }
+func (l *tcpLink) Address() string       { return l.t.addr }
+
+// mbapTransporter carries Modbus TCP frames (MBAP header and PDU) over a buffered connection:
+// the reply's 7-byte header and the rest usually come in one read. Closing drops the buffer with
+// the connection, so nothing of a late reply is ever read as the next one.
+type mbapTransporter struct {
+	addr    string
+	timeout time.Duration
+	conn    net.Conn
+	r       *bufio.Reader
+}
+
+func (t *mbapTransporter) connect() error {
+	if t.conn != nil {
+		return nil
+	}
+	c, err := net.DialTimeout("tcp", t.addr, t.timeout)
+	if err != nil {
+		return err
+	}
+	t.conn, t.r = c, bufio.NewReaderSize(c, mbapMax)
+	return nil
+}
+
+func (t *mbapTransporter) close() error {
+	if t.conn == nil {
+		return nil
+	}
+	err := t.conn.Close()
+	t.conn, t.r = nil, nil
+	return err
+}
+
+// mbapMax is the largest Modbus TCP frame: the 7-byte header and a 253-byte PDU.
+const mbapMax = 260
+
+// Send writes one request frame and reads one response frame (its length from its header, which
+// must be 2..254: the unit id, the function code and at most 252 bytes).
+func (t *mbapTransporter) Send(req []byte) ([]byte, error) {
+	if t.conn == nil {
+		return nil, errors.New("modbus tcp: not connected")
+	}
+	if err := t.conn.SetDeadline(time.Now().Add(t.timeout)); err != nil {
+		return nil, err
+	}
+	if _, err := t.conn.Write(req); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, mbapMax)
+	if _, err := io.ReadFull(t.r, buf[:7]); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint16(buf[4:6])) // the unit id and the PDU
+	if n < 2 || 6+n > mbapMax {
+		return nil, fmt.Errorf("modbus tcp: length %d in a response header (want 2..%d)", n, mbapMax-6)
+	}
+	if _, err := io.ReadFull(t.r, buf[7:6+n]); err != nil {
+		return nil, err
+	}
+	return buf[:6+n], nil
+}
 
 // rtuSerialLink is goburrow's RTU client: its Send is not safe for concurrent use, which the
 // single poller goroutine per connection guarantees (and config refuses two connections on one
