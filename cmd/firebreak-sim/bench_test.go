@@ -131,6 +131,9 @@ func serveSite(b *testing.B, bin, dir, site string, base, gateways int) (*config
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	cmd := exec.Command(bin, "-site", sitePath, "-scenario", "normal", "-speed", "1", "-listen", fmt.Sprintf("127.0.0.1:%d", base))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Killed with this process too: a benchmark that panics skips its cleanups, and a simulator
+	// left serving 500 devices takes a core's worth of the next measurement.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
