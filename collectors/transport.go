@@ -143,11 +143,11 @@ func NewReader(ep Endpoint, timeout time.Duration) (Reader, error) {
 		// header) over a transporter of ours that reads a reply in one system call where
 		// goburrow's reads the header and the rest apart: 1,000 requests a second at 500 racks.
 		h := modbus.NewTCPClientHandler(ep.Addr)
-		t := &mbapTransporter{addr: ep.Addr, timeout: timeout}
+		t := &mbapTransporter{tcpStream{addr: ep.Addr, timeout: timeout}}
 		l = &tcpLink{h: h, t: t, c: modbus.NewClient2(h, t)}
 	case "rtuovertcp":
 		p := modbus.NewRTUClientHandler("") // only its RTU packager (framing and CRC) is used
-		t := &rtuTCPTransporter{addr: ep.Addr, timeout: timeout}
+		t := &rtuTCPTransporter{tcpStream{addr: ep.Addr, timeout: timeout}}
 		l = &rtuTCPLink{p: p, t: t, c: modbus.NewClient2(p, t)}
 	case "rtu":
 		h := modbus.NewRTUClientHandler(ep.Addr)
@@ -242,17 +242,17 @@ func (l *tcpLink) SetUnit(u uint8)       { l.h.SlaveId = u }
 func (l *tcpLink) Client() modbus.Client { return l.c }
 func (l *tcpLink) Address() string       { return l.t.addr }
 
-// mbapTransporter carries Modbus TCP frames (MBAP header and PDU) over a buffered connection:
-// the reply's 7-byte header and the rest usually come in one read. Closing drops the buffer with
-// the connection, so nothing of a late reply is ever read as the next one.
-type mbapTransporter struct {
+// tcpStream is the TCP connection under a transporter, read through a buffer: a reply usually
+// comes in one read. Closing drops the buffer with the connection, so nothing of a late reply is
+// ever read as the next one.
+type tcpStream struct {
 	addr    string
 	timeout time.Duration
 	conn    net.Conn
 	r       *bufio.Reader
 }
 
-func (t *mbapTransporter) connect() error {
+func (t *tcpStream) connect() error {
 	if t.conn != nil {
 		return nil
 	}
@@ -264,7 +264,7 @@ func (t *mbapTransporter) connect() error {
 	return nil
 }
 
-func (t *mbapTransporter) close() error {
+func (t *tcpStream) close() error {
 	if t.conn == nil {
 		return nil
 	}
@@ -273,19 +273,28 @@ func (t *mbapTransporter) close() error {
 	return err
 }
 
+// send writes a request frame within the timeout, which the reply must also keep.
+func (t *tcpStream) send(what string, req []byte) error {
+	if t.conn == nil {
+		return errors.New(what + ": not connected")
+	}
+	if err := t.conn.SetDeadline(time.Now().Add(t.timeout)); err != nil {
+		return err
+	}
+	_, err := t.conn.Write(req)
+	return err
+}
+
+// mbapTransporter carries Modbus TCP frames (MBAP header and PDU).
+type mbapTransporter struct{ tcpStream }
+
 // mbapMax is the largest Modbus TCP frame: the 7-byte header and a 253-byte PDU.
 const mbapMax = 260
 
 // Send writes one request frame and reads one response frame (its length from its header, which
 // must be 2..254: the unit id, the function code and at most 252 bytes).
 func (t *mbapTransporter) Send(req []byte) ([]byte, error) {
-	if t.conn == nil {
-		return nil, errors.New("modbus tcp: not connected")
-	}
-	if err := t.conn.SetDeadline(time.Now().Add(t.timeout)); err != nil {
-		return nil, err
-	}
-	if _, err := t.conn.Write(req); err != nil {
+	if err := t.send("modbus tcp", req); err != nil {
 		return nil, err
 	}
 	buf := make([]byte, mbapMax)
@@ -330,46 +339,15 @@ func (l *rtuTCPLink) Address() string       { return l.t.addr }
 
 // rtuTCPTransporter carries RTU frames (address, PDU, CRC; no MBAP header) over TCP. RTU has no
 // length field, so the response's length is read from its function code and byte count.
-type rtuTCPTransporter struct {
-	addr    string
-	timeout time.Duration
-	conn    net.Conn
-}
-
-func (t *rtuTCPTransporter) connect() error {
-	if t.conn != nil {
-		return nil
-	}
-	c, err := net.DialTimeout("tcp", t.addr, t.timeout)
-	if err != nil {
-		return err
-	}
-	t.conn = c
-	return nil
-}
-
-func (t *rtuTCPTransporter) close() error {
-	if t.conn == nil {
-		return nil
-	}
-	err := t.conn.Close()
-	t.conn = nil
-	return err
-}
+type rtuTCPTransporter struct{ tcpStream }
 
 // Send writes one request frame and reads one response frame.
 func (t *rtuTCPTransporter) Send(req []byte) ([]byte, error) {
-	if t.conn == nil {
-		return nil, errors.New("rtu over tcp: not connected")
-	}
-	if err := t.conn.SetDeadline(time.Now().Add(t.timeout)); err != nil {
-		return nil, err
-	}
-	if _, err := t.conn.Write(req); err != nil {
+	if err := t.send("rtu over tcp", req); err != nil {
 		return nil, err
 	}
 	buf := make([]byte, 3, 260)
-	if _, err := io.ReadFull(t.conn, buf[:2]); err != nil {
+	if _, err := io.ReadFull(t.r, buf[:2]); err != nil {
 		return nil, err
 	}
 	have, n := 2, 0
@@ -377,7 +355,7 @@ func (t *rtuTCPTransporter) Send(req []byte) ([]byte, error) {
 	case fc&0x80 != 0:
 		n = 5 // address, function, exception code, CRC
 	case fc >= 1 && fc <= 4:
-		if _, err := io.ReadFull(t.conn, buf[2:3]); err != nil {
+		if _, err := io.ReadFull(t.r, buf[2:3]); err != nil {
 			return nil, err
 		}
 		have, n = 3, 3+int(buf[2])+2
@@ -385,7 +363,7 @@ func (t *rtuTCPTransporter) Send(req []byte) ([]byte, error) {
 		return nil, fmt.Errorf("rtu over tcp: unexpected function code %d in a response to a read", fc)
 	}
 	buf = buf[:n]
-	if _, err := io.ReadFull(t.conn, buf[have:]); err != nil {
+	if _, err := io.ReadFull(t.r, buf[have:]); err != nil {
 		return nil, err
 	}
 	return buf, nil
