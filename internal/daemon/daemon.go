@@ -569,7 +569,6 @@ type engineLoop struct {
 	reloads    <-chan Reload
 	// availPending are availability changes not yet written (see availability).
 	availPending []wire.Message
-	flushing     bool
 }
 
 func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, in *inbox) error {
@@ -713,15 +712,18 @@ func (l *engineLoop) send(msgs []wire.Message, restate bool) error {
 		}
 	} else {
 		msgs = append(msgs, l.deviceAlarms(msgs)...)
-		if len(msgs) == 0 && !l.flushing {
-			return nil // queued availability waits for a message or its tick
-		}
-		if len(l.availPending) > 0 {
-			// What came before goes first, in the same transaction.
+		if len(msgs) > 0 && len(l.availPending) > 0 {
+			// Queued availability came before: it goes first, in the same transaction.
 			msgs = append(l.availPending, msgs...)
 			l.availPending = nil
 		}
 	}
+	return l.write(msgs, restate)
+}
+
+// write is send's durable part: msgs into the outbox (restated or put), then what follows from
+// them being there (InfluxDB events, metrics, the log).
+func (l *engineLoop) write(msgs []wire.Message, restate bool) error {
 	var dropped int
 	var err error
 	if restate {
@@ -798,9 +800,9 @@ func (l *engineLoop) flushAvailability() error {
 	if len(l.availPending) == 0 {
 		return nil
 	}
-	l.flushing = true
-	defer func() { l.flushing = false }()
-	return l.put(nil) // send takes what is queued
+	msgs := l.availPending
+	l.availPending = nil
+	return l.write(msgs, false)
 }
 
 // newSink makes the Influx sink, or nil when influx.url is empty. The token comes from
