@@ -368,22 +368,9 @@ func (w *Writer) Close() error { return w.flush() }
 // appendField appends a CSV field as encoding/csv writes it: quoted (its quotes doubled) when it
 // holds a comma, a quote, a line break, starts with a space, or is `\.`.
 func appendField(buf []byte, f string) []byte {
-	quote := f == `\.`
-	for i := 0; i < len(f) && !quote; i++ {
-		c := f[i]
-		quote = c == ',' || c == '"' || c == '\r' || c == '\n' || c >= utf8.RuneSelf
-	}
-	if f != "" && !quote {
-		r, _ := utf8.DecodeRuneInString(f)
-		quote = unicode.IsSpace(r)
-	}
-	if !quote {
+	r, _ := utf8.DecodeRuneInString(f)
+	if f != `\.` && !strings.ContainsAny(f, "\",\r\n") && (f == "" || !unicode.IsSpace(r)) {
 		return append(buf, f...)
-	}
-	if !strings.ContainsAny(f, "\",\r\n") && f != `\.` {
-		if r, _ := utf8.DecodeRuneInString(f); !unicode.IsSpace(r) {
-			return append(buf, f...) // only non-ASCII letters: csv writes it as it is
-		}
 	}
 	buf = append(buf, '"')
 	for i := 0; i < len(f); i++ {
