@@ -92,7 +92,7 @@ func (e *Engine) agreement(d *devState, now time.Time) {
 		}
 		return
 	}
-	perModule := map[int]int{}
+	perModule := map[int32]int{}
 	for _, h := range all {
 		perModule[h.p.module]++
 	}

@@ -103,26 +103,45 @@ type roleSet struct {
 // touches come first, in one cache line; what only temperatures need, and a history, hang off it
 // for the points that have them (a cell voltage's state is a fifth of a temperature's).
 type pointState struct {
-	last         float64
-	lastChangeAt time.Time // last time the reading changed at all (or was first seen)
-	good         bool
-	hasPrev      bool
-	held         bool // its block is frozen: no evidence until it moves (frozen.go)
-	flapping     bool
-	stuck        bool
-	disagree     bool
-	module       int // 1-based; 0 unknown
+	last       float64
+	lastChange int64 // UnixNano of the last time the reading changed at all (or was first seen); 0 never
+	moved      int64 // UnixNano of the last time it changed from a reading before it; 0 never
+	good       bool
+	hasPrev    bool
+	held       bool // its block is frozen: no evidence until it moves (frozen.go)
+	flapping   bool
+	stuck      bool
+	disagree   bool
+	gasOn      bool
+	module     int32 // 1-based; 0 unknown
+	block      int32 // register block; -1 unknown
 
 	role         sample.Role
 	unit         string
-	block        int       // register block; -1 unknown
-	movedAt      time.Time // last time it changed from a reading before it
-	medianAtChng float64   // the rack's median for this role when the reading last changed
-	baseline     float64   // off-gas
-	gasOn        bool
+	medianAtChng float64 // the rack's median for this role when the reading last changed
+	baseline     float64 // off-gas
 
 	*trend // temperatures and points with a rate rule; nil for the others
 	*heat  // temperatures (cell and module); nil for the others
+}
+
+// A room holds one pointState per point (100,000 at 500 racks of 200), so its times are kept as
+// UnixNano, 8 bytes instead of time.Time's 24, and read back through these.
+func (p *pointState) lastChangeAt() time.Time { return fromNanos(p.lastChange) }
+func (p *pointState) movedAt() time.Time      { return fromNanos(p.moved) }
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func toNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // trend is a point's readings within the longest detector window and their running fit.
@@ -366,9 +385,9 @@ func (e *Engine) fillSlot(d *devState, i int, s sample.Sample) *slot {
 		}
 		d.slab = d.slab[:len(d.slab)+1]
 		ps = &d.slab[len(d.slab)-1]
-		*ps = pointState{role: s.Role, unit: d.info.Units[s.Point], module: d.info.Modules[s.Point], block: -1}
+		*ps = pointState{role: s.Role, unit: d.info.Units[s.Point], module: int32(d.info.Modules[s.Point]), block: -1}
 		if b, ok := d.info.Blocks[s.Point]; ok {
-			ps.block = b
+			ps.block = int32(b)
 		}
 		if s.Role.RackTemperature() {
 			ps.heat = &heat{}

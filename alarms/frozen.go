@@ -81,9 +81,9 @@ func (d *devState) lastMoved(onlyMoves bool) (time.Time, int) {
 			continue
 		}
 		n++
-		at := p.lastChangeAt
+		at := p.lastChangeAt()
 		if onlyMoves {
-			at = p.movedAt
+			at = p.movedAt()
 		}
 		if at.After(last) {
 			last = at
@@ -135,7 +135,7 @@ func (e *Engine) frozenBlocks(d *devState, now time.Time) {
 		moved, live time.Time
 		held        bool
 	}
-	blocks := map[int]*block{}
+	blocks := map[int32]*block{}
 	for _, p := range d.points {
 		if p.block < 0 || !p.hasPrev || p.role.Binary() {
 			continue
@@ -147,11 +147,11 @@ func (e *Engine) frozenBlocks(d *devState, now time.Time) {
 		}
 		b.n++
 		b.held = b.held || p.held
-		if p.lastChangeAt.After(b.moved) {
-			b.moved = p.lastChangeAt
+		if at := p.lastChangeAt(); at.After(b.moved) {
+			b.moved = at
 		}
-		if !p.held && p.movedAt.After(b.live) {
-			b.live = p.movedAt
+		if at := p.movedAt(); !p.held && at.After(b.live) {
+			b.live = at
 		}
 	}
 	if len(blocks) < 2 {

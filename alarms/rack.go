@@ -32,10 +32,10 @@ func (e *Engine) stuck(d *devState, now time.Time) {
 			if !p.hasPrev {
 				continue
 			}
-			if p.lastChangeAt.Equal(now) {
+			if p.lastChange == toNanos(now) {
 				p.medianAtChng = med
 			}
-			stuck := now.Sub(p.lastChangeAt) >= e.th.StuckFor && math.Abs(med-p.medianAtChng) >= stuckMove[role]
+			stuck := now.Sub(p.lastChangeAt()) >= e.th.StuckFor && math.Abs(med-p.medianAtChng) >= stuckMove[role]
 			if stuck == p.stuck {
 				continue
 			}
@@ -48,7 +48,7 @@ func (e *Engine) stuck(d *devState, now time.Time) {
 			}
 			e.setCond(d, n, Stuck, st, p.last, p.unit, func() string {
 				return fmt.Sprintf("%s.%s has read %g for %s while its rack moved from %g to %g; excluded from detection",
-					d.info.Name, n, p.last, now.Sub(p.lastChangeAt).Round(time.Second), round3(p.medianAtChng), round3(med))
+					d.info.Name, n, p.last, now.Sub(p.lastChangeAt()).Round(time.Second), round3(p.medianAtChng), round3(med))
 			}, now)
 		}
 	}

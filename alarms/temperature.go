@@ -11,9 +11,9 @@ import (
 // plausibility tracks steps and changes of an analogue reading and raises a flapping sensor.
 func (e *Engine) plausibility(d *devState, s sample.Sample, ps *pointState) {
 	if !ps.hasPrev || s.Value != ps.last {
-		ps.lastChangeAt = s.At
+		ps.lastChange = toNanos(s.At)
 		if ps.hasPrev {
-			ps.movedAt = s.At
+			ps.moved = ps.lastChange
 		}
 	}
 	if !s.Role.RackTemperature() {

@@ -90,13 +90,14 @@ func TestAppendFloat(t *testing.T) {
 }
 
 // TestTelemetryKeysFollowTheBatch: the cached keys of a device's points are its batch's, even
-// when a batch names other points (or fewer) than the last.
+// when a batch names other points (or fewer) than the last, or another device (whose keys are
+// shared) has the same points in another order.
 func TestTelemetryKeysFollowTheBatch(t *testing.T) {
 	t.Parallel()
 	e := NewEncoder("fb", "site", "i-1", "boot")
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, names := range [][]string{{"a", "b", "c"}, {"b", "x"}, {"a", "b", "c", "d"}} {
-		b := sample.Batch{Device: "r", At: at}
+	for k, names := range [][]string{{"a", "b", "c"}, {"b", "x"}, {"c", "b", "a"}, {"a", "b", "c", "d"}, {"x", "a\\"}} {
+		b := sample.Batch{Device: []string{"r", "s"}[k%2], At: at}
 		for i, n := range names {
 			b.Samples = append(b.Samples, sample.Sample{Point: n, Value: float64(i), Quality: sample.Good})
 		}

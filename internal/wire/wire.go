@@ -40,6 +40,7 @@ type Encoder struct {
 	BootID   string
 	seq      uint64
 	tel      map[string]*telCache // by device
+	keys     map[string]*telKey   // every point's JSON key, shared by the devices that name it
 }
 
 // NewEncoder returns an encoder for topic prefix P = prefix/site.
@@ -363,12 +364,20 @@ func (e *Encoder) Telemetry(b sample.Batch) Message {
 }
 
 // telCache is what every telemetry message of one device repeats: its topic and each point's
-// JSON key (`"name":`), by the point's place in the batch, made once.
+// JSON key (`"name":`), by the point's place in the batch. A key is made once per point name and
+// shared by every device that has the point (a room of 500 racks of one profile holds 200 keys,
+// not 100,000).
 type telCache struct {
-	prefix, topic string // the topic, made under prefix (T.P)
-	names         []string
-	keys          [][]byte
-	size          int // the buffer to start a message with
+	prefix, topic string             // the topic, made under prefix (T.P)
+	keys          []*telKey          // by place in the batch
+	shared        map[string]*telKey // the encoder's keys
+	size          int                // the buffer to start a message with
+}
+
+// telKey is a point's name and its JSON key.
+type telKey struct {
+	name string
+	json []byte
 }
 
 func (e *Encoder) telemetryCache(b sample.Batch) *telCache {
@@ -377,7 +386,10 @@ func (e *Encoder) telemetryCache(b sample.Batch) *telCache {
 		if e.tel == nil {
 			e.tel = map[string]*telCache{}
 		}
-		tc = &telCache{prefix: e.T.P, topic: e.T.Telemetry(b.Device), size: 128 + 48*len(b.Samples)}
+		if e.keys == nil {
+			e.keys = map[string]*telKey{}
+		}
+		tc = &telCache{prefix: e.T.P, topic: e.T.Telemetry(b.Device), shared: e.keys, size: 128 + 48*len(b.Samples)}
 		e.tel[b.Device] = tc
 	}
 	return tc
@@ -386,13 +398,18 @@ func (e *Encoder) telemetryCache(b sample.Batch) *telCache {
 // key appends the JSON key of the point at place i, made again if the batch names another point
 // there than the last one did.
 func (tc *telCache) key(buf []byte, i int, point string) []byte {
-	for len(tc.names) <= i {
-		tc.names, tc.keys = append(tc.names, ""), append(tc.keys, nil)
+	for len(tc.keys) <= i {
+		tc.keys = append(tc.keys, nil)
 	}
-	if tc.keys[i] == nil || tc.names[i] != point {
-		tc.names[i], tc.keys[i] = point, append(appendJSONString(nil, point), ':')
+	if k := tc.keys[i]; k == nil || k.name != point {
+		k = tc.shared[point]
+		if k == nil {
+			k = &telKey{name: point, json: append(appendJSONString(nil, point), ':')}
+			tc.shared[point] = k
+		}
+		tc.keys[i] = k
 	}
-	return append(buf, tc.keys[i]...)
+	return append(buf, tc.keys[i].json...)
 }
 
 // appendFloat appends v as strconv.AppendFloat(buf, v, 'g', -1, 64) does (the shortest decimal
