@@ -121,6 +121,9 @@ type Point struct {
 	// Range is the plausible [lo, hi]; HasRange false means any value is plausible.
 	Range    [2]float64
 	HasRange bool
+	// Deadband is how far the value must move from the last one reported before Sparkplug
+	// reports it again (0: any change). Polling and detection ignore it.
+	Deadband float64
 	// SunSpec is set for a point of a SunSpec model; Address is then unknown until the
 	// collector has found the device's model chain.
 	SunSpec *SunSpecPoint

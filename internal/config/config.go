@@ -25,6 +25,7 @@ type Config struct {
 	Detection   alarms.Thresholds `yaml:"detection"`
 	Rules       []Rule            `yaml:"rules"`
 	MQTT        MQTT              `yaml:"mqtt"`
+	Sparkplug   Sparkplug         `yaml:"sparkplug"`
 	Influx      Influx            `yaml:"influx"`
 	Cutover     Cutover           `yaml:"cutover"`
 	Commands    Commands          `yaml:"commands"`
@@ -112,6 +113,17 @@ type TLS struct {
 type HomeAssistant struct {
 	Enabled bool   `yaml:"enabled"`
 	Prefix  string `yaml:"prefix"`
+}
+
+// Sparkplug turns on a Sparkplug B edge node beside the plain JSON topics, on the same brokers
+// (docs/sparkplug.md): spBv1.0/<GroupID>/…/<EdgeNodeID>[/<device>].
+type Sparkplug struct {
+	Enabled    bool   `yaml:"enabled"`
+	GroupID    string `yaml:"group_id"`
+	EdgeNodeID string `yaml:"edge_node_id"` // default: instance
+	// PrimaryHostID, when set, is the host application whose STATE gates the session: the node
+	// births only while that host is online, and stores DDATA while it is not.
+	PrimaryHostID string `yaml:"primary_host_id"`
 }
 
 // Commands configures signed operator commands on P/cmd/<instance>/….

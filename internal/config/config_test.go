@@ -114,6 +114,27 @@ commands:
 			`commands.operators[1].name: is used by another operator, got "alice"`,
 			`commands.operators[1].public_key: must be the base64`,
 		}},
+		{"sparkplug", base + `
+devices: [{name: r1, connection: gw, unit_id: 1, profile: p, zone: z}]
+profiles:
+  - name: p
+    points:
+      - {name: a, register: holding, address: 0, type: int16, deadband: -1}
+      - {name: b, register: holding, address: 1, type: int16, deadband: .nan}
+sparkplug: {enabled: true, group_id: "hall/1", edge_node_id: "", primary_host_id: "scada#1"}
+`, []string{
+			`profiles[0].points[0].deadband: must be a finite number, 0 or more (in the point's unit), got -1`,
+			`profiles[0].points[1].deadband: must be a finite number`,
+			`sparkplug.group_id: must not hold +, / or # (it is one level of a Sparkplug topic), got "hall/1"`,
+			`sparkplug.edge_node_id: must not be empty`,
+			`sparkplug.primary_host_id: must not hold +, / or #`,
+		}},
+		{"sparkplug group STATE", base + `
+devices: [{name: r1, connection: gw, unit_id: 1, profile: fire-panel, zone: z}]
+sparkplug: {enabled: true, group_id: STATE}
+`, []string{
+			`sparkplug.group_id: must not be STATE: spBv1.0/STATE/<host id> is the host applications' topic, got "STATE"`,
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,5 +282,25 @@ func hostileConfigs() []hostileConfig {
 		{"too many targets", strings.Replace(base, "targets: [t]", "targets: ["+strings.TrimSuffix(strings.Repeat("t,", 300), ",")+"]", 1) + dev, `domains[0].targets: must list at most 256 targets`},
 		{"empty target", strings.Replace(base, "targets: [t]", `targets: [""]`, 1) + dev, `domains[0].targets[0]: must be printable text`},
 		{"config too large", base + dev + "# " + strings.Repeat("x", MaxConfigBytes), `(document): is `},
+	}
+}
+
+// TestSparkplugDefaults: the group is the site and the edge node the instance unless set; a
+// deadband reaches the point.
+func TestSparkplugDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse([]byte(base+`
+devices: [{name: r1, connection: gw, unit_id: 1, profile: p, zone: z}]
+profiles: [{name: p, points: [{name: a, register: holding, address: 0, type: int16, deadband: 0.5}]}]
+sparkplug: {enabled: true}
+`), "site.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp := cfg.Sparkplug; sp.GroupID != cfg.Site || sp.EdgeNodeID != cfg.Instance || sp.PrimaryHostID != "" {
+		t.Errorf("defaults: %+v (site %s, instance %s)", sp, cfg.Site, cfg.Instance)
+	}
+	if got := cfg.Points(cfg.Devices[0]).Points[0].Deadband; got != 0.5 {
+		t.Errorf("deadband %v, want 0.5", got)
 	}
 }

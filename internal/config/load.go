@@ -55,6 +55,13 @@ func Parse(data []byte, file string) (*Config, error) {
 		p := fmt.Sprintf("devices[%d].", i)
 		deviceDefaults(&cfg.Devices[i], func(key string) bool { return set[p+key] })
 	}
+	// Sparkplug ids default to the site (the group) and the instance (the edge node).
+	if cfg.Sparkplug.GroupID == "" && !set["sparkplug.group_id"] {
+		cfg.Sparkplug.GroupID = cfg.Site
+	}
+	if cfg.Sparkplug.EdgeNodeID == "" && !set["sparkplug.edge_node_id"] {
+		cfg.Sparkplug.EdgeNodeID = cfg.Instance
+	}
 	cfg.loadProfiles(c)
 	cfg.validate(c)
 	if err := invalid(c.errs); err != nil {

@@ -33,7 +33,9 @@ type ProfilePoint struct {
 	Order    string      `yaml:"order"`
 	Invalid  []uint64    `yaml:"invalid"`
 	Range    []float64   `yaml:"range"`
-	Repeat   *Repeat     `yaml:"repeat"`
+	// Deadband is how far the value must move before Sparkplug reports it again (0: any change).
+	Deadband *float64 `yaml:"deadband"`
+	Repeat   *Repeat  `yaml:"repeat"`
 	// SunSpec names a point of a SunSpec model (e.g. 805.CellTmpMax) instead of register,
 	// address and type; its address is found on the device at run time.
 	SunSpec string `yaml:"sunspec"`
@@ -340,6 +342,13 @@ func parseScaling(pp ProfilePoint, pt *collectors.Point, pth string, c *collecto
 		} else {
 			pt.Range = [2]float64{pp.Range[0], pp.Range[1]}
 			pt.HasRange = true
+		}
+	}
+	if pp.Deadband != nil {
+		if v := *pp.Deadband; !(v >= 0) || math.IsInf(v, 0) {
+			c.add(pth+".deadband", "must be a finite number, 0 or more (in the point's unit)", v)
+		} else {
+			pt.Deadband = v
 		}
 	}
 }

@@ -27,6 +27,7 @@ func (cfg *Config) validate(c *collector) {
 		c.add("detection."+pr.Field, pr.Msg, pr.Value)
 	}
 	cfg.validateMQTT(c)
+	cfg.validateSparkplug(c)
 	cfg.validateCommands(c)
 	cfg.validateInflux(c)
 	cfg.validateCutover(c)
@@ -235,6 +236,46 @@ func (cfg *Config) validateMQTT(c *collector) {
 		c.add("mqtt.home_assistant.prefix", msg, cfg.MQTT.HomeAssist.Prefix)
 	}
 }
+
+// validateSparkplug checks the Sparkplug ids: each is one topic level (Sparkplug 3.0: valid
+// UTF-8 without +, / or #), printable, and the group is not STATE (spBv1.0/STATE/<host> is the
+// hosts' own topic).
+func (cfg *Config) validateSparkplug(c *collector) {
+	sp := cfg.Sparkplug
+	if !sp.Enabled {
+		return
+	}
+	if msg := sparkplugToken(sp.GroupID); msg != "" {
+		c.add("sparkplug.group_id", msg, sp.GroupID)
+	} else if sp.GroupID == "STATE" {
+		c.add("sparkplug.group_id", "must not be STATE: spBv1.0/STATE/<host id> is the host applications' topic", sp.GroupID)
+	}
+	if msg := sparkplugToken(sp.EdgeNodeID); msg != "" {
+		c.add("sparkplug.edge_node_id", msg, sp.EdgeNodeID)
+	}
+	if msg := sparkplugToken(sp.PrimaryHostID); sp.PrimaryHostID != "" && msg != "" {
+		c.add("sparkplug.primary_host_id", msg, sp.PrimaryHostID)
+	}
+}
+
+// sparkplugToken says what keeps s from being a Sparkplug id ("" when nothing does).
+func sparkplugToken(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case len(s) > MaxSparkplugID:
+		return fmt.Sprintf("must be at most %d bytes", MaxSparkplugID)
+	case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
+		return "must be printable UTF-8"
+	case strings.ContainsAny(s, "+/#"):
+		return "must not hold +, / or # (it is one level of a Sparkplug topic)"
+	}
+	return ""
+}
+
+// MaxSparkplugID bounds a Sparkplug id: the specification sets none, but it is in every topic
+// and every host's tag path.
+const MaxSparkplugID = 128
 
 // validateCommands checks operator commands and their keys.
 func (cfg *Config) validateCommands(c *collector) {
