@@ -30,9 +30,14 @@ type Options struct {
 	Password string
 	// TLS files (PEM); CAFile alone verifies the broker, CertFile+KeyFile add a client certificate.
 	CAFile, CertFile, KeyFile string
-	// WillTopic/WillPayload: the retained last will (the node's offline status).
+	// WillTopic/WillPayload: the retained last will (the node's offline status), QoS 1.
 	WillTopic   string
 	WillPayload []byte
+	// WillNotRetained makes the will an ordinary message (Sparkplug's NDEATH).
+	WillNotRetained bool
+	// OneSession: once the first connection made is lost, the client does not connect again and
+	// Ended is closed (Sparkplug: every session has its own will).
+	OneSession bool
 	// Subscriptions are made again on every connect (the session is clean).
 	Subscriptions []Subscription
 }
@@ -145,7 +150,7 @@ func Dial(o Options, log *zap.Logger) (*Client, error) {
 	po.SetKeepAlive(10 * time.Second)
 	po.SetPingTimeout(5 * time.Second)
 	if o.WillTopic != "" {
-		po.SetBinaryWill(o.WillTopic, o.WillPayload, 1, true)
+		po.SetBinaryWill(o.WillTopic, o.WillPayload, 1, !o.WillNotRetained)
 	}
 	po.SetOnConnectHandler(func(c paho.Client) {
 		log.Info("mqtt connected")
@@ -171,15 +176,19 @@ func Dial(o Options, log *zap.Logger) (*Client, error) {
 		}
 	})
 	cl.c = paho.NewClient(po)
-	go cl.keepConnected(o.ClientID)
+	go cl.keepConnected(o.ClientID, o.OneSession)
 	return cl, nil
 }
+
+// Ended is closed when the client stops connecting: after Close, or with OneSession once its
+// connection is lost.
+func (c *Client) Ended() <-chan struct{} { return c.stopped }
 
 // slowConnect is how long a connect attempt may go unanswered before the log says so.
 const slowConnect = 3 * time.Second
 
 // keepConnected connects, and connects again after every loss, until Close.
-func (c *Client) keepConnected(clientID string) {
+func (c *Client) keepConnected(clientID string, oneSession bool) {
 	defer close(c.stopped)
 	wait, refused := time.Duration(0), 0
 	var lastLogged time.Time
@@ -232,6 +241,10 @@ func (c *Client) keepConnected(clientID string) {
 		select {
 		case err = <-c.lost:
 		case <-c.done:
+			return
+		}
+		if oneSession {
+			c.log.Warn("mqtt connection lost; the session is over", zap.Error(err))
 			return
 		}
 		now := time.Now()
