@@ -17,6 +17,8 @@ go 1.26.0
 //                                     from the environment), kept where mqttx dials for paho.
 //   go.etcd.io/bbolt                  the durable MQTT outbox in state_dir: fsync'd transactions,
 //                                     one file, no server, a single writer (the engine loop).
+//   google.golang.org/protobuf        Sparkplug B payloads (internal/sparkplug/spb, generated from the
+//                                     specification's schema); already in the build through Prometheus.
 //   prometheus/client_golang          /metrics: the exposition format Prometheus parses, Go runtime
 //                                     and process (CPU, RSS, fds) metrics; its expfmt parses it in tests.
 require gopkg.in/yaml.v3 v3.0.1
@@ -35,6 +37,7 @@ require (
 	go.uber.org/zap v1.28.0
 	golang.org/x/net v0.44.0
 	golang.org/x/sync v0.24.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -52,5 +55,4 @@ require (
 	go.uber.org/multierr v1.10.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/sys v0.36.0 // indirect
-	google.golang.org/protobuf v1.36.8 // indirect
 )

@@ -36,6 +36,7 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/outbox"
 	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/secrets"
+	"github.com/firebreak-dc/firebreak/internal/sparkplug"
 	"github.com/firebreak-dc/firebreak/internal/trace"
 	"github.com/firebreak-dc/firebreak/internal/wire"
 )
@@ -161,15 +162,21 @@ func Run(ctx context.Context, o Options) error {
 	// The handlers only sort and hand over: the engine loop owns everything it touches.
 	mqLog := log.With(zap.String("component", "mqtt"))
 	in := newInbox(ctx, enc.T, cfg.Cutover.Consumers, operators, mqLog)
-	mq, err := mqttx.Dial(mqttx.Options{Brokers: cfg.MQTT.Brokers, ClientID: clientID,
+	link := mqttx.Options{Brokers: cfg.MQTT.Brokers, ClientID: clientID,
 		Username: cfg.MQTT.Username, Password: password,
-		CAFile: cfg.Resolve(cfg.MQTT.TLS.CAFile), CertFile: cfg.Resolve(cfg.MQTT.TLS.CertFile), KeyFile: cfg.Resolve(cfg.MQTT.TLS.KeyFile),
-		WillTopic: enc.StatusTopic(), WillPayload: enc.Offline(o.Version, o.Clock.Now()),
-		Subscriptions: append([]mqttx.Subscription{
-			{Topic: enc.CommandTopic(), QoS: 1, Handle: in.command},
-			// Acks are retained: a lost one is delivered again on the next connect.
-			{Topic: enc.AckTopic(), QoS: 1, Handle: in.ack},
-		}, haSubscriptions(cfg, enc, in)...)}, mqLog)
+		CAFile: cfg.Resolve(cfg.MQTT.TLS.CAFile), CertFile: cfg.Resolve(cfg.MQTT.TLS.CertFile), KeyFile: cfg.Resolve(cfg.MQTT.TLS.KeyFile)}
+	spSession, err := newSparkplug(cfg, link, o.Version, bootID, log.With(zap.String("component", "sparkplug")))
+	if err != nil {
+		return err
+	}
+	mo := link
+	mo.WillTopic, mo.WillPayload = enc.StatusTopic(), enc.Offline(o.Version, o.Clock.Now())
+	mo.Subscriptions = append([]mqttx.Subscription{
+		{Topic: enc.CommandTopic(), QoS: 1, Handle: in.command},
+		// Acks are retained: a lost one is delivered again on the next connect.
+		{Topic: enc.AckTopic(), QoS: 1, Handle: in.ack},
+	}, haSubscriptions(cfg, enc, in)...)
+	mq, err := mqttx.Dial(mo, mqLog)
 	if err != nil {
 		return err
 	}
@@ -190,6 +197,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	loop.m = newMetrics(siteOf(cfg, o.Version, loop.ha != nil), ob.Len, mq.Connected)
 	loop.sinks = []Sink{newMQTTTelemetry(enc, mq, loop.m.telPublished, loop.m.telDropped, mqLog)}
+	if spSession != nil {
+		loop.spb = spSession
+		loop.sinks = append(loop.sinks, sparkplugSink{spSession})
+	}
 	if influxSink != nil {
 		loop.sinks = append(loop.sinks, influxSink)
 		loop.influx, loop.influxMeta = influxSink, influxMeta(cfg)
@@ -562,6 +573,8 @@ type engineLoop struct {
 	detectors map[string][]alarms.DetectorID // per device, the detectors that may raise an alarm on it
 	// lastSignal is each zone's last signal id logged at info (its re-sends are logged at debug).
 	lastSignal map[string]string
+	// spb, when Sparkplug is on, also takes the engine's state after every write.
+	spb *sparkplug.Session
 	// influx, when configured, also takes the events measurement (alarm events, risk, drain).
 	influx     *influx.Sink
 	influxMeta influx.Meta
@@ -741,6 +754,7 @@ func (l *engineLoop) write(msgs []wire.Message, restate bool) error {
 	}
 	if len(msgs) > 0 {
 		l.m.state(l.pipe.Alarms(), l.pipe.ZoneStages(), l.pipe.Actions(), l.pipe.Acks())
+		l.sparkplugState(msgs)
 	}
 	if dropped > 0 {
 		l.log.Error("outbox full: oldest undelivered messages dropped (mqtt.outbox_max)", zap.Int("messages", dropped))

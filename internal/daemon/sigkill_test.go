@@ -17,6 +17,7 @@ import (
 
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/clock"
+	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/daemon"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
@@ -45,6 +46,8 @@ type childSpec struct {
 	// An HA pair's member sets these: its own instance name and its peer's.
 	Instance, Peer, PeerPub string
 	HAHeartbeat, HAStale    time.Duration
+	// Sparkplug, when set, turns on the Sparkplug edge node.
+	Sparkplug *config.Sparkplug
 }
 
 func runChild(spec string) error {
@@ -63,6 +66,9 @@ func runChild(spec string) error {
 		cfg.Instance = cs.Instance
 		cfg.HA.Peer, cfg.HA.PeerPublicKey = cs.Peer, cs.PeerPub
 		cfg.HA.Heartbeat, cfg.HA.StaleAfter = cs.HAHeartbeat, cs.HAStale
+	}
+	if cs.Sparkplug != nil {
+		cfg.Sparkplug = *cs.Sparkplug
 	}
 	key, err := cutover.ParseKey(cs.KeyPEM)
 	if err != nil {
