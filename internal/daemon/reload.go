@@ -90,6 +90,7 @@ func restartOnly(old, nu *config.Config) []string {
 		{"mqtt", old.MQTT, nu.MQTT}, {"influx", old.Influx, nu.Influx}, {"metrics", old.Metrics, nu.Metrics},
 		{"ha", old.HA, nu.HA}, {"cutover.signing_key_file", old.Cutover.SigningKeyFile, nu.Cutover.SigningKeyFile},
 		{"cutover.mode", old.Cutover.Mode, nu.Cutover.Mode}, {"shutdown_timeout", old.ShutdownTimeout, nu.ShutdownTimeout},
+		{"sparkplug", old.Sparkplug, nu.Sparkplug}, // its ids are its session's
 	} {
 		if !reflect.DeepEqual(f.a, f.b) {
 			out = append(out, f.name)
@@ -171,6 +172,10 @@ func (l *engineLoop) reload(r Reload, batches <-chan sample.Batch) error {
 		l.in.set(nu.Cutover.Consumers, operators)
 	}
 	l.stale = newStaleTracker(nu, now)
+	if l.spb != nil {
+		// The Sparkplug node is born again with the new config's devices and points.
+		l.spb.Remodel(sparkplugModel(nu, l.version, l.enc.BootID))
+	}
 	l.m.expect(deviceNames(nu))
 	l.polls.start(pollers)
 	l.m.reloads.WithLabelValues("applied").Inc()

@@ -627,3 +627,31 @@ func (o Out) String() string {
 	}
 	return fmt.Sprintf("%s %s", o.Kind, o.Device)
 }
+
+// Remodel is a node of m that goes on from n: the values and device states of the metrics both
+// have, the session's state (live, store) and the signals seen. Its births name what m has.
+func (n *Node) Remodel(m Model) *Node {
+	nu := NewNode(m)
+	nu.live, nu.store, nu.signals = n.live, n.store, n.signals
+	for name, mt := range n.nodeBy {
+		if o := nu.nodeBy[name]; o != nil && name != "Node Info/Version" && name != "Node Info/Boot ID" && name != "Node Info/Instance" {
+			o.cur = mt.cur
+		}
+	}
+	for _, d := range n.devs {
+		o := nu.devBy[d.name]
+		if o == nil {
+			continue
+		}
+		o.online, o.polled = d.online, d.polled
+		for _, mt := range d.metrics {
+			if om := o.byName[mt.name]; om != nil && om.datatype == mt.datatype {
+				om.cur = mt.cur
+			} else if om == nil && isAlarmMetric(mt.name) {
+				// An alarm metric added since the start (a rule's): kept, with its value.
+				nu.addDev(o, &metric{name: mt.name, datatype: mt.datatype, cur: mt.cur})
+			}
+		}
+	}
+	return nu
+}

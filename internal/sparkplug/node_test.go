@@ -276,3 +276,24 @@ func TestRebirthRequested(t *testing.T) {
 func strp(s string) *string { return &s }
 
 func marshal(p *spb.Payload) ([]byte, error) { return proto.Marshal(p) }
+
+// TestRemodel: a reload's node keeps the values of the metrics both configs have, births the
+// new device once it answers, and forgets the removed one.
+func TestRemodel(t *testing.T) {
+	n := NewNode(testModel())
+	n.Birth(t0, 0)
+	n.Batch(batch("rack-1", t0, 31, 3.9))
+	m := testModel()
+	m.Devices = append(m.Devices[:1], Device{Name: "rack-3", Zone: "z", Points: m.Devices[0].Points})
+	nu := n.Remodel(m)
+	outs := nu.Birth(t0.Add(time.Second), 0)
+	if len(outs) != 2 || outs[1].Device != "rack-1" || metricsByName(outs[1].Payload)["cell_temp_1"].GetDoubleValue() != 31 {
+		t.Fatalf("rebirth after the reload: %v", outs)
+	}
+	if outs := nu.Batch(batch("rack-2", t0.Add(2*time.Second), 25, 3.9)); outs != nil {
+		t.Fatalf("a removed device: %v", outs)
+	}
+	if outs := nu.Batch(batch("rack-3", t0.Add(2*time.Second), 25, 3.9)); len(outs) != 1 || outs[0].Kind != DBIRTH {
+		t.Fatalf("the new device: %v", outs)
+	}
+}

@@ -47,6 +47,7 @@ type Session struct {
 	states  chan State
 	cmds    chan []byte
 	hostMsg chan []byte
+	models  chan Model
 	store   *outbox.Outbox
 	pending []wire.Message // stored data not yet written to the store
 	seq     uint64
@@ -73,7 +74,7 @@ const (
 // New makes a session; Run connects.
 func New(o Options) (*Session, error) {
 	s := &Session{o: o, node: NewNode(o.Model), batches: make(chan sample.Batch, batchQueue), states: make(chan State, stateQueue),
-		cmds: make(chan []byte, 16), hostMsg: make(chan []byte, 16), log: o.Log}
+		cmds: make(chan []byte, 16), hostMsg: make(chan []byte, 16), models: make(chan Model, 1), log: o.Log}
 	if o.StoreMax <= 0 {
 		s.o.StoreMax = 100000
 	}
@@ -120,6 +121,22 @@ func (s *Session) OfferState(st State) {
 	case s.states <- st:
 	default:
 		s.dropped.Add(1)
+	}
+}
+
+// Remodel replaces the node's devices and points (a config reload): the node is born again with
+// them, the values it has kept. It never blocks: of two reloads in a row the last wins.
+func (s *Session) Remodel(m Model) {
+	for {
+		select {
+		case s.models <- m:
+			return
+		default:
+		}
+		select {
+		case <-s.models:
+		default:
+		}
 	}
 }
 
@@ -260,6 +277,14 @@ func (s *Session) session(ctx context.Context, tick <-chan time.Time) error {
 			s.send(cl, s.node.Batch(b))
 		case st := <-s.states:
 			s.send(cl, s.node.Apply(st))
+		case m := <-s.models:
+			s.node = s.node.Remodel(m)
+			if s.node.Live() {
+				s.log.Info("sparkplug: the config changed; the node is born again")
+				if err := s.birth(ctx, cl, bdSeq); err != nil {
+					return err
+				}
+			}
 		case <-tick:
 			s.flushStore()
 		}
