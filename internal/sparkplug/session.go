@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,6 +58,8 @@ type Session struct {
 	hostOnline bool
 	hostTS     int64
 	hostKnown  bool
+	// badStateLogged is when a malformed STATE was last logged.
+	badStateLogged time.Time
 }
 
 // Queue sizes: a poll or a state the session cannot take at once is dropped and counted (the
@@ -82,17 +83,14 @@ func New(o Options) (*Session, error) {
 		s.store = outbox.OpenMemory(s.o.StoreMax, nil)
 		return s, nil
 	}
-	st, err := outbox.Open(filepath.Join(o.StateDir, "sparkplug.db"), s.o.StoreMax)
-	if err != nil {
-		return nil, fmt.Errorf("sparkplug store and forward: %w", err)
-	}
-	s.store = st
+	s.store = openStore(filepath.Join(o.StateDir, "sparkplug.db"), s.o.StoreMax, s.log)
 	b, err := os.ReadFile(s.bdSeqPath())
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		s.bdSeq = 255 // the first session has 0
 	case err != nil:
-		return nil, fmt.Errorf("sparkplug bdSeq: %w", err)
+		s.log.Warn("sparkplug bdSeq file cannot be read; starting again at 0", zap.String("file", s.bdSeqPath()), zap.Error(err))
+		s.bdSeq = 255
 	default:
 		n, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 8)
 		if perr != nil {
@@ -102,6 +100,26 @@ func New(o Options) (*Session, error) {
 		s.bdSeq = n
 	}
 	return s, nil
+}
+
+// openStore opens the store and forward file; a damaged one is set aside (kept for a post-mortem)
+// and a new one started, and one that cannot be opened at all leaves the store in memory: the
+// edge node degrades, it never keeps the daemon from starting.
+func openStore(path string, max int, log *zap.Logger) *outbox.Outbox {
+	st, err := outbox.Open(path, max)
+	if err != nil && errors.Is(err, outbox.ErrDamaged) {
+		aside := path + ".damaged-" + time.Now().UTC().Format("20060102T150405")
+		if rerr := os.Rename(path, aside); rerr == nil {
+			log.Error("sparkplug store and forward file is damaged: set aside, a new one started (what it held is not sent)",
+				zap.String("file", path), zap.String("set_aside", aside), zap.Error(err))
+			st, err = outbox.Open(path, max)
+		}
+	}
+	if err != nil {
+		log.Error("sparkplug store and forward file cannot be opened: kept in memory only (lost at a restart)", zap.String("file", path), zap.Error(err))
+		return outbox.OpenMemory(max, err)
+	}
+	return st
 }
 
 func (s *Session) bdSeqPath() string { return filepath.Join(s.o.StateDir, "sparkplug-bdseq") }
@@ -299,7 +317,11 @@ func (s *Session) hostState(p []byte) (online, changed bool) {
 		Timestamp *int64 `json:"timestamp"`
 	}
 	if err := json.Unmarshal(p, &st); err != nil || st.Online == nil || st.Timestamp == nil {
-		s.log.Warn("sparkplug: a STATE message of the primary host that is not {online, timestamp}; ignored", zap.ByteString("payload", p))
+		if now := time.Now(); now.Sub(s.badStateLogged) >= time.Minute { // a flood of them is one line a minute
+			s.badStateLogged = now
+			s.log.Warn("sparkplug: a STATE message of the primary host that is not {online, timestamp}; ignored",
+				zap.ByteString("payload", p[:min(len(p), 200)]))
+		}
 		return s.hostOnline, false
 	}
 	if s.hostKnown && *st.Timestamp < s.hostTS {

@@ -1,8 +1,11 @@
 package sparkplug
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -101,5 +104,35 @@ func TestSessionStoresWhileTheHostIsAway(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDamagedStateDegrades: a damaged store and forward file is set aside and a new one used, a
+// bdSeq file that is not a number starts again at 0; neither keeps the node from starting.
+func TestDamagedStateDegrades(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "sparkplug.db"), bytes.Repeat([]byte("not a bbolt file "), 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sparkplug-bdseq"), []byte("seventeen\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Model: testModel(), StateDir: dir, Log: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatalf("a damaged state file stopped the node: %v", err)
+	}
+	defer s.store.Close()
+	if err := s.store.Durable(); err != nil {
+		t.Errorf("the new store is not durable: %v", err)
+	}
+	aside, _ := filepath.Glob(filepath.Join(dir, "sparkplug.db.damaged-*"))
+	if len(aside) != 1 {
+		t.Errorf("damaged file not set aside: %v", aside)
+	}
+	if got := s.nextBdSeq(); got != 0 {
+		t.Errorf("bdSeq after an unreadable file: %d, want 0", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "sparkplug-bdseq")); string(b) != "0\n" {
+		t.Errorf("bdSeq file now %q", b)
 	}
 }
