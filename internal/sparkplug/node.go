@@ -427,19 +427,26 @@ func (n *Node) deviceData(d *device, now time.Time) []Out {
 	if n.live && !d.born {
 		return nil
 	}
+	ms := changed(d.metrics, now)
+	if len(ms) == 0 {
+		return nil
+	}
+	return []Out{{Kind: DDATA, Device: d.name, Payload: &spb.Payload{Timestamp: millis(now), Metrics: ms}}}
+}
+
+// changed is the DATA metrics of those that moved beyond their deadband since they were last
+// reported, in chronological order; they count as reported from now on.
+func changed(metrics []*metric, now time.Time) []*spb.Payload_Metric {
 	var ms []*spb.Payload_Metric
-	for _, mt := range d.metrics {
+	for _, mt := range metrics {
 		if mt.cur.same(mt.sent, mt.deadband) {
 			continue
 		}
 		mt.sent = mt.cur
 		ms = append(ms, dataMetric(mt, mt.cur, now))
 	}
-	if len(ms) == 0 {
-		return nil
-	}
 	sortChrono(ms)
-	return []Out{{Kind: DDATA, Device: d.name, Payload: &spb.Payload{Timestamp: millis(now), Metrics: ms}}}
+	return ms
 }
 
 // sortChrono keeps metrics in the order of their timestamps, as the specification asks.
@@ -544,18 +551,10 @@ func (n *Node) nodeData(now time.Time) *Out {
 	if !n.live && !n.store {
 		return nil
 	}
-	var ms []*spb.Payload_Metric
-	for _, mt := range n.node {
-		if mt.cur.same(mt.sent, 0) {
-			continue
-		}
-		mt.sent = mt.cur
-		ms = append(ms, dataMetric(mt, mt.cur, now))
-	}
+	ms := changed(n.node, now)
 	if len(ms) == 0 {
 		return nil
 	}
-	sortChrono(ms)
 	return &Out{Kind: NDATA, Payload: &spb.Payload{Timestamp: millis(now), Metrics: ms}}
 }
 
