@@ -200,6 +200,7 @@ func Run(ctx context.Context, o Options) error {
 	if spSession != nil {
 		loop.spb = spSession
 		loop.sinks = append(loop.sinks, sparkplugSink{spSession})
+		loop.m.watchSparkplug(spSession)
 	}
 	if influxSink != nil {
 		loop.sinks = append(loop.sinks, influxSink)

@@ -26,6 +26,7 @@ import (
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/influx"
 	"github.com/firebreak-dc/firebreak/internal/sample"
+	"github.com/firebreak-dc/firebreak/internal/sparkplug"
 )
 
 // metrics are the daemon's Prometheus metrics and the state /healthz and /readyz report. They
@@ -148,6 +149,27 @@ func (m *metrics) watchInflux(s *influx.Sink) {
 			ConstLabels: prometheus.Labels{"result": result}}, func() float64 { return float64(f()) }))
 	}
 	m.influxFailing = s.Failing
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// watchSparkplug shows the Sparkplug session: up, messages stored for the primary host, inputs
+// it could not take.
+func (m *metrics) watchSparkplug(s *sparkplug.Session) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "firebreak_sparkplug_session_up",
+		Help: "1 while the Sparkplug edge node's session is established and born (with a primary host: while it is online), 0 otherwise."},
+		func() float64 { return b2f(s.Up()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "firebreak_sparkplug_stored_messages",
+		Help: "Sparkplug DDATA and NDATA kept for the primary host while it is away (sent flagged historical once it is back)."},
+		func() float64 { return float64(s.Stored()) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "firebreak_sparkplug_dropped_total",
+		Help: "Polls and engine states the Sparkplug session could not take because it was behind (the JSON topics carried them)."},
+		func() float64 { return float64(s.Dropped()) }))
 }
 
 // site makes the series of every configured device, zone and consumer (at start and after a

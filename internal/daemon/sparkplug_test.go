@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,10 +194,33 @@ func TestSparkplugPrimaryHost(t *testing.T) {
 	// The host goes away for 30 s during the fire: a quiet room sends next to nothing (data by
 	// exception), so the absence is when rack-04 heats.
 	hiltest.WaitFor(t, 120*time.Second, "scenario minute 24", func() bool { return scenario() >= 24*time.Minute })
-	awayFrom := r.Clk.Now()
+	awayFrom, awayReal := r.Clk.Now(), time.Now()
 	host.send(t, "offline")
 	hiltest.WaitFor(t, 10*time.Second, "the host offline", func() bool { return host.count(func(m spMsg) bool { return m.Ev == "offline" }) == 1 })
-	time.Sleep(30 * time.Second) // the host's absence itself, not a wait for a condition
+	// /metrics says the session is down and what waits for the host.
+	metric := func(name string) float64 {
+		lines := child.Logged("metrics and health endpoint")
+		if len(lines) == 0 {
+			return math.NaN()
+		}
+		resp, err := http.Get("http://" + fmt.Sprint(lines[0]["listen"]) + "/metrics")
+		if err != nil {
+			return math.NaN()
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var v float64
+			if n, _ := fmt.Sscanf(sc.Text(), name+" %g", &v); n == 1 {
+				return v
+			}
+		}
+		return math.NaN()
+	}
+	hiltest.WaitFor(t, 20*time.Second, "/metrics: the session down, data stored", func() bool {
+		return metric("firebreak_sparkplug_session_up") == 0 && metric("firebreak_sparkplug_stored_messages") > 0
+	})
+	time.Sleep(30*time.Second - time.Since(awayReal)) // the rest of the host's absence, not a wait for a condition
 	awayTo := r.Clk.Now()
 	host.send(t, "online")
 	hiltest.WaitFor(t, 60*time.Second, "the stored data sent", func() bool { return len(child.Logged("sparkplug: stored data sent, flagged historical")) > 0 })
@@ -208,6 +232,9 @@ func TestSparkplugPrimaryHost(t *testing.T) {
 		return m.Ev == "msg" && (m.Kind == "DDATA" || m.Kind == "NDATA") && len(m.Metrics) > 0 && m.Metrics[0].Historical
 	}
 	hiltest.WaitFor(t, 30*time.Second, fmt.Sprintf("%d historical messages at the host", stored), func() bool { return host.count(historical) >= stored })
+	hiltest.WaitFor(t, 20*time.Second, "/metrics: the session up, nothing stored", func() bool {
+		return metric("firebreak_sparkplug_session_up") == 1 && metric("firebreak_sparkplug_stored_messages") == 0
+	})
 
 	// The silent BMS: rack-04's DDEATH (minute 40).
 	hiltest.WaitFor(t, 120*time.Second, "rack-04's DDEATH", func() bool {
@@ -228,10 +255,12 @@ func TestSparkplugPrimaryHost(t *testing.T) {
 	})
 
 	// The daemon killed: the broker sends the NDEATH will, with the NBIRTH's bdSeq.
+	// (The host may have seen the first session's NDEATH too, if it was still connected when the
+	// node published it on the host's offline STATE.)
+	ndeath := func(m spMsg) bool { return m.Ev == "msg" && m.Kind == "NDEATH" }
+	deaths := host.count(ndeath)
 	child.Signal(syscall.SIGKILL)
-	hiltest.WaitFor(t, 30*time.Second, "the NDEATH will", func() bool {
-		return host.count(func(m spMsg) bool { return m.Ev == "msg" && m.Kind == "NDEATH" }) > 0
-	})
+	hiltest.WaitFor(t, 30*time.Second, "the NDEATH will", func() bool { return host.count(ndeath) > deaths })
 
 	msgs := host.snapshot()
 	var nb []spMsg

@@ -40,20 +40,22 @@ type Options struct {
 // is online), data by exception, a rebirth on request, and the data made while the primary host
 // is away stored durably and sent afterwards flagged historical.
 type Session struct {
-	o       Options
-	node    *Node
-	batches chan sample.Batch
-	states  chan State
-	cmds    chan []byte
-	hostMsg chan []byte
-	models  chan Model
-	store   *outbox.Outbox
-	pending []wire.Message // stored data not yet written to the store
-	seq     uint64
-	bdSeq   uint64
-	log     *zap.Logger
+	o        Options
+	node     *Node
+	batches  chan sample.Batch
+	states   chan State
+	cmds     chan []byte
+	hostMsg  chan []byte
+	models   chan Model
+	store    *outbox.Outbox
+	pending  []wire.Message // stored data not yet written to the store
+	pendingN atomic.Int64   // len(pending), for Stored
+	seq      uint64
+	bdSeq    uint64
+	log      *zap.Logger
 
 	dropped atomic.Int64 // inputs dropped because the session was behind
+	up      atomic.Bool  // born: a session is established and its births are out
 	// hostOnline is the primary host's last STATE: online, and the timestamp of it.
 	hostOnline bool
 	hostTS     int64
@@ -158,6 +160,13 @@ func (s *Session) Remodel(m Model) {
 	}
 }
 
+// Up says whether a session is established and its births are out (with a primary host: it
+// is online).
+func (s *Session) Up() bool { return s.up.Load() }
+
+// Stored is how many messages wait in the store for the primary host.
+func (s *Session) Stored() int { return s.store.Len() + int(s.pendingN.Load()) }
+
 // Dropped is how many polls and states the session could not take.
 func (s *Session) Dropped() int64 { return s.dropped.Load() }
 
@@ -234,6 +243,7 @@ func (s *Session) session(ctx context.Context, tick <-chan time.Time) error {
 	}
 	store := s.o.PrimaryHost != ""
 	end := func(why string) {
+		s.up.Store(false)
 		s.node.End(store)
 		s.log.Info("sparkplug session over", zap.String("why", why), zap.Uint64("bdseq", bdSeq))
 	}
@@ -247,6 +257,7 @@ func (s *Session) session(ctx context.Context, tick <-chan time.Time) error {
 			} else {
 				cl.Close(nil)
 			}
+			s.up.Store(false)
 			s.node.End(store)
 			return nil
 		case <-cl.Ended():
@@ -352,6 +363,7 @@ func (s *Session) birth(ctx context.Context, cl *mqttx.Client, bdSeq uint64) err
 	for _, o := range s.node.Birth(time.Now(), bdSeq) {
 		s.publish(cl, o)
 	}
+	s.up.Store(true)
 	s.log.Info("sparkplug node born", zap.Uint64("bdseq", bdSeq))
 	return s.forward(ctx, cl)
 }
@@ -454,6 +466,7 @@ func (s *Session) send(cl *mqttx.Client, outs []Out) {
 		}
 		payload, _ := json.Marshal(base64.StdEncoding.EncodeToString(b))
 		s.pending = append(s.pending, wire.Message{Topic: s.node.Topic(o.Kind, o.Device), QoS: 0, Payload: payload})
+		s.pendingN.Store(int64(len(s.pending)))
 		if len(s.pending) >= storeGroup {
 			s.flushStore()
 		}
@@ -467,6 +480,7 @@ func (s *Session) flushStore() {
 	}
 	dropped, err := s.store.Put(s.pending)
 	s.pending = nil
+	s.pendingN.Store(0)
 	if err != nil {
 		s.log.Error("sparkplug store and forward: not written", zap.Error(err))
 	}
