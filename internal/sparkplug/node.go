@@ -14,6 +14,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -516,7 +517,7 @@ func (n *Node) Apply(st State) []Out {
 			}
 			var normal value
 			switch {
-			case hasSuffix(mt.name, "/State"):
+			case strings.HasSuffix(mt.name, "/State"):
 				normal = value{text: alarms.Normal.String(), quality: QualityGood, known: true}
 			default:
 				normal = value{quality: QualityGood, known: true}
@@ -579,11 +580,7 @@ func (n *Node) Aliases() map[string]map[string]uint64 {
 	return out
 }
 
-func isAlarmMetric(name string) bool { return len(name) > 7 && name[:7] == "Alarms/" }
-
-func hasSuffix(s, suffix string) bool {
-	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
-}
+func isAlarmMetric(name string) bool { return strings.HasPrefix(name, "Alarms/") }
 
 func b2f(b bool) float64 {
 	if b {
