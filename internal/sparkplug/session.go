@@ -205,13 +205,33 @@ func (s *Session) Run(ctx context.Context) error {
 			return err
 		}
 		if ctx.Err() == nil {
-			select {
-			case <-time.After(retryBetween):
-			case <-ctx.Done():
-			}
+			s.idle(ctx, retryBetween, tick.C)
 		}
 	}
 	return nil
+}
+
+// idle waits d between sessions, taking polls and states meanwhile (into the store when there is
+// a primary host), so that nothing waits in the queues for the next connection.
+func (s *Session) idle(ctx context.Context, d time.Duration, tick <-chan time.Time) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		case b := <-s.batches:
+			s.send(nil, s.node.Batch(b))
+		case st := <-s.states:
+			s.send(nil, s.node.Apply(st))
+		case m := <-s.models:
+			s.node = s.node.Remodel(m)
+		case <-tick:
+			s.flushStore()
+		}
+	}
 }
 
 // session is one MQTT session: connect with a will, wait for the primary host, birth, then data
@@ -450,7 +470,7 @@ func (s *Session) parseTopic(t string) (kind, device string) {
 	return kind, device
 }
 
-// send publishes outs when the session is live; data made while it is not is stored.
+// send publishes outs when the session is live (on cl); data made while it is not is stored.
 func (s *Session) send(cl *mqttx.Client, outs []Out) {
 	for _, o := range outs {
 		if s.node.Live() {
