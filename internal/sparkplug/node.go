@@ -171,15 +171,17 @@ type Node struct {
 	devs      []*device
 	devBy     map[string]*device
 	nextAlias uint64
-	live      bool // a session is established: births went out
-	store     bool // data while not live is kept for store and forward (Out still made)
+	raised    map[*metric]*device // alarm metrics the last state set (an alarm that is not normal)
+	live      bool                // a session is established: births went out
+	store     bool                // data while not live is kept for store and forward (Out still made)
 	signals   map[string]cutover.Signal
 }
 
 // NewNode makes the node of a model: every metric with its alias, in a stable order (node
 // metrics, then each device's points and alarms in the config's order).
 func NewNode(m Model) *Node {
-	n := &Node{m: m, nodeBy: map[string]*metric{}, devBy: map[string]*device{}, nextAlias: 1, signals: map[string]cutover.Signal{}}
+	n := &Node{m: m, nodeBy: map[string]*metric{}, devBy: map[string]*device{}, nextAlias: 1, signals: map[string]cutover.Signal{},
+		raised: map[*metric]*device{}}
 	n.addNode("Node Info/Version", String, value{text: m.Version, quality: QualityGood, known: true})
 	n.addNode("Node Info/Boot ID", String, value{text: m.BootID, quality: QualityGood, known: true})
 	n.addNode("Node Info/Instance", String, value{text: m.Instance, quality: QualityGood, known: true})
@@ -482,6 +484,7 @@ func (n *Node) Apply(st State) []Out {
 	}
 	// Every alarm's metrics, and normal for those the engine no longer has.
 	seen := map[*metric]bool{}
+	seenDev := map[*metric]*device{}
 	touched := map[*device]bool{}
 	reborn := map[*device]bool{}
 	for _, a := range st.Alarms {
@@ -504,30 +507,28 @@ func (n *Node) Apply(st State) []Out {
 			{"/Stage", value{num: float64(a.Stage), quality: QualityGood, at: st.At, known: true}},
 		} {
 			mt := d.byName[k.Name()+mv.suffix]
-			seen[mt] = true
+			seen[mt], seenDev[mt] = true, d
 			if !mt.cur.same(mv.v, 0) {
 				mt.cur = mv.v
 			}
 		}
 	}
-	for _, d := range n.devs {
-		for _, mt := range d.metrics {
-			if seen[mt] || !isAlarmMetric(mt.name) {
-				continue
-			}
-			var normal value
-			switch {
-			case strings.HasSuffix(mt.name, "/State"):
-				normal = value{text: alarms.Normal.String(), quality: QualityGood, known: true}
-			default:
-				normal = value{quality: QualityGood, known: true}
-			}
-			if !mt.cur.same(normal, 0) {
-				normal.at = st.At
-				mt.cur = normal
-				touched[d] = true
-			}
+	// Only the alarm metrics that were set by an earlier state can need setting back: a room's
+	// devices have thousands of alarm metrics, and this runs after every outbox write.
+	for mt, d := range n.raised {
+		if seen[mt] {
+			continue
 		}
+		normal := value{quality: QualityGood, at: st.At, known: true}
+		if strings.HasSuffix(mt.name, "/State") {
+			normal.text = alarms.Normal.String()
+		}
+		mt.cur = normal
+		touched[d] = true
+		delete(n.raised, mt)
+	}
+	for mt := range seen {
+		n.raised[mt] = seenDev[mt]
 	}
 	for _, d := range n.devs {
 		switch {
@@ -641,11 +642,19 @@ func (n *Node) Remodel(m Model) *Node {
 		}
 		o.online, o.polled = d.online, d.polled
 		for _, mt := range d.metrics {
-			if om := o.byName[mt.name]; om != nil && om.datatype == mt.datatype {
+			om := o.byName[mt.name]
+			switch {
+			case om != nil && om.datatype == mt.datatype:
 				om.cur = mt.cur
-			} else if om == nil && isAlarmMetric(mt.name) {
+			case om == nil && isAlarmMetric(mt.name):
 				// An alarm metric added since the start (a rule's): kept, with its value.
-				nu.addDev(o, &metric{name: mt.name, datatype: mt.datatype, cur: mt.cur})
+				om = &metric{name: mt.name, datatype: mt.datatype, cur: mt.cur}
+				nu.addDev(o, om)
+			default:
+				continue
+			}
+			if _, up := n.raised[mt]; up {
+				nu.raised[om] = o // still to be set back to normal when its alarm goes
 			}
 		}
 	}

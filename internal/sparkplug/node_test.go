@@ -297,3 +297,19 @@ func TestRemodel(t *testing.T) {
 		t.Fatalf("the new device: %v", outs)
 	}
 }
+
+// TestRemodelKeepsRaisedAlarms: an alarm raised before a reload is set back to normal after it.
+func TestRemodelKeepsRaisedAlarms(t *testing.T) {
+	n := NewNode(testModel())
+	n.Birth(t0, 0)
+	n.Batch(batch("rack-1", t0, 25, 3.9))
+	a := alarms.Alarm{Device: "rack-1", Point: "cell_temp_1", Detector: string(alarms.TempHigh), State: alarms.Unacked, Active: true, Stage: alarms.StageWarning}
+	n.Apply(State{At: t0, Alarms: []alarms.Alarm{a}})
+	nu := n.Remodel(testModel())
+	nu.Birth(t0.Add(time.Second), 0)
+	nu.Batch(batch("rack-1", t0.Add(time.Second), 25, 3.9))
+	outs := nu.Apply(State{At: t0.Add(2 * time.Second)})
+	if len(outs) != 1 || outs[0].Kind != DDATA || len(outs[0].Payload.Metrics) != 3 {
+		t.Fatalf("the alarm gone after a reload: %v", outs)
+	}
+}
