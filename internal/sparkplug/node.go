@@ -158,6 +158,7 @@ type device struct {
 	zone    string
 	metrics []*metric
 	byName  map[string]*metric
+	points  int  // metrics[:points] are its points, the alarms' come after
 	online  bool // its last poll answered
 	polled  bool // it has been polled since the start
 	born    bool // a DBIRTH of it went out in this session
@@ -201,6 +202,7 @@ func NewNode(m Model) *Node {
 			}
 			n.addDev(dv, mt)
 		}
+		dv.points = len(dv.metrics)
 		for _, k := range d.Alarms {
 			n.addAlarm(dv, k)
 		}
@@ -418,19 +420,23 @@ func (n *Node) Batch(b sample.Batch) []Out {
 	if n.live && !d.born {
 		return []Out{n.deviceBirth(d, b.At)}
 	}
-	return n.deviceData(d, b.At)
+	// A poll moves its points only: the alarm metrics after them change in Apply, which reports them.
+	return n.deviceDataOf(d, d.metrics[:d.points], b.At)
 }
 
 // deviceData is a DDATA of d's metrics that moved since they were last reported (none when
 // nothing did, or when it would be neither sent nor stored).
-func (n *Node) deviceData(d *device, now time.Time) []Out {
+func (n *Node) deviceData(d *device, now time.Time) []Out { return n.deviceDataOf(d, d.metrics, now) }
+
+// deviceDataOf is deviceData for some of d's metrics.
+func (n *Node) deviceDataOf(d *device, metrics []*metric, now time.Time) []Out {
 	if !n.live && !n.store {
 		return nil
 	}
 	if n.live && !d.born {
 		return nil
 	}
-	ms := changed(d.metrics, now)
+	ms := changed(metrics, now)
 	if len(ms) == 0 {
 		return nil
 	}
