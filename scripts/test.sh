@@ -15,7 +15,7 @@ if command -v npm >/dev/null 2>&1 && [ ! -d internal/sparkplug/testhost/node_mod
   npm ci --prefix internal/sparkplug/testhost --no-audit --no-fund --loglevel=error || echo "note: npm ci for the Sparkplug test host failed"
 fi
 echo "go test -race ./... (about 12-15 minutes on two cores; a line per package as it finishes)"
-go test -race -count=1 -parallel 8 -timeout 20m -json ./... 2>&1 | "$bin/testfold"
+go test -race -count=1 -parallel 8 -timeout 30m -json ./... 2>&1 | "$bin/testfold"
 status=("${PIPESTATUS[@]}")
 if [ "${status[0]}" -ne 0 ] || [ "${status[1]}" -ne 0 ]; then
   exit 1
