@@ -20,6 +20,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/firebreak-dc/firebreak/cutover"
 	"github.com/firebreak-dc/firebreak/internal/durable"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
@@ -73,6 +75,18 @@ type Agent struct {
 	// Refusals and replays are logged at warn, each kind at most every 10 s with a count: a flood
 	// on P/drain/+ must not become a flood of log lines.
 	garbage, replays, refused ratelog.Log
+	// acks holds the last ack published on each ack topic until the broker confirms it: it is
+	// sent again after a reconnect, or when its publish failed, so a connection lost between an
+	// ack and its PUBACK (a flood on the drain topics can delay a PINGRESP past the ping timeout)
+	// loses no ack, heartbeats or not. unsent counts the resends, for the log.
+	acks   map[string]*sentAck
+	unsent ratelog.Log
+}
+
+// sentAck is an ack handed to the MQTT client and the token that says whether it arrived.
+type sentAck struct {
+	msg wire.Message
+	tok paho.Token
 }
 
 // maxSignal bounds what the agent reads on P/drain/+: the largest signal the daemon's config
@@ -92,7 +106,7 @@ type inbound struct {
 
 // New makes an agent; nothing happens until Run.
 func New(cfg *Config, log *zap.Logger) *Agent {
-	return &Agent{cfg: cfg, log: log, now: time.Now, hooks: make(chan hookResult, 64)}
+	return &Agent{cfg: cfg, log: log, now: time.Now, hooks: make(chan hookResult, 64), acks: map[string]*sentAck{}}
 }
 
 // runBase is where a run's files live: .json (the signal), .status (exit code), .log (output).
@@ -155,6 +169,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.garbage = ratelog.Log{Every: 10 * time.Second, Msg: "messages on the drain topics refused: not signed by a configured key, or too large"}
 	a.replays = ratelog.Log{Every: 10 * time.Second, Msg: "drain signals refused as replays: a seq not newer than one seen from that instance", Level: zapcore.ErrorLevel}
 	a.refused = ratelog.Log{Every: 10 * time.Second, Msg: "drain signals refused", Level: zapcore.ErrorLevel}
+	a.unsent = ratelog.Log{Every: 10 * time.Second, Msg: "acks sent again: the broker had not confirmed them (connection lost, or not connected)"}
 	mq, err := mqttx.Dial(mqttx.Options{Brokers: a.cfg.Brokers, ClientID: "firebreak-agent-" + a.cfg.Consumer,
 		Username: a.cfg.Username, Password: password,
 		CAFile: a.cfg.resolve(a.cfg.TLS.CAFile), CertFile: a.cfg.resolve(a.cfg.TLS.CertFile), KeyFile: a.cfg.resolve(a.cfg.TLS.KeyFile),
@@ -204,6 +219,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.log.Error("drain signals will not arrive", zap.Error(err))
 			}
 			cancel()
+			a.resendAcks(true)
 		case m := <-in:
 			if err := a.signal(ctx, &g, m); err != nil {
 				return err
@@ -223,6 +239,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err := a.pollExec(ctx); err != nil {
 				return err
 			}
+			a.resendAcks(false)
 		}
 	}
 }
@@ -255,7 +272,7 @@ func (a *Agent) signal(ctx context.Context, g *errgroup.Group, m inbound) error 
 		if err := a.save(); err != nil {
 			return err
 		}
-		a.ack(ctx, r)
+		a.ack(r)
 		return nil
 	}
 	r := &record{ID: s.ID, Zone: s.Zone, Action: string(s.Action), Seq: s.Seq, DryRun: s.DryRun, Status: cutover.AckReceived, Received: a.now()}
@@ -265,7 +282,7 @@ func (a *Agent) signal(ctx context.Context, g *errgroup.Group, m inbound) error 
 	if err := a.save(); err != nil {
 		return err
 	}
-	a.ack(ctx, r)
+	a.ack(r)
 	if s.DryRun && !a.cfg.RunDryRun {
 		r.Status, r.Detail = cutover.AckDrained, "dry run: nothing done (run_dry_run is off)"
 		return a.settleSaved(ctx, r)
@@ -300,7 +317,7 @@ func (a *Agent) signal(ctx context.Context, g *errgroup.Group, m inbound) error 
 	if err := a.save(); err != nil { // the runs are on disk before anything else: a restart resumes them
 		return err
 	}
-	a.ack(ctx, r)
+	a.ack(r)
 	for _, rn := range r.Runs {
 		if !rn.Done && rn.StatusFile == "" {
 			a.startWebhook(ctx, g, r, rn)
@@ -481,20 +498,41 @@ func (a *Agent) settleSaved(ctx context.Context, r *record) error {
 	if err := a.save(); err != nil {
 		return err
 	}
-	a.ack(ctx, r)
+	a.ack(r)
 	return nil
 }
 
-// ack publishes the record's status (retained). A failure is logged: the next heartbeat of the
-// signal makes the agent ack again.
-func (a *Agent) ack(ctx context.Context, r *record) {
+// ack publishes the record's status (retained, QoS 1); resendAcks sees that it arrives.
+func (a *Agent) ack(r *record) {
 	b, _ := json.Marshal(cutover.Ack{V: 1, Consumer: a.cfg.Consumer, Zone: r.Zone, SignalID: r.ID, Seq: r.Seq,
 		Status: r.Status, Detail: r.Detail, TS: a.now().UTC()})
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	topic := wire.Topics{P: a.cfg.TopicPrefix}.DrainAck(r.Zone, a.cfg.Consumer)
-	if err := a.mq.Publish(pctx, wire.Message{Topic: topic, QoS: 1, Retain: true, Payload: b}); err != nil {
-		a.log.Warn("ack not published; the signal's next heartbeat brings another chance", zap.String("topic", topic), zap.Error(err))
+	m := wire.Message{Topic: wire.Topics{P: a.cfg.TopicPrefix}.DrainAck(r.Zone, a.cfg.Consumer), QoS: 1, Retain: true, Payload: b}
+	// Not waited for: the loop goes on reading signals while the PUBACK is queued behind whatever
+	// the broker is sending us. One connection keeps the order of a topic's acks; only the last
+	// of each topic is kept for a resend, so a resend never puts an older status back.
+	a.acks[m.Topic] = &sentAck{msg: m, tok: a.mq.PublishAsync(m)}
+}
+
+// resendAcks forgets the acks the broker confirmed and sends again those whose publish failed;
+// after a reconnect (all) it also sends those still waiting, which the lost connection took.
+func (a *Agent) resendAcks(all bool) {
+	for topic, s := range a.acks {
+		select {
+		case <-s.tok.Done():
+			if s.tok.Error() == nil {
+				delete(a.acks, topic)
+				continue
+			}
+			if !a.mq.Connected() {
+				continue
+			}
+		default:
+			if !all {
+				continue
+			}
+		}
+		a.unsent.Add(a.log, zap.String("example_topic", topic))
+		s.tok = a.mq.PublishAsync(s.msg)
 	}
 }
 
