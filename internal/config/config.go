@@ -62,6 +62,19 @@ type Device struct {
 	Profile    string        `yaml:"profile"`
 	Zone       string        `yaml:"zone"`
 	Interval   time.Duration `yaml:"interval"`
+	// Battery, for a rack, is what its cells are: the self_discharge detector needs it to turn
+	// a cell's fall against its peers into a leak current. Without it that detector does not
+	// run on the device.
+	Battery *Battery `yaml:"battery"`
+}
+
+// Battery is a rack's cells: a chemistry preset (configs/chemistry) and their rated capacity.
+type Battery struct {
+	Chemistry  string  `yaml:"chemistry"`
+	CapacityAh float64 `yaml:"capacity_ah"`
+	// OCVSlopeMVPerPct overrides the preset's ocv_slope_mv_per_pct_near_full: mV of open-circuit
+	// voltage per % of charge where the string floats, from the cell maker's curve.
+	OCVSlopeMVPerPct float64 `yaml:"ocv_slope_mv_per_pct"`
 }
 
 // Zone is a room whose power can be cut as one.

@@ -282,6 +282,14 @@ func hostileConfigs() []hostileConfig {
 		{"too many targets", strings.Replace(base, "targets: [t]", "targets: ["+strings.TrimSuffix(strings.Repeat("t,", 300), ",")+"]", 1) + dev, `domains[0].targets: must list at most 256 targets`},
 		{"empty target", strings.Replace(base, "targets: [t]", `targets: [""]`, 1) + dev, `domains[0].targets[0]: must be printable text`},
 		{"config too large", base + dev + "# " + strings.Repeat("x", MaxConfigBytes), `(document): is `},
+		{"unknown chemistry", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z, battery: {chemistry: lco, capacity_ah: 68}}]", `devices[0].battery.chemistry: is not a chemistry preset (known: lfp, nmc), got "lco"`},
+		{"a path for a chemistry", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z, battery: {chemistry: ../rooms/battery-room, capacity_ah: 68}}]", `devices[0].battery.chemistry: is not a chemistry preset`},
+		{"battery without capacity", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z, battery: {chemistry: nmc}}]", `devices[0].battery.capacity_ah: must be the cells' rated capacity, > 0 and at most 100000 Ah, got 0`},
+		{"battery with neither", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z, battery: {capacity_ah: 68}}]", `devices[0].battery.chemistry: must name a preset (lfp, nmc) or ocv_slope_mv_per_pct be set`},
+		{"nan capacity", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z, battery: {chemistry: nmc, capacity_ah: .nan}}]", `devices[0].battery.capacity_ah: must be a finite number`},
+		{"negative slope", base + "devices: [{name: r1, connection: gw, unit_id: 1, profile: li-ion-rack, zone: z, battery: {chemistry: nmc, capacity_ah: 68, ocv_slope_mv_per_pct: -1}}]", `devices[0].battery.ocv_slope_mv_per_pct: must be > 0 and at most 1000 mV per %`},
+		{"window not whole hours", base + dev + "detection: {self_discharge_window: 90m}", `detection.self_discharge_window: must be whole hours, 6h..720h, got "1h30m0s"`},
+		{"coverage over the window", base + dev + "detection: {self_discharge_min_coverage: 100h}", `detection.self_discharge_min_coverage: must be whole hours, at least 2h and at most self_discharge_window (72h0m0s)`},
 	}
 }
 

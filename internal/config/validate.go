@@ -162,9 +162,32 @@ func (cfg *Config) validateDevices(c *collector, conns, zones map[string]bool) {
 		if d.Interval < 100*time.Millisecond || d.Interval > time.Hour {
 			c.add(p+".interval", "must be 100ms..1h", d.Interval.String())
 		}
+		if b := d.Battery; b != nil {
+			validateBattery(c, p+".battery", b)
+		}
 	}
 	if len(cfg.Devices) == 0 {
 		c.add("devices", "must list at least one device", nil)
+	}
+}
+
+// validateBattery checks a rack's battery and fills in its preset's OCV slope.
+func validateBattery(c *collector, p string, b *Battery) {
+	preset, err := ChemistrySlope(b.Chemistry)
+	switch {
+	case b.Chemistry == "" && b.OCVSlopeMVPerPct == 0:
+		c.addf(p+".chemistry", b.Chemistry, "must name a preset (%s) or ocv_slope_mv_per_pct be set", strings.Join(ChemistryNames(), ", "))
+	case b.Chemistry != "" && err != nil:
+		c.add(p+".chemistry", err.Error(), b.Chemistry)
+	}
+	if !(b.CapacityAh > 0 && b.CapacityAh <= 100000) {
+		c.add(p+".capacity_ah", "must be the cells' rated capacity, > 0 and at most 100000 Ah", b.CapacityAh)
+	}
+	switch {
+	case b.OCVSlopeMVPerPct == 0:
+		b.OCVSlopeMVPerPct = preset
+	case !(b.OCVSlopeMVPerPct > 0 && b.OCVSlopeMVPerPct <= 1000):
+		c.add(p+".ocv_slope_mv_per_pct", "must be > 0 and at most 1000 mV per %", b.OCVSlopeMVPerPct)
 	}
 }
 

@@ -41,6 +41,9 @@ type cell struct {
 	shortW, shortGrowth float64 // internal short: heat now, and growth per minute
 	shortMaxW           float64
 	shortOn             bool
+	leakA, leakGrowth   float64 // micro short: the current it discharges the cell with, and growth per day
+	leakMaxA            float64
+	balancing           bool    // the BMS bleeds it (balance_mv above its module's lowest, until balance_stop_mv)
 	externalW           float64 // heat from outside the cell (an arc fire)
 	ventLeftS           float64
 	vented              bool
@@ -58,7 +61,16 @@ type Rack struct {
 	contactorOpen bool
 	ntc           [modulesPerRack * ntcsPerModule]float64
 	ntcOpen       [modulesPerRack * ntcsPerModule]bool
+	// floatV is the string voltage the charger holds at rest (the cells' open-circuit sum at the
+	// start, plus the room's float changes); offsetV is what the BMS adds to each module's cell
+	// voltage readings (voltage_offset: a calibration error, not the cells).
+	floatV  float64
+	offsetV [modulesPerRack]float64
 }
+
+// Charger: after a discharge the UPS recharges at up to chargeC of capacity (A per Ah), then
+// holds the float voltage, supplying what the cells lose (a leak, the BMS's balancing).
+const chargeC = 0.1
 
 // Truth is one ground-truth event of a run: what really happened, and when.
 type Truth struct {
@@ -92,6 +104,8 @@ type Room struct {
 	arcAt                   time.Duration
 	arcOn                   bool
 
+	floatShiftV float64 // float_change events applied so far, per cell
+
 	truth []Truth
 	seen  map[TruthKind]bool
 }
@@ -112,6 +126,21 @@ func NewRoom(sc *Scenario, chem *Chemistry, rm *RoomSpec, racks []string) *Room 
 				soc := 0.95 + chem.Pack.SoCSpread*(2*r.rng.Float64()-1)
 				rk.cells[m][c] = cell{T: sc.AmbientC, soc: soc, cSEI: rx.SEI.C0, cNeg: rx.Anode.C0, zSEI: 0.033,
 					alpha: rx.Cathode.C0, cE: rx.Electrolyte.C0, storedJ: storedJ}
+			}
+		}
+		// The room has floated for months: its BMS has balanced every module to within
+		// balance_mv of its lowest cell (cells left the factory soc_spread apart).
+		for m := range rk.cells {
+			lo := math.Inf(1)
+			for c := range rk.cells[m] {
+				lo = math.Min(lo, rk.cells[m][c].soc)
+			}
+			for c := range rk.cells[m] {
+				x := &rk.cells[m][c]
+				for chem.ocv(x.soc)-chem.ocv(lo) > chem.Pack.BalanceMV/1000 {
+					x.soc -= 0.0005
+				}
+				rk.floatV += chem.ocv(x.soc)
 			}
 		}
 		r.racks = append(r.racks, rk)
@@ -157,6 +186,9 @@ func (r *Room) Step(dt time.Duration) {
 // windows sets the states that scenario events hold for a while.
 func (r *Room) windows() {
 	r.upsOnBattery, r.hvacOn = false, true
+	for _, rk := range r.racks {
+		rk.offsetV = [modulesPerRack]float64{}
+	}
 	day := math.Sin(2 * math.Pi * (r.t.Hours() - 9) / 24) // the scenario starts at midnight
 	r.upsLoadPct = r.sc.UPSLoadPct * (1 + r.sc.LoadSwingPct/100*day)
 	for _, e := range r.sc.Events {
@@ -171,6 +203,10 @@ func (r *Room) windows() {
 			}
 		case "hvac_fail":
 			r.hvacOn = false
+		case "voltage_offset":
+			if rk := r.byNm[e.Device]; rk != nil {
+				rk.offsetV[e.Module-1] = e.Value / 1000
+			}
 		}
 	}
 }
@@ -205,6 +241,17 @@ func (r *Room) apply(e Event) {
 		c := &rk.cells[e.Module-1][e.Cell-1]
 		c.shortOn, c.shortW, c.shortGrowth, c.shortMaxW = true, e.PowerW, e.GrowthPerMin, e.MaxW
 		r.record(TruthInternalShort, e.Device, fmt.Sprintf("module %d cell %d", e.Module, e.Cell))
+	case "micro_short":
+		rk := r.byNm[e.Device]
+		if rk == nil {
+			return
+		}
+		c := &rk.cells[e.Module-1][e.Cell-1]
+		c.leakA, c.leakGrowth, c.leakMaxA = e.LeakMA/1000, e.GrowthPerDay, e.MaxMA/1000
+		r.record(TruthMicroShort, e.Device, fmt.Sprintf("module %d cell %d, %g mA", e.Module, e.Cell, e.LeakMA))
+	case "float_change":
+		r.floatShiftV += e.Value / 1000
+		r.record(TruthFloatChange, "", fmt.Sprintf("%+g mV per cell", e.Value))
 	}
 }
 
@@ -220,6 +267,8 @@ func (r *Room) stepRack(rk *Rack, s float64) float64 {
 			}
 		}
 		rk.currentA = r.upsLoadPct / 100 * r.rm.UPSRatedKW * 1000 / float64(len(r.racks)) / math.Max(vString, 1)
+	} else if !rk.contactorOpen {
+		rk.currentA = -r.charge(rk, s)
 	} else {
 		rk.currentA = 0
 	}
@@ -257,10 +306,37 @@ func (r *Room) stepRack(rk *Rack, s float64) float64 {
 	return airW
 }
 
-// balance is the BMS's passive balancing at rest: a cell more than balance_mv above its module's
-// lowest bleeds balance_a through the BMS's resistor (whose heat is on the BMS board, not in the cell).
+// charge is the charger's current into a rack for the next s seconds: what brings the cells'
+// open-circuit sum to the float voltage (a constant-voltage charger, seen on the scale of a
+// step), at most chargeC of capacity, never a discharge. A collapsed cell is no longer part of
+// what it regulates.
+func (r *Room) charge(rk *Rack, s float64) float64 {
+	sum, slope := 0.0, 0.0
+	for m := range rk.cells {
+		for c := range rk.cells[m] {
+			x := &rk.cells[m][c]
+			if x.collapsed {
+				continue
+			}
+			sum += r.chem.ocv(x.soc)
+			slope += (r.chem.ocv(x.soc+0.001) - r.chem.ocv(x.soc-0.001)) / 0.002
+		}
+	}
+	target := rk.floatV + r.floatShiftV*modulesPerRack*cellsPerModule
+	if slope <= 0 || sum >= target {
+		return 0
+	}
+	a := (target - sum) / slope * r.chem.CapacityAh * 3600 / s
+	return math.Min(a, chargeC*r.chem.CapacityAh)
+}
+
+// balance is the BMS's passive balancing at float: a cell more than balance_mv above its
+// module's lowest bleeds balance_a through the BMS's resistor (whose heat is on the BMS board, not
+// in the cell) until it is within balance_stop_mv of it. It only ever brings a cell down to its
+// module's lowest, never below: the lowest cell of a module is the one balancing leaves alone.
 func (r *Room) balance(rk *Rack, s float64) {
-	if rk.currentA != 0 || r.chem.Pack.BalanceA <= 0 {
+	pk := r.chem.Pack
+	if rk.currentA > 0 || pk.BalanceA <= 0 {
 		return
 	}
 	for m := range rk.cells {
@@ -272,8 +348,17 @@ func (r *Room) balance(rk *Rack, s float64) {
 		}
 		for c := range rk.cells[m] {
 			x := &rk.cells[m][c]
-			if !x.collapsed && x.V-lo > r.chem.Pack.BalanceMV/1000 {
-				x.soc = math.Max(0, x.soc-r.chem.Pack.BalanceA*s/3600/r.chem.CapacityAh)
+			above := (x.V - lo) * 1000
+			switch {
+			case x.collapsed:
+				x.balancing = false
+			case above > pk.BalanceMV:
+				x.balancing = true
+			case above < pk.BalanceStopMV:
+				x.balancing = false
+			}
+			if x.balancing {
+				x.soc = math.Max(0, x.soc-pk.BalanceA*s/3600/r.chem.CapacityAh)
 			}
 		}
 	}
@@ -286,6 +371,7 @@ func (r *Room) cellHeat(rk *Rack, m, c int) (float64, float64) {
 	if x.shortOn {
 		q += x.shortW
 	}
+	q += x.leakA * x.V // a micro short's few milliwatts
 	q += x.externalW
 	q += r.reactionHeat(x)
 	if x.collapsed && x.storedJ > 0 {
@@ -345,7 +431,10 @@ func (r *Room) advanceCell(rk *Rack, x *cell, dTdt, h float64) {
 		x.storedJ = math.Max(0, x.storedJ-x.storedJ/r.chem.HardShortTauS*h)
 		x.soc = x.storedJ / (r.chem.CapacityAh * 3600 * r.chem.ocv(0.95)) * 0.95
 	} else {
-		x.soc = math.Max(0, x.soc-rk.currentA*h/3600/r.chem.CapacityAh)
+		x.soc = math.Max(0, x.soc-(rk.currentA+x.leakA)*h/3600/r.chem.CapacityAh)
+		if x.leakA > 0 {
+			x.leakA = math.Min(x.leakMaxA, x.leakA*math.Pow(1+x.leakGrowth, h/86400))
+		}
 	}
 	if !x.vented && x.T >= r.chem.VentC {
 		x.vented, x.ventLeftS = true, r.chem.VentDurationS

@@ -1,6 +1,10 @@
 package sim
 
 import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -172,5 +176,68 @@ func TestScenarioErrorsNameTheField(t *testing.T) {
 	t.Parallel()
 	if _, err := LoadScenario("no-such-scenario"); err == nil {
 		t.Fatal("unknown scenario accepted")
+	}
+}
+
+// TestFloatEventsValidated: the float events' fields are checked, each error naming its field.
+func TestFloatEventsValidated(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ events, want string }{
+		{"[{at: 1h, kind: micro_short, device: rack-01, module: 9, cell: 1, leak_ma: 10}]", "events[0].module: must be 1..8, got 9"},
+		{"[{at: 1h, kind: micro_short, device: rack-01, module: 1, cell: 1, leak_ma: 0}]", "events[0].leak_ma: must be in (0, 10000] mA, got 0"},
+		{"[{at: 1h, kind: micro_short, device: rack-01, module: 1, cell: 1, leak_ma: 10, max_ma: 5}]", "events[0].max_ma: must be >= leak_ma (10), got 5"},
+		{"[{at: 1h, kind: micro_short, device: rack-01, module: 1, cell: 1, leak_ma: 10, growth_per_day: -1}]", "events[0].growth_per_day: must be >= 0, got -1"},
+		{"[{at: 1h, kind: float_change}]", "events[0].value: must be a change of -500..500 mV per cell, not 0, got 0"},
+		{"[{at: 1h, kind: voltage_offset, device: rack-01, module: 1, value: 5000}]", "events[0].value: must be an offset of -1000..1000 mV, not 0, got 5000"},
+	} {
+		f := filepath.Join(t.TempDir(), "s.yaml")
+		body := "name: s\nduration: 2h\nstep: 1m\nevents: " + tc.events + "\n"
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadScenario(f); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.events, err, tc.want)
+		}
+	}
+	f := filepath.Join(t.TempDir(), "s.yaml")
+	if err := os.WriteFile(f, []byte("name: s\nduration: 2h\nstep: 90s500ms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadScenario(f); err == nil || !strings.Contains(err.Error(), "step: must be whole seconds, 1s..5m") {
+		t.Errorf("a fractional step: %v", err)
+	}
+}
+
+// TestLeakAtFloat: at float a cell with a 10 mA leak loses 10 mA × t against its peers (the
+// charger makes up the string's loss, spread over every cell), and its module's lowest cell falls
+// against the other modules' by the OCV slope: 0.35 %/day, about 3.5 mV/day on NMC, once the cell
+// is its module's lowest; a healthy rack beside it keeps its modules where they were.
+func TestLeakAtFloat(t *testing.T) {
+	t.Parallel()
+	chem, err := LoadChemistry("nmc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm, err := LoadRoom("battery-room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &Scenario{Name: "leak", Duration: 120 * time.Hour, Seed: 21, AmbientC: 24, UPSLoadPct: 45, Step: time.Minute,
+		Events: []Event{{At: 0, Kind: "micro_short", Device: "rack-02", Module: 3, Cell: 5, LeakMA: 10, MaxMA: 10}}}
+	r := NewRoom(sc, chem, rm, []string{"rack-01", "rack-02"})
+	leaky, peer := &r.byNm["rack-02"].cells[2][4], &r.byNm["rack-02"].cells[5][4]
+	soc0, peer0 := leaky.soc, peer.soc
+	for el := time.Duration(0); el < 96*time.Hour; el += time.Minute {
+		r.Step(time.Minute)
+	}
+	lost := (peer.soc - peer0) - (leaky.soc - soc0) // against a peer, as a share of capacity
+	want := 0.010 * 96 / chem.CapacityAh            // 10 mA for 96 h
+	if math.Abs(lost-want) > 0.1*want {
+		t.Errorf("the leaking cell lost %.4f of its charge against a peer in 4 days, want %.4f (10 mA)", lost, want)
+	}
+	for _, rk := range r.racks {
+		if a := -rk.currentA; a < 0 || a > 0.5 {
+			t.Errorf("%s at float draws %.3f A from the charger; want a float current, under 0.5 A", rk.Name, a)
+		}
 	}
 }

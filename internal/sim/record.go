@@ -30,9 +30,9 @@ func Record(cfg *config.Config, sc *Scenario, w io.Writer) ([]GroundTruth, error
 		interval[d.Name] = d.Interval
 	}
 	next := map[string]time.Duration{}
-	for el := time.Duration(0); el <= sc.Duration; el += time.Second {
+	for el := time.Duration(0); el <= sc.Duration; el += sc.Step {
 		if el > 0 {
-			s.Advance(time.Second)
+			s.Advance(sc.Step)
 		}
 		for _, dev := range s.Devices() {
 			if el < next[dev] {

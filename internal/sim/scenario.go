@@ -34,9 +34,12 @@ type Scenario struct {
 	// LoadSwingPct makes the load follow the working day: ± this share of ups_load_pct, peaking
 	// mid-afternoon.
 	LoadSwingPct float64 `yaml:"load_swing_pct"`
-	Events       []Event `yaml:"events"`
-	Expect       Expect  `yaml:"expect"`
-	HIL          HIL     `yaml:"hil"`
+	// Step is the model's increment of scenario time (default 1s): a scenario of days at rest
+	// may take 30s or a minute (the thermal model still substeps wherever a cell moves fast).
+	Step   time.Duration `yaml:"step"`
+	Events []Event       `yaml:"events"`
+	Expect Expect        `yaml:"expect"`
+	HIL    HIL           `yaml:"hil"`
 }
 
 // HIL says how the hardware-in-loop suite plays a scenario: a long, quiet one may run faster with
@@ -52,6 +55,10 @@ type HIL struct {
 // Event is one thing the scenario does to the room, or to its instruments, at a time.
 //
 // Room events: internal_short (device, module, cell, power_w, growth_per_min, max_w),
+// micro_short (device, module, cell, leak_ma, growth_per_day, max_ma: a soft short that
+// discharges one cell, its leak growing by growth_per_day a day up to max_ma; it warms the cell
+// by its few milliwatts only), float_change (value: every rack's float voltage moves by this many
+// mV per cell, as a charger setpoint or a temperature compensation does),
 // utility_fail (duration, load_pct), hvac_fail (duration), arc_fire (device, module, power_w: an
 // external fire against a module, with the room's flame and smoke detectors).
 // Instrument faults: bms_silent (device, duration: the unit stops answering; a gateway reports
@@ -61,8 +68,9 @@ type HIL struct {
 // sensor_stuck (device, point, duration), sensor_drift (device, point, rate_per_min, high, duration:
 // the reading creeps away from the truth at that rate, up to high when high is set), sensor_value (device, point, value,
 // duration: a spike when short), sensor_raw (device, point, raw, duration: a sentinel such as
-// 0xFFFF), sensor_flap (device, point, low, high, period, duration). A zero duration lasts to the
-// end of the scenario.
+// 0xFFFF), sensor_flap (device, point, low, high, period, duration), voltage_offset (device,
+// module, value: the BMS reads that module's cell voltages value mV off, a calibration offset;
+// duration as the others). A zero duration lasts to the end of the scenario.
 // Link faults, frame by frame on the Modbus TCP link (a FaultProxy in front of the listener):
 // link_drop (the connection is closed instead of an answer), link_late (delay: the answer comes
 // that much later), link_exception (code: exception instead of an answer), link_short (a frame two
@@ -90,6 +98,9 @@ type Event struct {
 	RatePerMin   float64       `yaml:"rate_per_min"` // sensor_drift
 	Delay        time.Duration `yaml:"delay"`        // link_late
 	Code         int           `yaml:"code"`         // link_exception
+	LeakMA       float64       `yaml:"leak_ma"`      // micro_short
+	GrowthPerDay float64       `yaml:"growth_per_day"`
+	MaxMA        float64       `yaml:"max_ma"` // 0 means leak_ma
 }
 
 // end is when an event with a duration stops (the scenario's end for none).
@@ -118,6 +129,16 @@ type Expect struct {
 	// MaxNewAlarms10m: at most this many new (annunciated) alarms in any 10 minutes, before the
 	// runaway if there is one (EEMUA 191: more than 10 is a flood); 0 leaves it unchecked.
 	MaxNewAlarms10m int `yaml:"max_new_alarms_10m"`
+	// SelfDischarge is every self_discharge alarm the run may raise (none, when empty: a fire or
+	// a day of float has no leak to find), each with the leak it must estimate within a factor
+	// of two (leak_ma 0: not checked, as for a leak that grows).
+	SelfDischarge []ExpectLeak `yaml:"self_discharge"`
+}
+
+// ExpectLeak is a self_discharge alarm a scenario raises, and the leak it should estimate.
+type ExpectLeak struct {
+	ID     string  `yaml:"id"`
+	LeakMA float64 `yaml:"leak_ma"`
 }
 
 // ExpectAlarm is an alarm a scenario must raise, and by when.
@@ -195,6 +216,26 @@ func (s *Scenario) validate() error {
 				bad("device", "must name a device")
 			}
 		}
+		// upTo defaults a growing quantity's ceiling to where it starts, and refuses one below.
+		upTo := func(field string, ceiling *float64, startField string, start float64) {
+			if *ceiling == 0 {
+				*ceiling = start
+			} else if *ceiling < start {
+				bad(field, "must be >= %s (%g), got %g", startField, start, *ceiling)
+			}
+		}
+		needModule := func() {
+			needDevice()
+			if e.Module < 1 || e.Module > modulesPerRack {
+				bad("module", "must be 1..%d, got %d", modulesPerRack, e.Module)
+			}
+		}
+		needCell := func() {
+			needModule()
+			if e.Cell < 1 || e.Cell > cellsPerModule {
+				bad("cell", "must be 1..%d, got %d", cellsPerModule, e.Cell)
+			}
+		}
 		needPoint := func() {
 			needDevice()
 			if e.Point == "" {
@@ -203,28 +244,33 @@ func (s *Scenario) validate() error {
 		}
 		switch e.Kind {
 		case "internal_short":
-			needDevice()
-			if e.Module < 1 || e.Module > modulesPerRack {
-				bad("module", "must be 1..%d, got %d", modulesPerRack, e.Module)
-			}
-			if e.Cell < 1 || e.Cell > cellsPerModule {
-				bad("cell", "must be 1..%d, got %d", cellsPerModule, e.Cell)
-			}
+			needCell()
 			if e.PowerW <= 0 {
 				bad("power_w", "must be > 0, got %g", e.PowerW)
 			}
-			if e.MaxW == 0 {
-				s.Events[i].MaxW = e.PowerW
-			} else if e.MaxW < e.PowerW {
-				bad("max_w", "must be >= power_w (%g), got %g", e.PowerW, e.MaxW)
-			}
+			upTo("max_w", &s.Events[i].MaxW, "power_w", e.PowerW)
 		case "arc_fire":
-			needDevice()
-			if e.Module < 1 || e.Module > modulesPerRack {
-				bad("module", "must be 1..%d, got %d", modulesPerRack, e.Module)
-			}
+			needModule()
 			if e.PowerW <= 0 {
 				bad("power_w", "must be > 0, got %g", e.PowerW)
+			}
+		case "micro_short":
+			needCell()
+			if !(e.LeakMA > 0 && e.LeakMA <= 10000) {
+				bad("leak_ma", "must be in (0, 10000] mA, got %g", e.LeakMA)
+			}
+			if e.GrowthPerDay < 0 {
+				bad("growth_per_day", "must be >= 0, got %g", e.GrowthPerDay)
+			}
+			upTo("max_ma", &s.Events[i].MaxMA, "leak_ma", e.LeakMA)
+		case "float_change":
+			if e.Value == 0 || e.Value < -500 || e.Value > 500 {
+				bad("value", "must be a change of -500..500 mV per cell, not 0, got %g", e.Value)
+			}
+		case "voltage_offset":
+			needModule()
+			if e.Value == 0 || e.Value < -1000 || e.Value > 1000 {
+				bad("value", "must be an offset of -1000..1000 mV, not 0, got %g", e.Value)
 			}
 		case "utility_fail":
 			if e.LoadPct < 0 || e.LoadPct > 150 {
@@ -259,7 +305,7 @@ func (s *Scenario) validate() error {
 				bad("high", "must be above low (%g), got %g", e.Low, e.High)
 			}
 		default:
-			bad("kind", "must be one of internal_short, arc_fire, utility_fail, hvac_fail, bms_silent, gateway_frozen, sensor_stuck, sensor_drift, sensor_value, sensor_raw, sensor_flap, link_drop, link_late, link_exception, link_short, link_garbled, link_wrong_function; got %q", e.Kind)
+			bad("kind", "must be one of internal_short, micro_short, float_change, voltage_offset, arc_fire, utility_fail, hvac_fail, bms_silent, gateway_frozen, sensor_stuck, sensor_drift, sensor_value, sensor_raw, sensor_flap, link_drop, link_late, link_exception, link_short, link_garbled, link_wrong_function; got %q", e.Kind)
 		}
 		if e.At < 0 || e.At > s.Duration {
 			bad("at", "must lie within the scenario's duration, got %s", e.At)
@@ -268,11 +314,18 @@ func (s *Scenario) validate() error {
 			bad("duration", "must not be negative, got %s", e.Duration)
 		}
 	}
+	if s.Step == 0 {
+		s.Step = time.Second
+	}
+	if s.Step < time.Second || s.Step > 5*time.Minute || s.Step%time.Second != 0 {
+		errs = append(errs, fmt.Sprintf("step: must be whole seconds, 1s..5m, got %s", s.Step))
+	}
 	if s.HIL.Speed == 0 {
 		s.HIL.Speed = 50
 	}
-	if s.HIL.Speed < 30 || s.HIL.Speed > 1000 {
-		errs = append(errs, fmt.Sprintf("hil.speed: must be 30..1000, got %g", s.HIL.Speed))
+	// Days of float in a minute or two need thousands: with a step and a poll interval to match.
+	if s.HIL.Speed < 30 || s.HIL.Speed > 20000 {
+		errs = append(errs, fmt.Sprintf("hil.speed: must be 30..20000, got %g", s.HIL.Speed))
 	}
 	if s.HIL.Interval < 0 {
 		errs = append(errs, fmt.Sprintf("hil.interval: must not be negative, got %s", s.HIL.Interval))
@@ -302,6 +355,7 @@ type Chemistry struct {
 	RunawayCOFrac      float64      `yaml:"runaway_co_frac"`
 	HardShortTauS      float64      `yaml:"hard_short_tau_s"`
 	ElectrolyteGPerMol float64      `yaml:"electrolyte_g_per_mol"`
+	OCVSlopeNearFull   float64      `yaml:"ocv_slope_mv_per_pct_near_full"`
 	Pack               Pack         `yaml:"pack"`
 	ElectricalHeatFrac float64      `yaml:"electrical_heat_frac"`
 	OCV                [][2]float64 `yaml:"ocv"`
@@ -323,6 +377,7 @@ type Pack struct {
 	NTCOpenC      float64 `yaml:"ntc_open_c"`
 	BMSTripC      float64 `yaml:"bms_trip_c"`
 	BalanceMV     float64 `yaml:"balance_mv"`
+	BalanceStopMV float64 `yaml:"balance_stop_mv"`
 	BalanceA      float64 `yaml:"balance_a"`
 	SoCSpread     float64 `yaml:"soc_spread"`
 }
@@ -414,5 +469,19 @@ func SiteConfig(sc *Scenario) (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: site %q is not a built-in site (configs/sites)", sc.Name, name)
 	}
-	return config.Parse(data, name+".yaml")
+	cfg, err := config.Parse(data, name+".yaml")
+	if err != nil {
+		return nil, err
+	}
+	// A rack that says what its cells are is the scenario's chemistry.
+	chem, err := LoadChemistry(sc.Chemistry)
+	if err != nil {
+		return nil, err
+	}
+	for i := range cfg.Devices {
+		if b := cfg.Devices[i].Battery; b != nil {
+			cfg.Devices[i].Battery = &config.Battery{Chemistry: chem.Name, CapacityAh: chem.CapacityAh, OCVSlopeMVPerPct: chem.OCVSlopeNearFull}
+		}
+	}
+	return cfg, nil
 }

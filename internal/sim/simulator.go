@@ -41,6 +41,9 @@ type simDevice struct {
 	silent bool               // a bms_silent fault holds: the gateway answers exception 11
 	link   Fault              // a link_* fault holds: the connection's FaultProxy applies it
 	frozen map[string]float64 // values held by sensor_stuck
+	// cellVoltages: how many cell_voltage points the profile has; a rack's BMS that gives every
+	// cell (modules × cells) reads each cell, one that gives fewer reads each module's lowest.
+	cellVoltages int
 
 	declared []collectors.Point // a SunSpec device's points as the profile gives them (no addresses)
 	chain    *sunspec.Chain     // its layout; nil for a plain device
@@ -138,6 +141,7 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 		if sd.kind == 0 {
 			return nil, fmt.Errorf("device %s: profile %s has no role the simulator can model", d.Name, d.Profile)
 		}
+		sd.cellVoltages = roles[sample.CellVoltage]
 		if prof.HasSunSpec() {
 			base := 40000
 			if prof.SunSpecBase >= 0 {
@@ -195,15 +199,15 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 	return s, nil
 }
 
-// Run steps the model in 1 s increments of scenario time to keep up with the clock, until the
+// Run steps the model in the scenario's increments (step, 1 s by default) to keep up with the clock, until the
 // scenario's duration has passed (then Done closes) or ctx ends.
 func (s *Simulator) Run(ctx context.Context) error {
 	defer close(s.done)
 	for {
 		target := s.clk.Now().Sub(s.start)
 		s.mu.Lock()
-		for s.room.Elapsed()+time.Second <= target && s.room.Elapsed() < s.sc.Duration {
-			s.room.Step(time.Second)
+		for s.room.Elapsed()+s.sc.Step <= target && s.room.Elapsed() < s.sc.Duration {
+			s.room.Step(s.sc.Step)
 		}
 		s.refresh()
 		finished := s.room.Elapsed() >= s.sc.Duration
@@ -211,7 +215,7 @@ func (s *Simulator) Run(ctx context.Context) error {
 		if finished {
 			return nil
 		}
-		if err := clock.Sleep(ctx, s.clk, time.Second); err != nil {
+		if err := clock.Sleep(ctx, s.clk, s.sc.Step); err != nil {
 			return nil
 		}
 	}
@@ -368,12 +372,16 @@ func (s *Simulator) value(d *simDevice, p collectors.Point, idx int) (float64, b
 			mx := rk.maxNTC()
 			return mx, math.IsInf(mx, -1)
 		case sample.CellVoltage:
+			if d.cellVoltages == modulesPerRack*cellsPerModule {
+				m := idx / cellsPerModule
+				return rk.cells[m][idx%cellsPerModule].V + rk.offsetV[m], false
+			}
 			m := idx % modulesPerRack
 			mn := math.Inf(1)
 			for c := range rk.cells[m] {
 				mn = math.Min(mn, rk.cells[m][c].V)
 			}
-			return mn, false
+			return mn + rk.offsetV[m], false
 		case sample.StringVoltage:
 			return rk.stringV(), false
 		case sample.StringCurrent:
@@ -639,13 +647,13 @@ func (h *handler) HandleInputRegisters(req *modbus.InputRegistersRequest) ([]uin
 	return h.readRegs(req.UnitId, collectors.Input, req.Addr, req.Quantity)
 }
 
-// Advance steps the model by d of scenario time in 1 s increments, without a clock: for
-// recording traces as fast as the CPU allows.
+// Advance steps the model by d of scenario time in the scenario's increments, without a clock:
+// for recording traces as fast as the CPU allows.
 func (s *Simulator) Advance(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for end := s.room.Elapsed() + d; s.room.Elapsed() < end; {
-		s.room.Step(time.Second)
+		s.room.Step(min(s.sc.Step, end-s.room.Elapsed()))
 	}
 	s.refresh()
 }

@@ -10,6 +10,8 @@ const (
 	TruthHVACFail          TruthKind = "hvac_fail"
 	TruthArcFire           TruthKind = "arc_fire"
 	TruthInternalShort     TruthKind = "internal_short"
+	TruthMicroShort        TruthKind = "micro_short"
+	TruthFloatChange       TruthKind = "float_change"
 	TruthVent              TruthKind = "vent"
 	TruthSeparatorCollapse TruthKind = "separator_collapse"
 	TruthRunaway           TruthKind = "runaway"
