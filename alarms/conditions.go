@@ -11,6 +11,7 @@ type cond struct {
 	value                   float64
 	unit, text              string
 	source                  string    // independence key: signals with the same source are one sensor
+	module                  int       // the point's battery module (1-based), 0 unknown
 	raisedAt                time.Time // when it became active: the rack's first-out is its earliest
 }
 
@@ -52,7 +53,8 @@ func (e *Engine) setCond(d *devState, point string, det DetectorID, st Stage, v 
 	text := textFn()
 	if c == nil {
 		// Its independence key (source) is set when the stage is assessed.
-		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: det.info().Modality, raisedAt: now}
+		c = &cond{id: id, device: d.info.Name, point: point, zone: d.info.Zone, detector: det, modality: det.info().Modality, raisedAt: now,
+			module: d.info.Modules[point]}
 		c.source = e.sourceOf(d, point, det) // restage judges it again; grouping needs it now
 		e.conds[id] = c
 		d.nconds++

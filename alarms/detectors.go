@@ -20,7 +20,8 @@ const (
 	Runaway        DetectorID = "runaway"
 	PeerDelta      DetectorID = "peer_delta"
 	Disagree       DetectorID = "disagree"
-	CellVoltageDev DetectorID = "cell_voltage" // a cell's voltage collapsing or off its peers
+	CellVoltageDev DetectorID = "cell_voltage"   // a cell's voltage collapsing or off its peers
+	SelfDischarge  DetectorID = "self_discharge" // a cell leaking charge at float, over days (a micro short)
 	Flapping       DetectorID = "flapping"
 	Stuck          DetectorID = "stuck"
 	SensorFault    DetectorID = "sensor_fault"
@@ -85,6 +86,7 @@ var detectorTable = []DetectorInfo{
 	{ID: PeerDelta, Modality: Temperature, Roles: []sample.Role{sample.ModuleTemperature}, ClearsWhenExcluded: true, Silence: NotSilence, pass: (*Engine).peers},
 	{ID: Disagree, Modality: SensorHealth, Roles: []sample.Role{sample.ModuleTemperature}, Silence: NotSilence, pass: (*Engine).agreement},
 	{ID: CellVoltageDev, Modality: Voltage, Roles: []sample.Role{sample.CellVoltage}, ClearsWhenExcluded: true, Silence: NotSilence, pass: (*Engine).voltages},
+	{ID: SelfDischarge, Modality: Voltage, Roles: []sample.Role{sample.CellVoltage}, Silence: NotSilence, pass: (*Engine).selfDischarge},
 	{ID: Flapping, Modality: SensorHealth, Roles: rackTemps, Silence: NotSilence},
 	{ID: SensorFault, Modality: SensorHealth, Roles: anyRole, Silence: NotSilence},
 	{ID: CommLost, Modality: Comms, Silence: SilentAlways},

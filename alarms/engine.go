@@ -23,6 +23,9 @@ type DeviceInfo struct {
 	// Blocks says which register block (one Modbus request of the collector's plan) a point is
 	// read in; none known, the device is judged as a whole only.
 	Blocks map[string]int
+	// Battery, for a rack, is its cells' capacity and OCV slope: self_discharge runs on it only
+	// with one.
+	Battery *Battery
 }
 
 // Topology is the site as the engine sees it.
@@ -76,6 +79,8 @@ type devState struct {
 	lastErrAt time.Time
 	lastErr   string
 	currentA  float64
+	currentAt time.Time // when currentA was read
+	sd        *sdState  // self_discharge's history (selfdischarge.go); nil without a battery
 	// suspect, if set, is the detector that found the whole device's readings to be no evidence
 	// (frozen): they go to no detector until it clears, and its conditions stand as they were.
 	suspect DetectorID

@@ -11,6 +11,16 @@ import (
 // frozenEvery is how often a device is looked at for standing still.
 const frozenEvery = 10 * time.Second
 
+// frozenPolls: standing still counts only over at least this many polls' worth of time. A
+// device polled every 5 minutes whose few 0.1 °C readings happen to repeat once has not frozen;
+// FrozenFor is the bound for the usual second-scale polls.
+const frozenPolls = 6
+
+// frozenAfter is how long a device's readings must stand still to be frozen.
+func (e *Engine) frozenAfter(d *devState) time.Duration {
+	return max(e.th.FrozenFor, frozenPolls*d.info.Interval)
+}
+
 // frozenMinPoints: a device is judged frozen only if it has at least this many analogue points
 // (temperatures, voltages, currents, …). A gas head reading a steady 0 ppm or a panel's quiet
 // inputs stand still by nature; a BMS's cell voltages and temperatures never all do.
@@ -44,7 +54,7 @@ func (e *Engine) frozen(d *devState, now time.Time) {
 	}
 	still := now.Sub(moved)
 	var mover string
-	if still >= e.th.FrozenFor {
+	if still >= e.frozenAfter(d) {
 		for _, name := range e.kin(d) {
 			o := e.devices[name]
 			if om, on := o.lastMoved(true); on >= frozenMinPoints && om.After(moved) && !o.lastErrAt.After(o.lastOK) && o.suspect == "" {
@@ -169,7 +179,7 @@ func (e *Engine) frozenBlocks(d *devState, now time.Time) {
 			}
 		}
 		still := now.Sub(b.moved)
-		is := still >= e.th.FrozenFor && other.After(b.moved)
+		is := still >= e.frozenAfter(d) && other.After(b.moved)
 		if is == b.held {
 			continue
 		}

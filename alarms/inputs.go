@@ -12,7 +12,7 @@ func (e *Engine) detect(d *devState, s sample.Sample, ps *pointState) {
 	case sample.CellTemperature, sample.ModuleTemperature:
 		e.temperature(d, s, ps, unit)
 	case sample.StringCurrent:
-		d.currentA = s.Value
+		d.currentA, d.currentAt = s.Value, s.At
 	case sample.OffgasPPM:
 		thr := e.th.OffgasWarnPPM
 		rel := ps.baseline > 0 && s.Value >= e.th.OffgasBaselineMult*ps.baseline && s.Value >= 2

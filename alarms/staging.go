@@ -272,6 +272,26 @@ func assess(conds, zoneGas []*cond, live bool) (Stage, []Evidence, string) {
 			reason = fmt.Sprintf("two independent warnings: %s; %s", pair[0].text, pair[1].text)
 		}
 	}
+	// A module that leaks (self_discharge, electrical, over days) and then warms (a temperature
+	// warning on it, or on the rack's max where the BMS does not say which module is hot): two
+	// independent signals, whatever the leak's own stage.
+	if best < StageCritical {
+		for _, leak := range conds {
+			if leak.detector != SelfDischarge {
+				continue
+			}
+			for _, c := range conds {
+				if c.device == leak.device && c.modality == Temperature && c.stage >= StageWarning && (c.module == 0 || c.module == leak.module) {
+					best, support = StageCritical, []*cond{c, leak}
+					reason = fmt.Sprintf("%s, on a module that leaks: %s", c.text, leak.text)
+					break
+				}
+			}
+			if best == StageCritical {
+				break
+			}
+		}
+	}
 	// A rack already at warning that stops answering: its last word was bad news and it has gone
 	// quiet, which is what a BMS cooking in its own rack does.
 	if best < StageCritical {

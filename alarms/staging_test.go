@@ -184,3 +184,35 @@ func TestSiteRules(t *testing.T) {
 		t.Fatalf("rate rule: %+v", a)
 	}
 }
+
+// TestLeakAndWarmthAreTwoSignals: a module that leaks (self_discharge, stage 1) and then warms to
+// a temperature warning is two independent signals, critical; the leak alone stays at watch, and
+// a warning on another module of the rack stays a warning.
+func TestLeakAndWarmthAreTwoSignals(t *testing.T) {
+	t.Parallel()
+	leak := &cond{id: "rack-1.cell_v_33.self_discharge", device: "rack-1", point: "cell_v_33", detector: SelfDischarge, modality: Voltage,
+		stage: StageWatch, module: 3, source: "rack-1.cell_v_33", text: "rack-1 module 3: leaking about 12 mA"}
+	warm := func(module int) *cond {
+		return &cond{id: "rack-1.module_temp_x.peer_delta", device: "rack-1", point: "module_temp_x", detector: PeerDelta, modality: Temperature,
+			stage: StageWarning, module: module, source: "rack-1.module_temp_x", text: "module_temp_x 11 °C above the rack median"}
+	}
+	for _, tc := range []struct {
+		name  string
+		conds []*cond
+		want  Stage
+	}{
+		{"the leak alone", []*cond{leak}, StageWatch},
+		{"the leaking module warms", []*cond{leak, warm(3)}, StageCritical},
+		{"the rack's max warms (module unknown)", []*cond{leak, warm(0)}, StageCritical},
+		{"another module warms", []*cond{leak, warm(5)}, StageWarning},
+		{"warmth alone", []*cond{warm(3)}, StageWarning},
+	} {
+		got, ev, reason := assess(tc.conds, nil, true)
+		if got != tc.want {
+			t.Errorf("%s: stage %v, want %v (%s)", tc.name, got, tc.want, reason)
+		}
+		if tc.want == StageCritical && (len(ev) != 2 || !strings.Contains(reason, "on a module that leaks")) {
+			t.Errorf("%s: evidence %+v, reason %q: want both signals named", tc.name, ev, reason)
+		}
+	}
+}

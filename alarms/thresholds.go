@@ -67,6 +67,19 @@ type Thresholds struct {
 
 	// StageHold is how long a lower stage must hold before a stage falls.
 	StageHold time.Duration `yaml:"stage_hold"`
+
+	// Self-discharge (selfdischarge.go): a rack is at rest while its string current is within
+	// SelfDischargeFloatBandA, counted from SelfDischargeSettle after it last was not; a module
+	// whose cells fell against the rack's for SelfDischargeWindow, by at least
+	// SelfDischargeMinDropMV, at a rate that is a leak of SelfDischargeLeakMA or more, on at least
+	// SelfDischargeMinCoverage of rested hours, leaks. The hours are kept SelfDischargeRetain.
+	SelfDischargeFloatBandA  float64       `yaml:"self_discharge_float_band_a"`
+	SelfDischargeSettle      time.Duration `yaml:"self_discharge_settle"`
+	SelfDischargeWindow      time.Duration `yaml:"self_discharge_window"`
+	SelfDischargeMinCoverage time.Duration `yaml:"self_discharge_min_coverage"`
+	SelfDischargeMinDropMV   float64       `yaml:"self_discharge_min_drop_mv"`
+	SelfDischargeLeakMA      float64       `yaml:"self_discharge_leak_ma"`
+	SelfDischargeRetain      time.Duration `yaml:"self_discharge_retain"`
 }
 
 // DefaultThresholds are the values of docs/design.md's risk-stage table.
@@ -107,6 +120,14 @@ func DefaultThresholds() Thresholds {
 		StageHold:           5 * time.Minute,
 		ChatterOnDelay:      10 * time.Second,
 		ChatterOffDelay:     time.Minute,
+		// docs/design.md's self-discharge section says why these.
+		SelfDischargeFloatBandA:  0.5,
+		SelfDischargeSettle:      2 * time.Hour,
+		SelfDischargeWindow:      72 * time.Hour,
+		SelfDischargeMinCoverage: 24 * time.Hour,
+		SelfDischargeMinDropMV:   2,
+		SelfDischargeLeakMA:      5,
+		SelfDischargeRetain:      14 * 24 * time.Hour,
 	}
 }
 
@@ -174,6 +195,22 @@ func (t Thresholds) Problems() []Problem {
 	}
 	if t.NoDataGrace < 0 {
 		ps = append(ps, Problem{"no_data_grace", "must be >= 0", t.NoDataGrace.String()})
+	}
+	pos("self_discharge_float_band_a", t.SelfDischargeFloatBandA)
+	pos("self_discharge_min_drop_mv", t.SelfDischargeMinDropMV)
+	pos("self_discharge_leak_ma", t.SelfDischargeLeakMA)
+	if t.SelfDischargeSettle < 0 {
+		ps = append(ps, Problem{"self_discharge_settle", "must be >= 0", t.SelfDischargeSettle.String()})
+	}
+	hours := func(d time.Duration) bool { return d > 0 && d%time.Hour == 0 }
+	if !hours(t.SelfDischargeWindow) || t.SelfDischargeWindow < 6*time.Hour || t.SelfDischargeWindow > 30*24*time.Hour {
+		ps = append(ps, Problem{"self_discharge_window", "must be whole hours, 6h..720h", t.SelfDischargeWindow.String()})
+	}
+	if !hours(t.SelfDischargeMinCoverage) || t.SelfDischargeMinCoverage < 2*time.Hour || t.SelfDischargeMinCoverage > t.SelfDischargeWindow {
+		ps = append(ps, Problem{"self_discharge_min_coverage", fmt.Sprintf("must be whole hours, at least 2h and at most self_discharge_window (%s)", t.SelfDischargeWindow), t.SelfDischargeMinCoverage.String()})
+	}
+	if !hours(t.SelfDischargeRetain) || t.SelfDischargeRetain < t.SelfDischargeWindow || t.SelfDischargeRetain > 60*24*time.Hour {
+		ps = append(ps, Problem{"self_discharge_retain", fmt.Sprintf("must be whole hours, at least self_discharge_window (%s) and at most 1440h", t.SelfDischargeWindow), t.SelfDischargeRetain.String()})
 	}
 	if t.StaleAfterIntervals < 1 {
 		ps = append(ps, Problem{"stale_after_intervals", "must be >= 1", t.StaleAfterIntervals})

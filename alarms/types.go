@@ -189,7 +189,17 @@ var (
 type Ready struct {
 	Events []AlarmEvent
 	Risk   []RiskChange
+	// Restated are alarms whose value and text changed with no transition, to be stated again
+	// (retained) where they are shown: self_discharge's estimate, judged once an hour, firms up
+	// over days. Other alarms' values move with every poll and are not restated.
+	Restated []Restated
+}
+
+// Restated is an alarm as it stands at At, with no transition.
+type Restated struct {
+	At    time.Time
+	Alarm Alarm
 }
 
 // Empty says there is nothing to perform.
-func (r Ready) Empty() bool { return len(r.Events) == 0 && len(r.Risk) == 0 }
+func (r Ready) Empty() bool { return len(r.Events) == 0 && len(r.Risk) == 0 && len(r.Restated) == 0 }
