@@ -67,6 +67,21 @@ type Options struct {
 	Reload <-chan Reload
 }
 
+// restoreSelfDischarge loads state_dir's self-discharge history into pipe. It is not written at
+// every start (a daemon with no rack at rest for an hour has none yet), so a missing file is no
+// loss; a damaged one is set aside and said, and the detector starts its hours again.
+func restoreSelfDischarge(st *stateDir, pipe *Pipeline, now time.Time, log *zap.Logger) {
+	b, ok := st.read(fileSelfDis, false, now)
+	if !ok {
+		return
+	}
+	if err := pipe.RestoreSelfDischarge(b, now); err != nil {
+		st.lose(fileSelfDis, err.Error()+"; the self-discharge detector starts its hours again", now)
+		return
+	}
+	log.Info("self-discharge history restored", zap.Int("bytes", len(b)))
+}
+
 // NewBootID returns a random id for one run of the daemon.
 func NewBootID() string {
 	b := make([]byte, 8)
@@ -107,7 +122,9 @@ func Run(ctx context.Context, o Options) error {
 	pipeOpts := PipelineOptions{BootID: bootID, Key: key, SeqStart: seqStart, Live: true,
 		PersistSeq:     func(n uint64) error { st.write(fileSeq, []byte(strconv.FormatUint(n, 10))); return nil },
 		PersistAlarms:  func(s alarms.Snapshot) error { st.writeJSON(fileAlarms, s); return nil },
-		PersistPlanner: func(s cutover.PlannerState) error { st.writeJSON(filePlanner, s); return nil }}
+		PersistPlanner: func(s cutover.PlannerState) error { st.writeJSON(filePlanner, s); return nil },
+		// Written when an hour closes: at most one hour of the history is lost to a crash.
+		PersistSelfDischarge: func(b []byte) { st.write(fileSelfDis, b) }}
 	pipe := NewPipeline(cfg, pipeOpts)
 	var snap alarms.Snapshot
 	if st.readJSON(fileAlarms, &snap, now) {
@@ -117,6 +134,7 @@ func Run(ctx context.Context, o Options) error {
 			log.Info("alarm state restored", zap.Int("alarms", len(snap.Alarms)))
 		}
 	}
+	restoreSelfDischarge(st, pipe, now, log)
 	var plan cutover.PlannerState
 	if st.readJSON(filePlanner, &plan, now) {
 		pipe.RestorePlanner(plan, now)

@@ -26,6 +26,7 @@ type Pipeline struct {
 	persistSeq func(uint64) error
 	persistAlm func(alarms.Snapshot) error
 	persistPln func(cutover.PlannerState) error
+	persistSD  func([]byte)
 	upsZone    map[string]string // UPS device → its zone, for power_loss_eta_s
 	maxShelve  time.Duration
 	// OnRisk, if set, sees every risk change (the daemon logs them).
@@ -46,6 +47,9 @@ type PipelineOptions struct {
 	// PersistPlanner is called with the drain planner's state whenever it changed (a signal, an
 	// ack), before the messages leave; nil for none.
 	PersistPlanner func(cutover.PlannerState) error
+	// PersistSelfDischarge is called with self_discharge's hourly history whenever an hour of it
+	// closed (alarms.Engine.SelfDischargeState); nil for none.
+	PersistSelfDischarge func([]byte)
 	// Live says a poller feeds the pipeline (see alarms.LivePoller); replay leaves it false.
 	Live bool
 	// Encoder, if set, is used instead of a new one (a reload goes on with its envelope seq).
@@ -99,8 +103,12 @@ func Topology(cfg *config.Config) alarms.Topology {
 			}
 			shared[k] = m
 		}
+		var battery *alarms.Battery
+		if b := d.Battery; b != nil {
+			battery = &alarms.Battery{CapacityAh: b.CapacityAh, OCVSlopeMVPerPct: b.OCVSlopeMVPerPct}
+		}
 		topo.Devices = append(topo.Devices, alarms.DeviceInfo{Name: d.Name, Zone: d.Zone, Kind: d.Profile, Interval: d.Interval,
-			Units: m.units, Modules: m.modules, Blocks: m.block})
+			Units: m.units, Modules: m.modules, Blocks: m.block, Battery: battery})
 	}
 	for _, r := range cfg.Rules {
 		dev, pt, _ := strings.Cut(r.Point, ".")
@@ -141,11 +149,17 @@ func NewPipeline(cfg *config.Config, o PipelineOptions) *Pipeline {
 		persistSeq: persist,
 		persistAlm: o.PersistAlarms,
 		persistPln: o.PersistPlanner,
+		persistSD:  o.PersistSelfDischarge,
 	}
 }
 
 // Restore loads the alarm state saved before a restart.
 func (p *Pipeline) Restore(s alarms.Snapshot, now time.Time) error { return p.eng.Restore(s, now) }
+
+// RestoreSelfDischarge loads self_discharge's hourly history saved before a restart.
+func (p *Pipeline) RestoreSelfDischarge(b []byte, now time.Time) error {
+	return p.eng.RestoreSelfDischarge(b, now)
+}
 
 // RestorePlanner loads the drain planner's state saved before a restart.
 func (p *Pipeline) RestorePlanner(s cutover.PlannerState, now time.Time) { p.plan.Restore(s, now) }
@@ -172,6 +186,9 @@ func upsZones(cfg *config.Config) map[string]string {
 // Step feeds one device poll.
 func (p *Pipeline) Step(b sample.Batch) ([]wire.Message, error) {
 	p.eng.Step(b)
+	if p.persistSD != nil && p.eng.SelfDischargeDirty() {
+		p.persistSD(p.eng.SelfDischargeState())
+	}
 	if zone, ok := p.upsZone[b.Device]; ok {
 		p.plan.StepUPS(zone, b)
 	}
@@ -246,6 +263,9 @@ func (p *Pipeline) flush() ([]wire.Message, error) {
 	var out []wire.Message
 	for _, ev := range rd.Events {
 		out = append(out, p.enc.AlarmEvent(ev)...)
+	}
+	for _, r := range rd.Restated {
+		out = append(out, p.enc.AlarmState(r.Alarm, r.At))
 	}
 	for _, rc := range rd.Risk {
 		out = append(out, p.enc.Risk(rc))

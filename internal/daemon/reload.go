@@ -252,5 +252,9 @@ func (p *Pipeline) rebuilt(cfg *config.Config, o PipelineOptions, now time.Time)
 	}
 	np.RestorePlanner(p.plan.State(), now)
 	np.eng.RestoreStages(p.eng.Stages(), now)
+	// The self-discharge hours of the racks still configured go on (the open hour starts again).
+	if err := np.eng.RestoreSelfDischarge(p.eng.SelfDischargeState(), now); err != nil {
+		return nil, err
+	}
 	return np, nil
 }

@@ -29,6 +29,7 @@ const (
 	fileSeq     = "cutover.seq"
 	fileOutbox  = "outbox.db"
 	fileKey     = "signing.key"
+	fileSelfDis = "self-discharge.bin"
 )
 
 // Problem kinds: the detector names of the alarms state.<file>.<kind>.
@@ -141,16 +142,8 @@ func (s *stateDir) writeJSON(file string, v any) {
 
 // readJSON reads a state file into v; ok is false when there is none or it was lost.
 func (s *stateDir) readJSON(file string, v any, now time.Time) bool {
-	b, err := durable.ReadChecked(s.path(file))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		s.missing(file, "started without it", now)
-		return false
-	case errors.Is(err, durable.ErrChecksum):
-		s.lose(file, "is damaged: "+err.Error(), now)
-		return false
-	case err != nil:
-		s.lose(file, "cannot be read: "+err.Error(), now)
+	b, ok := s.read(file, true, now)
+	if !ok {
 		return false
 	}
 	if err := json.Unmarshal(b, v); err != nil {
@@ -158,6 +151,26 @@ func (s *stateDir) readJSON(file string, v any, now time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// read reads a state file written by write; ok is false when there is none or it was lost. A
+// file that every start writes (needed) is lost when missing; another may not be there yet.
+func (s *stateDir) read(file string, needed bool, now time.Time) ([]byte, bool) {
+	b, err := durable.ReadChecked(s.path(file))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if needed {
+			s.missing(file, "started without it", now)
+		}
+		return nil, false
+	case errors.Is(err, durable.ErrChecksum):
+		s.lose(file, "is damaged: "+err.Error(), now)
+		return nil, false
+	case err != nil:
+		s.lose(file, "cannot be read: "+err.Error(), now)
+		return nil, false
+	}
+	return b, true
 }
 
 // seqStart returns the seq to continue drain signals from, and writes it as the new floor. A
