@@ -11,9 +11,9 @@ import (
 // frozenEvery is how often a device is looked at for standing still.
 const frozenEvery = 10 * time.Second
 
-// frozenPolls: standing still counts only over at least this many polls' worth of time. A
-// device polled every 5 minutes whose few 0.1 °C readings happen to repeat once has not frozen;
-// FrozenFor is the bound for the usual second-scale polls.
+// frozenPolls: standing still (frozen, stuck) counts only over at least this many polls' worth
+// of time. A device polled every 10 minutes whose few 0.1 °C readings happen to repeat once has
+// not frozen; FrozenFor and StuckFor are the bounds for the usual second-scale polls.
 const frozenPolls = 6
 
 // frozenAfter is how long a device's readings must stand still to be frozen.

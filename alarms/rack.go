@@ -35,7 +35,9 @@ func (e *Engine) stuck(d *devState, now time.Time) {
 			if p.lastChange == toNanos(now) {
 				p.medianAtChng = med
 			}
-			stuck := now.Sub(p.lastChangeAt()) >= e.th.StuckFor && math.Abs(med-p.medianAtChng) >= stuckMove[role]
+			// Over stuck_for, and over at least frozenPolls polls: a reading polled every 10 minutes
+			// that happens to repeat once while a discharge moves its rack has not stuck.
+			stuck := now.Sub(p.lastChangeAt()) >= max(e.th.StuckFor, frozenPolls*d.info.Interval) && math.Abs(med-p.medianAtChng) >= stuckMove[role]
 			if stuck == p.stuck {
 				continue
 			}

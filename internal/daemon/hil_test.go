@@ -37,8 +37,14 @@ import (
 const hilRooms = 3
 
 // hilScenarios is every built-in scenario, the longest first.
-var hilScenarios = []string{"float-normal", "float-micro-short", "float-leak-lfp", "float-leak-nmc", "normal-day", "internal-short", "bus-glitch", "frozen-gateway", "frozen-block", "drifting-ntc", "hvac-failure-full", "normal", "sudden-fire", "sensor-faults",
+var hilScenarios = []string{"float-normal", "float-leak-nmc", "normal-day", "internal-short", "bus-glitch", "frozen-gateway", "frozen-block", "drifting-ntc", "hvac-failure-full", "normal", "sudden-fire", "sensor-faults",
 	"bms-silent-fire", "ups-discharge", "lfp-internal-short", "hvac-failure"}
+
+// replayOnly are the scenarios the HIL suite leaves to replay, and where: days of float at 6,000x
+// (the most a race-built daemon beside a CPU hog keeps up with) are minutes each, which a suite
+// on two cores cannot spare for all four; float-leak-nmc and float-normal play here, the LFP
+// leak and the growing micro short show the same detector through the same pipeline in replay.
+var replayOnly = map[string]string{"float-micro-short": "TestSelfDischargeReplay", "float-leak-lfp": "TestSelfDischargeReplay"}
 
 // TestHIL runs each scenario through the whole chain: simulator over real Modbus TCP → daemon →
 // real Mosquitto → a control-plane subscriber that verifies each drain signal, and asserts the
@@ -46,7 +52,7 @@ var hilScenarios = []string{"float-normal", "float-micro-short", "float-leak-lfp
 func TestHIL(t *testing.T) {
 	broker := testenv.Mosquitto(t)
 	for _, name := range sim.BuiltinScenarios() {
-		known := false
+		known := replayOnly[name] != ""
 		for _, h := range hilScenarios {
 			known = known || h == name
 		}
@@ -58,12 +64,8 @@ func TestHIL(t *testing.T) {
 	for _, name := range hilScenarios {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			// A float room (days at 12,000x, a poll every 10 scenario minutes: a few requests a
-			// second) takes no room of the budget: a second of it is what a fire room does in 0.1 s.
-			if !strings.HasPrefix(name, "float-") {
-				rooms <- struct{}{}
-				defer func() { <-rooms }()
-			}
+			rooms <- struct{}{}
+			defer func() { <-rooms }()
 			speed := 0.0 // the scenario's hil.speed
 			for attempt := 0; ; attempt++ {
 				starved := runHIL(t, broker, name, speed, attempt)

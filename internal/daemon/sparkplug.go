@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/firebreak-dc/firebreak/alarms"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
 	"github.com/firebreak-dc/firebreak/internal/sample"
@@ -21,12 +22,23 @@ func sparkplugModel(cfg *config.Config, version, bootID string) sparkplug.Model 
 	}
 	for _, d := range cfg.Devices {
 		dv := sparkplug.Device{Name: d.Name, Zone: d.Zone}
+		// self_discharge is raised on each module's first cell voltage, and only on a rack with
+		// a battery: not one metric set for each of a BMS's 128 cells.
+		leakOn := map[string]bool{}
 		if r := cfg.Points(d); r != nil {
+			modules := map[int]bool{}
 			for _, p := range r.Points {
 				dv.Points = append(dv.Points, sparkplug.Point{Name: p.Name, Unit: p.Unit, Role: p.Role, Deadband: p.Deadband, Binary: p.Kind.IsBit()})
+				if p.Role == sample.CellVoltage && d.Battery != nil && (p.Module == 0 || !modules[p.Module]) {
+					leakOn[p.Name], modules[p.Module] = true, true
+				}
 			}
 		}
-		dv.Alarms = sparkplug.AlarmsOf(dv.Points)
+		for _, k := range sparkplug.AlarmsOf(dv.Points) {
+			if k.Detector != string(alarms.SelfDischarge) || leakOn[k.Point] {
+				dv.Alarms = append(dv.Alarms, k)
+			}
+		}
 		m.Devices = append(m.Devices, dv)
 	}
 	return m
