@@ -113,8 +113,12 @@ func (e *Engine) selfDischarge(d *devState, now time.Time) {
 		sd.evalNext = false
 		e.judgeLeaks(d, sd, now)
 	}
-	rest := d.currentAt.Equal(now) && math.Abs(d.currentA) <= e.th.SelfDischargeFloatBandA
-	if !rest {
+	if !d.currentAt.Equal(now) || d.suspect != "" {
+		// No current in this batch (a failed poll, a bad reading): neither rest nor not; a
+		// device whose readings are no evidence (frozen) adds nothing either.
+		return
+	}
+	if math.Abs(d.currentA) > e.th.SelfDischargeFloatBandA {
 		sd.restSince = time.Time{}
 		return
 	}
@@ -130,6 +134,9 @@ func (e *Engine) selfDischarge(d *devState, now time.Time) {
 	lows := sd.lows[:0]
 next:
 	for i, n := range names {
+		if pss[i].held {
+			continue // its register block stands still (frozen.go)
+		}
 		m := int(pss[i].module)
 		for k := range lows {
 			if l := &lows[k]; m > 0 && l.module == m {
