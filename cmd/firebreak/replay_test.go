@@ -170,7 +170,7 @@ func TestReplayInternalShortLeadTimes(t *testing.T) {
 
 // TestReplayEveryScenario checks the outcome each scenario file writes down on its recorded trace
 // (normal-day's 24 hours run through the pipeline in internal/daemon's TestNormalDay instead, and
-// the LFP leak and the growing micro short, days each, in its TestSelfDischargeReplay: the CLI
+// the LFP leak and the growing micro short, days each, in internal/floattest: the CLI
 // plays two weeks of float in float-normal and a leak in float-leak-nmc).
 func TestReplayEveryScenario(t *testing.T) {
 	t.Parallel()

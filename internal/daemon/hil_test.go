@@ -46,8 +46,8 @@ var hilScenarios = []string{"float-leak-nmc", "normal-day", "internal-short", "b
 // nothing raised on the 31 healthy modules beside it); the LFP leak, the growing micro short and
 // two weeks of float with an offset module, a float change and self-tests play through the same
 // pipeline in replay.
-var replayOnly = map[string]string{"float-micro-short": "TestSelfDischargeReplay", "float-leak-lfp": "TestSelfDischargeReplay",
-	"float-normal": "TestSelfDischargeReplay and cmd/firebreak's TestReplayEveryScenario"}
+var replayOnly = map[string]string{"float-micro-short": "internal/floattest", "float-leak-lfp": "internal/floattest",
+	"float-normal": "internal/floattest and cmd/firebreak's TestReplayEveryScenario"}
 
 // TestHIL runs each scenario through the whole chain: simulator over real Modbus TCP → daemon →
 // real Mosquitto → a control-plane subscriber that verifies each drain signal, and asserts the
@@ -294,7 +294,7 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 			leaks = append(leaks, id)
 		}
 	}
-	judgeFloat(t, sc, func(id string) (time.Duration, float64, string, bool) {
+	hiltest.JudgeLeaks(t, sc, func(id string) (time.Duration, float64, string, bool) {
 		var at time.Time
 		for _, raw := range cp.byTopic[prefix+"/events"] {
 			var ev wire.EventPayload

@@ -1,4 +1,4 @@
-package daemon_test
+package floattest_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/firebreak-dc/firebreak/alarms"
 	"github.com/firebreak-dc/firebreak/internal/config"
 	"github.com/firebreak-dc/firebreak/internal/daemon"
+	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 	"github.com/firebreak-dc/firebreak/internal/trace"
 	"github.com/firebreak-dc/firebreak/internal/wire"
@@ -180,39 +181,6 @@ func replayScenario(t testing.TB, sc *sim.Scenario, edit func(*config.Config), d
 	return run
 }
 
-// judgeFloat checks a run against the scenario's expect: which self_discharge alarms, by when,
-// with what estimate.
-func judgeFloat(t *testing.T, sc *sim.Scenario, raisedAt func(id string) (time.Duration, float64, string, bool), all []string) {
-	t.Helper()
-	want := map[string]bool{}
-	for _, l := range sc.Expect.SelfDischarge {
-		want[l.ID] = true
-		at, leak, text, ok := raisedAt(l.ID)
-		if !ok {
-			t.Errorf("%s: %s was never raised", sc.Name, l.ID)
-			continue
-		}
-		t.Logf("%s: %s raised at T+%s: %s", sc.Name, l.ID, at.Round(time.Minute), text)
-		if l.LeakMA > 0 && (leak < l.LeakMA/2 || leak > l.LeakMA*2) {
-			t.Errorf("%s: %s estimates %.1f mA; the leak is %g mA (a factor of 2 allowed)", sc.Name, l.ID, leak, l.LeakMA)
-		}
-	}
-	for _, id := range all {
-		if !want[id] {
-			_, _, text, _ := raisedAt(id)
-			t.Errorf("%s: %s raised, and the scenario has no leak there: %s", sc.Name, id, text)
-		}
-	}
-	for _, a := range sc.Expect.Alarms {
-		if !strings.HasSuffix(a.ID, "."+string(alarms.SelfDischarge)) {
-			continue
-		}
-		if at, _, _, ok := raisedAt(a.ID); ok && at > a.By {
-			t.Errorf("%s: %s raised at T+%s, the scenario expects it by T+%s", sc.Name, a.ID, at.Round(time.Minute), a.By)
-		}
-	}
-}
-
 // TestSelfDischargeReplay plays each float scenario (days of float, a leak or none) as a recorded
 // trace through replay, and judges it by its expect: the leak found in time with its estimate
 // within a factor of 2, and no self_discharge alarm anywhere else (the offset module, the float
@@ -223,7 +191,7 @@ func TestSelfDischargeReplay(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			sc, run := replayFloat(t, name, nil)
-			judgeFloat(t, sc, run.raisedAt, run.ids())
+			hiltest.JudgeLeaks(t, sc, run.raisedAt, run.ids())
 			if run.maxStage != sc.Expect.MaxStage {
 				t.Errorf("%s: highest zone stage %d, the scenario expects %d:\n%s", name, run.maxStage, sc.Expect.MaxStage, strings.Join(run.reasons, "\n"))
 			}
@@ -328,7 +296,7 @@ func TestSelfDischargeModuleMinima(t *testing.T) {
 			cfg.Devices[i].Interval = 10 * time.Minute
 		}
 	}, nil, false)
-	judgeFloat(t, sc, run.raisedAt, run.ids())
+	hiltest.JudgeLeaks(t, sc, run.raisedAt, run.ids())
 }
 
 // TestSelfDischargeSparseData: a daemon that was not running for most of a day (no rows from
@@ -349,7 +317,7 @@ func TestSelfDischargeSparseData(t *testing.T) {
 				t.Fatal(err)
 			}
 			run := replayScenario(t, sc, nil, func(at time.Time) bool { return tc.gap(at.Sub(sim.RecordEpoch)) }, true)
-			judgeFloat(t, sc, run.raisedAt, run.ids())
+			hiltest.JudgeLeaks(t, sc, run.raisedAt, run.ids())
 		})
 	}
 }
