@@ -39,6 +39,7 @@ type Topology struct {
 type Engine struct {
 	th      Thresholds
 	devices map[string]*devState
+	sdDirty bool // self_discharge closed an hour since its state was last taken
 	zones   map[string]*scopeState
 	racks   map[string]*scopeState
 	// zoneNames and rackNames are the keys above in order, kept so that restaging (per batch)

@@ -62,7 +62,6 @@ type sdState struct {
 	hour      int64     // the hour being averaged (Unix hours); 0 before the first
 	chans     []*sdChan // by point name
 	byName    map[string]*sdChan
-	dirty     bool // an hour was closed since the state was last taken
 	evalNext  bool // judge at the next batch (after a restore)
 	scratch   []float64
 	lows      []sdLow
@@ -202,7 +201,7 @@ func (e *Engine) closeHour(d *devState, sd *sdState, now time.Time) {
 		c.sum, c.n = 0, 0
 		c.put(sd.hour, v, keep)
 	}
-	sd.dirty = true
+	e.sdDirty = true
 	e.judgeLeaks(d, sd, now)
 }
 
@@ -359,15 +358,9 @@ const (
 	sdMaxDevice = 100000
 )
 
-// SelfDischargeDirty says whether an hour was closed since SelfDischargeState was last taken.
-func (e *Engine) SelfDischargeDirty() bool {
-	for _, d := range e.devices {
-		if d.sd != nil && d.sd.dirty {
-			return true
-		}
-	}
-	return false
-}
+// SelfDischargeDirty says whether an hour was closed since SelfDischargeState was last taken
+// (asked after every batch: one flag, not a walk of the room).
+func (e *Engine) SelfDischargeDirty() bool { return e.sdDirty }
 
 // SelfDischargeState is the hourly history of every rack, for state_dir (see sdMagic).
 func (e *Engine) SelfDischargeState() []byte {
@@ -379,10 +372,10 @@ func (e *Engine) SelfDischargeState() []byte {
 			racks = append(racks, d)
 		}
 	}
+	e.sdDirty = false
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(racks)))
 	for _, d := range racks {
 		sd := d.sd
-		sd.dirty = false
 		out = appendName(out, d.info.Name)
 		out = binary.LittleEndian.AppendUint64(out, uint64(sd.hour))
 		out = binary.LittleEndian.AppendUint16(out, uint16(len(sd.chans)))

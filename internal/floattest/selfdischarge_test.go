@@ -29,7 +29,6 @@ type floatRun struct {
 	last     map[string]alarms.Alarm // and as last updated
 	maxStage int
 	reasons  []string // the zone's stage changes above normal
-	truth    []sim.GroundTruth
 }
 
 // raisedAt is when an alarm was raised, and its estimate and text as they stood at the end (a
@@ -92,13 +91,12 @@ var recorded sync.Map // name → *recording
 type recording struct {
 	once  sync.Once
 	trace []byte
-	truth []sim.GroundTruth
 	err   error
 }
 
 // recordFloat is the scenario's trace on cfg: recorded once per scenario when shared (the
 // built-in scenario on its own site), else each time.
-func recordFloat(t testing.TB, sc *sim.Scenario, cfg *config.Config, shared bool) (bytes.Buffer, []sim.GroundTruth) {
+func recordFloat(t testing.TB, sc *sim.Scenario, cfg *config.Config, shared bool) bytes.Buffer {
 	t.Helper()
 	rec := &recording{}
 	if shared {
@@ -107,13 +105,13 @@ func recordFloat(t testing.TB, sc *sim.Scenario, cfg *config.Config, shared bool
 	}
 	rec.once.Do(func() {
 		var buf bytes.Buffer
-		rec.truth, rec.err = sim.Record(cfg, sc, &buf)
+		_, rec.err = sim.Record(cfg, sc, &buf)
 		rec.trace = buf.Bytes()
 	})
 	if rec.err != nil {
 		t.Fatal(rec.err)
 	}
-	return *bytes.NewBuffer(append([]byte(nil), rec.trace...)), rec.truth
+	return *bytes.NewBuffer(append([]byte(nil), rec.trace...))
 }
 
 // replayFloat records a scenario as a perfect poller at its HIL interval would have read it,
@@ -134,7 +132,7 @@ func replayScenario(t testing.TB, sc *sim.Scenario, edit func(*config.Config), d
 	t.Helper()
 	name := sc.Name
 	cfg := floatConfig(t, sc, edit)
-	buf, truth := recordFloat(t, sc, cfg, shared)
+	buf := recordFloat(t, sc, cfg, shared)
 	if drop != nil {
 		var kept bytes.Buffer
 		for i, line := range bytes.SplitAfter(buf.Bytes(), []byte("\n")) {
@@ -151,7 +149,7 @@ func replayScenario(t testing.TB, sc *sim.Scenario, edit func(*config.Config), d
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
 	pipe := daemon.NewPipeline(cfg, daemon.PipelineOptions{BootID: "replay", Key: key})
-	run := floatRun{start: sim.RecordEpoch, raised: map[string]alarms.Alarm{}, last: map[string]alarms.Alarm{}, truth: truth}
+	run := floatRun{start: sim.RecordEpoch, raised: map[string]alarms.Alarm{}, last: map[string]alarms.Alarm{}}
 	err = daemon.Replay(context.Background(), tr, pipe, func(_ time.Time, msgs []wire.Message) error {
 		for _, m := range msgs {
 			if m.Risk != nil {
@@ -211,7 +209,7 @@ func TestSelfDischargeSurvivesARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := floatConfig(t, sc, nil)
-	buf, _ := recordFloat(t, sc, cfg, true)
+	buf := recordFloat(t, sc, cfg, true)
 	cut := sim.RecordEpoch.Add(90 * time.Hour)
 	const id = "rack-02.cell_v_33.self_discharge"
 	_, key, _ := ed25519.GenerateKey(nil)
