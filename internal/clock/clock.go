@@ -54,18 +54,24 @@ type Scaled struct {
 }
 
 // NewScaled returns a clock that reads epoch now and advances speed seconds per real second.
+//
+// It counts on the wall clock, not the monotonic one, so that every process that shares its
+// origin (NewScaledFrom) reads the same time: an origin passed to another process loses its
+// monotonic reading, and a wall-clock step or a paused machine (the monotonic clock stands still
+// while the host's is suspended, the wall clock is set forward when it resumes) would otherwise put
+// a daemon 30 scenario minutes ahead of the simulator it polls after one minute's pause at 30x.
 func NewScaled(epoch time.Time, speed float64) *Scaled {
 	if speed <= 0 {
 		speed = 1
 	}
-	return &Scaled{epoch: epoch, realStart: time.Now(), speed: speed}
+	return &Scaled{epoch: epoch, realStart: time.Now().Round(0), speed: speed}
 }
 
 // NewScaledFrom is the clock that read epoch at realStart: processes that agree on the three
 // (a hardware-in-loop test and a daemon it starts) share one scaled time.
 func NewScaledFrom(epoch, realStart time.Time, speed float64) *Scaled {
 	s := NewScaled(epoch, speed)
-	s.realStart = realStart
+	s.realStart = realStart.Round(0)
 	return s
 }
 

@@ -55,6 +55,22 @@ func TestScaledRunsFaster(t *testing.T) {
 	}
 }
 
+// TestScaledSharesWallTime: a scaled clock and its copy in another process (NewScaledFrom of its
+// Origin, which crosses a process boundary as wall time) count on the same clock. A clock that
+// kept Go's monotonic reading would part from its copy by the length of any pause of the machine.
+func TestScaledSharesWallTime(t *testing.T) {
+	t.Parallel()
+	s := NewScaled(time.Date(2022, 10, 15, 15, 0, 0, 0, time.UTC), 30)
+	epoch, realStart := s.Origin()
+	if realStart != realStart.Round(0) {
+		t.Fatalf("the origin %v carries a monotonic reading its copies in other processes do not have", realStart)
+	}
+	c := NewScaledFrom(epoch, time.Now().Add(-time.Hour), 30)
+	if _, rs := c.Origin(); rs != rs.Round(0) {
+		t.Fatalf("NewScaledFrom kept the monotonic reading of %v", rs)
+	}
+}
+
 func TestSleepHonoursContext(t *testing.T) {
 	t.Parallel()
 	m := NewManual(time.Unix(0, 0))
