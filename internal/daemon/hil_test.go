@@ -37,7 +37,7 @@ import (
 const hilRooms = 3
 
 // hilScenarios is every built-in scenario, the longest first.
-var hilScenarios = []string{"float-leak-nmc", "normal-day", "internal-short", "bus-glitch", "frozen-gateway", "frozen-block", "drifting-ntc", "hvac-failure-full", "normal", "sudden-fire", "sensor-faults",
+var hilScenarios = []string{"normal-day", "float-leak-nmc", "internal-short", "bus-glitch", "frozen-gateway", "frozen-block", "drifting-ntc", "hvac-failure-full", "normal", "sudden-fire", "sensor-faults",
 	"bms-silent-fire", "ups-discharge", "lfp-internal-short", "hvac-failure"}
 
 // replayOnly are the scenarios the HIL suite leaves to replay, and where: days of float at 6,000x
@@ -63,12 +63,13 @@ func TestHIL(t *testing.T) {
 			t.Errorf("scenario %s is in configs/scenarios but not in the HIL suite", name)
 		}
 	}
-	rooms := make(chan struct{}, hilRooms)
+	rooms := newRoomQueue(hilRooms)
 	for _, name := range hilScenarios {
 		t.Run(name, func(t *testing.T) {
+			turn := rooms.ticket() // before Parallel: subtests that -run selects take theirs in order
 			t.Parallel()
-			rooms <- struct{}{}
-			defer func() { <-rooms }()
+			rooms.enter(turn)
+			defer rooms.leave()
 			speed := 0.0 // the scenario's hil.speed
 			for attempt := 0; ; attempt++ {
 				starved := runHIL(t, broker, name, speed, attempt)
@@ -87,6 +88,48 @@ func TestHIL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// roomQueue lets hilRooms scenarios run at once, in hilScenarios' order: the longest first, so
+// that the suite does not end on one long room started last (a channel as a semaphore let them in
+// in whatever order the parallel subtests resumed).
+type roomQueue struct {
+	mu                  sync.Mutex
+	cond                *sync.Cond
+	tickets, next, free int
+}
+
+// ticket is the caller's place in the queue.
+func (q *roomQueue) ticket() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.tickets++
+	return q.tickets - 1
+}
+
+func newRoomQueue(n int) *roomQueue {
+	q := &roomQueue{free: n}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// enter waits until every scenario with an earlier ticket than i has entered and a room is free.
+func (q *roomQueue) enter(i int) {
+	q.mu.Lock()
+	for q.next != i || q.free == 0 {
+		q.cond.Wait()
+	}
+	q.next++
+	q.free--
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+func (q *roomQueue) leave() {
+	q.mu.Lock()
+	q.free++
+	q.mu.Unlock()
+	q.cond.Broadcast()
 }
 
 type controlPlane struct {

@@ -51,6 +51,9 @@ type cell struct {
 	storedJ             float64 // electrical energy left to burn through a collapsed separator
 	runaway             bool
 	gasLeftS            float64
+	// rate is the reaction rates (SEI, anode, cathode, electrolyte) at the start of the substep:
+	// reactionHeat finds them for the heat, advanceCell consumes the reactants with the same ones.
+	rate [4]float64
 }
 
 // Rack is one battery rack and its BMS's view of it.
@@ -408,16 +411,20 @@ func (r *Room) rates(x *cell) (sei, neg, pos, ele float64) {
 	return
 }
 
+// reactionHeat is the heat of x's decomposition reactions, and keeps their rates in x.rate.
 func (r *Room) reactionHeat(x *cell) float64 {
 	sei, neg, pos, ele := r.rates(x)
+	x.rate = [4]float64{sei, neg, pos, ele}
 	rx := r.chem.Reactions
 	perKg := rx.SEI.H*rx.SEI.MassFrac*sei + rx.Anode.H*rx.Anode.MassFrac*neg +
 		rx.Cathode.H*rx.Cathode.MassFrac*pos + rx.Electrolyte.H*rx.Electrolyte.MassFrac*ele
 	return perKg * r.chem.CellMassKg
 }
 
+// advanceCell moves x on by h at the rates cellHeat found for this substep (x has not changed
+// since).
 func (r *Room) advanceCell(rk *Rack, x *cell, dTdt, h float64) {
-	sei, neg, pos, ele := r.rates(x)
+	sei, neg, pos, ele := x.rate[0], x.rate[1], x.rate[2], x.rate[3]
 	x.cSEI = math.Max(0, x.cSEI-sei*h)
 	x.cNeg = math.Max(0, x.cNeg-neg*h)
 	x.zSEI += neg * h
