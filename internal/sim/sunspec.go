@@ -90,8 +90,8 @@ func layoutSunSpec(sd *simDevice, declared []collectors.Point, base uint16) erro
 // MoveSunSpec lays a SunSpec device out again at another base (0, 40000 or 50000): the tests
 // use it to check discovery at each.
 func (s *Simulator) MoveSunSpec(device string, base uint16) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.model.Lock()
+	defer s.model.Unlock()
 	for _, d := range s.devices {
 		if d.name == device {
 			if d.chain == nil {
@@ -101,6 +101,7 @@ func (s *Simulator) MoveSunSpec(device string, base uint16) error {
 				return err
 			}
 			s.refresh()
+			s.publishLocked()
 			return nil
 		}
 	}
