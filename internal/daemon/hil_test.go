@@ -90,16 +90,25 @@ func TestHIL(t *testing.T) {
 	}
 }
 
-// roomQueue lets hilRooms scenarios run at once, in hilScenarios' order: the longest first, so
-// that the suite does not end on one long room started last (a channel as a semaphore let them in
-// in whatever order the parallel subtests resumed).
+// roomQueue lets hilRooms scenarios run at once and gives a free room to the waiting scenario
+// that comes first in hilScenarios (the longest first), so that the suite does not end on one long
+// room that happened to start last. It never waits for a scenario that is not waiting: go test
+// resumes only -parallel subtests at a time, and the first in the list may not be among them.
 type roomQueue struct {
-	mu                  sync.Mutex
-	cond                *sync.Cond
-	tickets, next, free int
+	mu      sync.Mutex
+	cond    *sync.Cond
+	tickets int
+	free    int
+	waiting map[int]bool
 }
 
-// ticket is the caller's place in the queue.
+func newRoomQueue(n int) *roomQueue {
+	q := &roomQueue{free: n, waiting: map[int]bool{}}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// ticket is the caller's place in the queue: taken before t.Parallel, in hilScenarios' order.
 func (q *roomQueue) ticket() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -107,22 +116,26 @@ func (q *roomQueue) ticket() int {
 	return q.tickets - 1
 }
 
-func newRoomQueue(n int) *roomQueue {
-	q := &roomQueue{free: n}
-	q.cond = sync.NewCond(&q.mu)
-	return q
-}
-
-// enter waits until every scenario with an earlier ticket than i has entered and a room is free.
+// enter waits for a room that no waiting scenario with an earlier ticket than i wants.
 func (q *roomQueue) enter(i int) {
 	q.mu.Lock()
-	for q.next != i || q.free == 0 {
+	defer q.mu.Unlock()
+	q.waiting[i] = true
+	for q.free == 0 || q.earlier(i) {
 		q.cond.Wait()
 	}
-	q.next++
+	delete(q.waiting, i)
 	q.free--
-	q.mu.Unlock()
-	q.cond.Broadcast()
+	q.cond.Broadcast() // the next in line may take a room still free
+}
+
+func (q *roomQueue) earlier(i int) bool {
+	for j := range q.waiting {
+		if j < i {
+			return true
+		}
+	}
+	return false
 }
 
 func (q *roomQueue) leave() {
