@@ -90,9 +90,9 @@ func linkFault(kind string) FaultKind {
 // Simulator runs a Room on a clock and serves it over Modbus TCP, one listener per connection
 // of the site config, each device at its unit id.
 type Simulator struct {
-	clk     clock.Clock
-	start   time.Time
-	sc      *Scenario
+	clk   clock.Clock
+	start time.Time
+	sc    *Scenario
 	// model guards the room and the devices' working images (refresh writes them): held while
 	// the model steps. mu guards what is served (each device's served image and the proxies'
 	// faults), and is held only to copy a refresh in: a poll never waits behind the physics
