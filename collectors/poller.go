@@ -204,10 +204,10 @@ func (p *Poller) Run(ctx context.Context) error {
 // slotLength is the shortest time between two groups of polls on one connection. Devices start
 // spread over their interval, not all at once, so that the link carries an even load and no poll
 // queues behind all the others; but not each in a slot of its own either: every slot is a wake-up
-// of the poller, and the engine's and the telemetry's after it, which on a large room cost more
-// than the polls (500 devices on 4 gateways, docs/PERFORMANCE.md: 20 % of a core with 125 slots a
-// second per gateway, 14 % with 25). A slot's devices are polled back to back, always in the same
-// order, so each keeps its own steady interval.
+// of the poller, and the engine's and the telemetry's after it (500 devices on 4 gateways,
+// docs/PERFORMANCE.md: a quarter to two fifths less CPU with 25 slots a second per gateway than
+// with 125). A slot's devices are polled back to back, always in the same order, so each keeps
+// its own steady interval.
 const slotLength = 40 * time.Millisecond
 
 // slots is each device's first poll: the devices in order over at most interval/slotLength slots

@@ -211,7 +211,7 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 	}
 	s.room = NewRoom(sc, chem, rm, racks)
 	s.refresh()
-	s.publish()
+	s.publishLocked() // nothing else holds s yet
 	return s, nil
 }
 
@@ -361,13 +361,6 @@ func (s *Simulator) refresh() {
 			}
 		}
 	}
-}
-
-// publish serves what the last refresh made (New, before anything is served).
-func (s *Simulator) publish() {
-	s.model.Lock()
-	defer s.model.Unlock()
-	s.publishLocked()
 }
 
 // publishLocked copies every device's working image into the one it serves, and sets the link
