@@ -35,10 +35,10 @@ type simDevice struct {
 	kind   deviceKind
 	points []collectors.Point
 	index  []int // index of each point among the points of its role (module_temp_3 → 2)
-	regs   map[collectors.RegisterKind][]uint16
-	bits   map[collectors.RegisterKind][]bool
+	// image is the working image: refresh writes it under model (silent: a bms_silent fault
+	// holds, the gateway answers exception 11).
+	image
 	faults []Event            // the scenario's instrument faults on this device
-	silent bool               // a bms_silent fault holds: the gateway answers exception 11
 	link   Fault              // a link_* fault holds: the connection's FaultProxy applies it
 	frozen map[string]float64 // values held by sensor_stuck
 	// cellVoltages: how many cell_voltage points the profile has; a rack's BMS that gives every
@@ -123,7 +123,7 @@ func New(cfg *config.Config, sc *Scenario, clk clock.Clock) (*Simulator, error) 
 		if prof == nil {
 			return nil, fmt.Errorf("device %s: unknown profile %q", d.Name, d.Profile)
 		}
-		sd := &simDevice{name: d.Name, points: prof.Points, regs: map[collectors.RegisterKind][]uint16{}, bits: map[collectors.RegisterKind][]bool{}, frozen: map[string]float64{}}
+		sd := &simDevice{name: d.Name, points: prof.Points, image: image{regs: map[collectors.RegisterKind][]uint16{}, bits: map[collectors.RegisterKind][]bool{}}, frozen: map[string]float64{}}
 		roles := map[sample.Role]int{}
 		for _, p := range prof.Points {
 			sd.index = append(sd.index, roles[p.Role])
@@ -369,15 +369,20 @@ func (s *Simulator) publishLocked() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range s.devices {
-		d.served.silent = d.silent
-		d.served.regs = copyImage(d.served.regs, d.regs)
-		d.served.bits = copyImage(d.served.bits, d.bits)
+		d.served.copyFrom(&d.image)
 	}
 	for conn, p := range s.proxies {
 		for unit, d := range s.byConn[conn] {
 			p.Set(unit, d.link)
 		}
 	}
+}
+
+// copyFrom makes img a copy of src, reusing img's slices where they have src's lengths.
+func (img *image) copyFrom(src *image) {
+	img.silent = src.silent
+	img.regs = copyImage(img.regs, src.regs)
+	img.bits = copyImage(img.bits, src.bits)
 }
 
 // copyImage copies src into dst, reusing dst's slices where they have src's length.
