@@ -234,7 +234,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// This boot's retained truth, before anything else goes out: what the last boot left on the
 	// broker (the outbox's table of what it published) is restated or cleared.
-	prev, err := ob.Retained()
+	prev, err := ob.RetainedQueued()
 	if err != nil {
 		log.Error("the retained topics of the last boot cannot be read; those this config no longer names are not cleared", zap.Error(err))
 	}

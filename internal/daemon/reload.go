@@ -190,7 +190,7 @@ func (l *engineLoop) reload(r Reload, batches <-chan sample.Batch) error {
 	for _, d := range removed {
 		delete(l.online, d)
 	}
-	prev, err := l.ob.Retained()
+	prev, err := l.ob.RetainedQueued()
 	if err != nil {
 		l.log.Error("the retained topics cannot be read; those the new config no longer names are not cleared", zap.Error(err))
 	}

@@ -616,14 +616,31 @@ func retain(r *bolt.Bucket, topic string, m wire.Message) error {
 	return r.Put([]byte(topic), b)
 }
 
-// Retained returns the last acknowledged retained message of every topic, in topic order.
-func (o *Outbox) Retained() ([]wire.Message, error) {
+// Retained returns the last acknowledged retained message of every topic, in topic order: what
+// the broker holds (a reconnect publishes it again).
+func (o *Outbox) Retained() ([]wire.Message, error) { return o.retained(false) }
+
+// RetainedQueued is Retained with the retained messages still queued applied on top, in order:
+// what the broker will hold once the queue is delivered. A restate must clear every topic of
+// these it does not name: a device removed by a reload a moment after the boot that stated it
+// (its availability still queued, the broker slow or away) would otherwise keep that state on
+// the broker for good.
+func (o *Outbox) RetainedQueued() ([]wire.Message, error) { return o.retained(true) }
+
+func (o *Outbox) retained(queued bool) ([]wire.Message, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	byTopic := map[string]wire.Message{}
+	set := func(t string, m wire.Message) {
+		if len(m.Payload) == 0 {
+			delete(byTopic, t)
+		} else {
+			byTopic[t] = m
+		}
+	}
 	if o.usable() {
 		err := o.view(func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketRetained).ForEach(func(k, v []byte) error {
+			err := tx.Bucket(bucketRetained).ForEach(func(k, v []byte) error {
 				m, err := decode(v)
 				if err != nil {
 					return fmt.Errorf("%w at retained %s: %v", ErrCorrupt, k, err)
@@ -631,17 +648,41 @@ func (o *Outbox) Retained() ([]wire.Message, error) {
 				byTopic[string(k)] = m
 				return nil
 			})
+			if err != nil || !queued {
+				return err
+			}
+			for t, m := range o.memRet {
+				set(t, m)
+			}
+			return tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
+				if o.gone[binary.BigEndian.Uint64(k)] {
+					return nil
+				}
+				m, err := decode(v)
+				if err != nil {
+					return fmt.Errorf("%w at %x: %v", ErrCorrupt, k, err)
+				}
+				if m.Retain {
+					set(m.Topic, m)
+				}
+				return nil
+			})
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	for t, m := range o.memRet {
-		if len(m.Payload) == 0 {
-			delete(byTopic, t)
-			continue
+	if !queued || !o.usable() {
+		for t, m := range o.memRet {
+			set(t, m)
 		}
-		byTopic[t] = m
+	}
+	if queued {
+		for _, e := range o.mem {
+			if e.Msg.Retain {
+				set(e.Msg.Topic, e.Msg)
+			}
+		}
 	}
 	topics := make([]string, 0, len(byTopic))
 	for t := range byTopic {

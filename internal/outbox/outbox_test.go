@@ -233,3 +233,59 @@ func TestRestateForgetsEarlierStatesAndDeletesClear(t *testing.T) {
 		t.Fatalf("retained after reopen: %s, want %s", got, want)
 	}
 }
+
+// A restate must see what is still queued: a reload a moment after the boot (or with the broker
+// away) removed a device whose availability was queued and never acknowledged, and the restate
+// cleared nothing, so the broker kept "offline, not polled yet" for a device no longer there.
+func TestRetainedQueuedIsWhatTheBrokerWillHold(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	o, err := Open(path, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(queued bool) string {
+		t.Helper()
+		get := o.Retained
+		if queued {
+			get = o.RetainedQueued
+		}
+		ret, err := get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range ret {
+			out = append(out, m.Topic+string(m.Payload))
+		}
+		return fmt.Sprint(out)
+	}
+	if _, err := o.Put([]wire.Message{msg("p/a", 1, true), msg("p/b", 1, true)}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := o.Peek(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Done(es); err != nil {
+		t.Fatal(err)
+	}
+	clearB := wire.Message{Topic: "p/b", QoS: 1, Retain: true, State: true, Critical: true}
+	event := wire.Message{Topic: "p/events", QoS: 1, Critical: true, Payload: json.RawMessage(`{"e":1}`)}
+	if _, err := o.Put([]wire.Message{clearB, msg("p/c", 1, true), event, msg("p/c", 2, true)}); err != nil {
+		t.Fatal(err)
+	}
+	acked, will := `[p/a{"n":1} p/b{"n":1}]`, `[p/a{"n":1} p/c{"n":2}]`
+	for _, when := range []string{"queued", "after a reopen"} {
+		if got := list(false); got != acked {
+			t.Errorf("%s: Retained %s, want %s (acknowledged only)", when, got, acked)
+		}
+		if got := list(true); got != will {
+			t.Errorf("%s: RetainedQueued %s, want %s", when, got, will)
+		}
+		o.Close()
+		if o, err = Open(path, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer o.Close()
+}
