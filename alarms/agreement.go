@@ -40,8 +40,8 @@ func (e *Engine) agreement(d *devState, now time.Time) {
 	if len(rs.names) < 3 {
 		return
 	}
-	all := d.scrAgree[:0]   // good readings with a window (a disagreeing sensor too: it may agree again)
-	means := d.scrMeans[:0] // of the sensors that count
+	all := d.scr.agree[:0]   // good readings with a window (a disagreeing sensor too: it may agree again)
+	means := d.scr.means[:0] // of the sensors that count
 	for i, p := range rs.ps {
 		if !p.good || p.flapping || p.stuck || p.held || p.fit.n < 1 {
 			continue
@@ -52,7 +52,7 @@ func (e *Engine) agreement(d *devState, now time.Time) {
 			means = append(means, m)
 		}
 	}
-	d.scrAgree, d.scrMeans = all, means
+	d.scr.agree, d.scr.means = all, means
 	if len(means) < 3 {
 		return
 	}
@@ -174,7 +174,7 @@ func (e *Engine) restQuiet(d *devState, all []agreeSensor, p *pointState) bool {
 		}
 	}
 	for _, n := range d.names(sample.CellTemperature) {
-		if o := d.points[n]; o.good && o.last > p.last+e.th.TempDeadbandC {
+		if o := d.point(n); o.good && o.last > p.last+e.th.TempDeadbandC {
 			return false
 		}
 	}
@@ -202,7 +202,7 @@ func (e *Engine) confirmation(d *devState, ps *pointState) (string, bool) {
 	if p.role == sample.CellTemperature {
 		p = nil
 		for _, n := range d.names(sample.ModuleTemperature) {
-			if o := d.points[n]; o.good && !o.excluded() && (p == nil || o.last > p.last) {
+			if o := d.point(n); o.good && !o.excluded() && (p == nil || o.last > p.last) {
 				p = o
 			}
 		}
@@ -218,7 +218,7 @@ func (e *Engine) confirmation(d *devState, ps *pointState) (string, bool) {
 			return c.text, true
 		}
 		if c.detector == CellVoltageDev && c.device == d.info.Name && p != nil && p.module > 0 {
-			if o := d.points[c.point]; o != nil && o.module == p.module {
+			if o := d.point(c.point); o != nil && o.module == p.module {
 				return c.text, true
 			}
 		}

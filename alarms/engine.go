@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/firebreak-dc/firebreak/internal/sample"
@@ -52,14 +53,30 @@ type Engine struct {
 	book                 *book // every alarm's lifecycle
 	live                 bool
 	rules                map[string][]*ruleState // by device.point
+	infos                map[infoKey]*pointInfo  // the points' shared pointInfos (intern)
+	names                map[string]*string      // point names for slots (name)
+	scr                  scratch                 // every device's scratch buffers (one device is stepped at a time)
+	lists                nameLists               // the devices' sorted point names per role, one copy of each
 	chatter              map[string]*chatter     // by alarm id: recent activations and delays
 	started              time.Time
 	ready                Ready
 }
 
+// scratch is the buffers the detectors of one device reuse from poll to poll. The engine steps
+// one device at a time and no detector keeps a result past its own pass, so every device shares
+// the engine's (500 racks kept 2.5 MB of copies).
+type scratch struct {
+	names []string
+	vals  []float64
+	ps    []*pointState
+	med   []float64
+	agree []agreeSensor
+	means []float64
+}
+
 type devState struct {
 	info   DeviceInfo
-	points map[string]*pointState
+	points []*pointState            // sorted by name (point finds one)
 	ids    map[idKey]string         // (point, detector) → alarm id, built once
 	nconds int                      // active conditions on this device: none is the common case
 	byRole map[sample.Role]*roleSet // sorted points per role, rebuilt when a point appears
@@ -68,14 +85,9 @@ type devState struct {
 	// (a slot whose point is not the sample's is filled again from the maps).
 	slots []slot
 	// slab holds the device's point states side by side (they are read in order every poll).
-	slab []pointState
-	// scratch buffers of goodByRole and median: their results are used before the next call.
-	scrNames  []string
-	scrVals   []float64
-	scrPS     []*pointState
-	scrMed    []float64
-	scrAgree  []agreeSensor
-	scrMeans  []float64
+	slab      []pointState
+	scr       *scratch  // the engine's: goodByRole's and median's results are used before the next call
+	lists     nameLists // the engine's
 	lastOK    time.Time
 	lastErrAt time.Time
 	lastErr   string
@@ -89,13 +101,11 @@ type devState struct {
 	frozenAt time.Time
 }
 
-// slot is one sample position of a device's batches: its point, its state (nil: no detector
-// reads it), the site's rules on it, and whether it keeps a history.
+// slot is one sample position of a device's batches: its point and its state (nil: no detector
+// reads it).
 type slot struct {
-	point    string
-	ps       *pointState
-	rules    []*ruleState
-	keepHist bool
+	point *string // the engine's one copy of the name (a room has 100,000 slots); nil not filled
+	ps    *pointState
 }
 
 // roleSet is a role's points of a device, sorted by name.
@@ -109,26 +119,35 @@ type roleSet struct {
 // touches come first, in one cache line; what only temperatures need, and a history, hang off it
 // for the points that have them (a cell voltage's state is a fifth of a temperature's).
 type pointState struct {
-	last       float64
-	lastChange int64 // UnixNano of the last time the reading changed at all (or was first seen); 0 never
-	moved      int64 // UnixNano of the last time it changed from a reading before it; 0 never
-	good       bool
-	hasPrev    bool
-	held       bool // its block is frozen: no evidence until it moves (frozen.go)
-	flapping   bool
-	stuck      bool
-	disagree   bool
-	gasOn      bool
-	module     int32 // 1-based; 0 unknown
-	block      int32 // register block; -1 unknown
-
-	role         sample.Role
-	unit         string
+	last         float64
+	lastChange   int64   // UnixNano of the last time the reading changed at all (or was first seen); 0 never
+	moved        int64   // UnixNano of the last time it changed from a reading before it; 0 never
 	medianAtChng float64 // the rack's median for this role when the reading last changed
 	baseline     float64 // off-gas
+	*pointInfo
+	good     bool
+	hasPrev  bool
+	held     bool // its block is frozen: no evidence until it moves (frozen.go)
+	flapping bool
+	stuck    bool
+	disagree bool
+	gasOn    bool
 
 	*trend // temperatures and points with a rate rule; nil for the others
 	*heat  // temperatures (cell and module); nil for the others
+}
+
+// pointInfo is what does not change of a point: its name, role, unit and place in the rack, and
+// the site's rules on it. The same point of every device of a profile shares one (500 racks,
+// one module_temp_3), so a point state carries a pointer, not 56 bytes of strings and numbers;
+// a point with rules has its own.
+type pointInfo struct {
+	name   string
+	role   sample.Role
+	unit   string
+	module int32 // 1-based; 0 unknown
+	block  int32 // register block; -1 unknown
+	rules  []*ruleState
 }
 
 // A room holds one pointState per point (100,000 at 500 racks of 200), so its times are kept as
@@ -220,7 +239,7 @@ func LivePoller() Option { return func(e *Engine) { e.live = true } }
 // New returns an engine for the topology.
 func New(topo Topology, th Thresholds, opts ...Option) *Engine {
 	e := &Engine{th: th, devices: map[string]*devState{}, zones: map[string]*scopeState{},
-		racks: map[string]*scopeState{}, conds: map[string]*cond{}, book: newBook(), rules: map[string][]*ruleState{},
+		racks: map[string]*scopeState{}, conds: map[string]*cond{}, book: newBook(), rules: map[string][]*ruleState{}, infos: map[infoKey]*pointInfo{}, names: map[string]*string{}, lists: nameLists{},
 		chatter: map[string]*chatter{}, unquiet: map[*scopeState]bool{}}
 	for _, r := range topo.Rules {
 		k := r.Device + "." + r.Point
@@ -237,7 +256,7 @@ func New(topo Topology, th Thresholds, opts ...Option) *Engine {
 		if d.Units == nil {
 			d.Units = map[string]string{}
 		}
-		e.devices[d.Name] = &devState{info: d, points: map[string]*pointState{}, ids: map[idKey]string{}, byRole: map[sample.Role]*roleSet{}}
+		e.devices[d.Name] = &devState{info: d, ids: map[idKey]string{}, byRole: map[sample.Role]*roleSet{}, scr: &e.scr, lists: e.lists}
 	}
 	return e
 }
@@ -305,6 +324,23 @@ func (e *Engine) Step(b sample.Batch) {
 	// points named in it (issue 22: one failing device raised 31 alarms, a flood by itself).
 	bad, named := e.badPoints(b)
 	wholeDevice := bad >= deviceFaultMin && 2*bad >= named
+	if n := len(b.Samples); len(d.slots) < n {
+		// A poll's batch has the same points every time: one slot each, no spare capacity (500
+		// racks of 200 points grown one slot at a time kept 1.5 MB of it).
+		d.slots = append(make([]slot, 0, n), d.slots...)[:n]
+	}
+	if d.slab == nil {
+		// The first poll says how many point states the device needs: those of the points a
+		// detector reads (sized by every point, 500 racks with 60 plain registers each kept 2.8 MB
+		// of unused states). A point first read later starts a slab of 16.
+		need := 0
+		for _, s := range b.Samples {
+			if s.Role != "" || e.rules[b.Device+"."+s.Point] != nil {
+				need++
+			}
+		}
+		d.slab = make([]pointState, 0, max(need, 1))
+	}
 	for i, s := range b.Samples {
 		if s.Quality == sample.CommLost {
 			continue
@@ -321,12 +357,12 @@ func (e *Engine) Step(b sample.Batch) {
 			}
 		}
 		var sl *slot
-		if i < len(d.slots) && d.slots[i].point == s.Point {
+		if i < len(d.slots) && d.slots[i].point != nil && *d.slots[i].point == s.Point {
 			sl = &d.slots[i]
 		} else {
 			sl = e.fillSlot(d, i, s)
 		}
-		ps, rules := sl.ps, sl.rules
+		ps := sl.ps
 		if ps == nil {
 			continue
 		}
@@ -341,7 +377,7 @@ func (e *Engine) Step(b sample.Batch) {
 		}
 		// Only temperatures (rise, runaway, confirmation) and points with a rate rule look back;
 		// the rest (cell voltages are most points of a rack) keep no history: memory and time.
-		if sl.keepHist {
+		if ps.trend != nil {
 			o := observe(s.At, s.Value)
 			ps.push(o)
 			ps.fit.add(ps.hist, o)
@@ -358,7 +394,7 @@ func (e *Engine) Step(b sample.Batch) {
 			e.clearDetectors(d, s.Point, s.At)
 			continue
 		}
-		e.applyRules(d, s, ps, rules)
+		e.applyRules(d, s, ps, ps.rules)
 		e.detect(d, s, ps)
 	}
 	e.deviceHealth(d, b, bad, named, wholeDevice)
@@ -375,37 +411,73 @@ func (e *Engine) Step(b sample.Batch) {
 // fillSlot (re)fills slot i of a device for sample s, creating the point's state the first time
 // a detector has a reading of it.
 func (e *Engine) fillSlot(d *devState, i int, s sample.Sample) *slot {
-	for len(d.slots) <= i {
-		d.slots = append(d.slots, slot{})
+	if len(d.slots) <= i {
+		// Step has made room for the batch: this is a sample past it (none in practice).
+		d.slots = append(d.slots, make([]slot, i+1-len(d.slots))...)
 	}
-	rules := e.rules[s.Device+"."+s.Point]
 	sl := &d.slots[i]
-	*sl = slot{point: s.Point, rules: rules, keepHist: s.Role.RackTemperature() || hasRateRule(rules)}
+	*sl = slot{point: e.name(s.Point)}
+	rules := e.rules[s.Device+"."+s.Point]
 	if s.Role == "" && rules == nil {
 		return sl
 	}
-	ps := d.points[s.Point]
-	if ps == nil {
-		if len(d.slab) == cap(d.slab) {
-			d.slab = make([]pointState, 0, max(16, len(d.info.Units)))
-		}
-		d.slab = d.slab[:len(d.slab)+1]
-		ps = &d.slab[len(d.slab)-1]
-		*ps = pointState{role: s.Role, unit: d.info.Units[s.Point], module: int32(d.info.Modules[s.Point]), block: -1}
-		if b, ok := d.info.Blocks[s.Point]; ok {
-			ps.block = int32(b)
-		}
-		if s.Role.RackTemperature() {
-			ps.heat = &heat{}
-		}
-		if sl.keepHist {
-			ps.trend = &trend{}
-		}
-		d.points[s.Point] = ps
-		d.byRole = map[sample.Role]*roleSet{}
+	if sl.ps = d.point(s.Point); sl.ps != nil {
+		return sl
 	}
+	if len(d.slab) == cap(d.slab) {
+		d.slab = make([]pointState, 0, 16)
+	}
+	d.slab = d.slab[:len(d.slab)+1]
+	ps := &d.slab[len(d.slab)-1]
+	info := pointInfo{name: s.Point, role: s.Role, unit: d.info.Units[s.Point], module: int32(d.info.Modules[s.Point]), block: -1, rules: rules}
+	if b, ok := d.info.Blocks[s.Point]; ok {
+		info.block = int32(b)
+	}
+	*ps = pointState{pointInfo: e.intern(info)}
+	if s.Role.RackTemperature() {
+		ps.heat = &heat{}
+	}
+	if s.Role.RackTemperature() || hasRateRule(rules) {
+		ps.trend = &trend{}
+	}
+	at, _ := slices.BinarySearchFunc(d.points, s.Point, func(p *pointState, name string) int { return strings.Compare(p.name, name) })
+	d.points = slices.Insert(d.points, at, ps)
+	d.byRole = map[sample.Role]*roleSet{}
 	sl.ps = ps
 	return sl
+}
+
+// name is the engine's one copy of a point name, for slots.
+func (e *Engine) name(n string) *string {
+	p := e.names[n]
+	if p == nil {
+		p = &n
+		e.names[n] = p
+	}
+	return p
+}
+
+// intern is the engine's one pointInfo equal to info, made the first time; a point with rules
+// gets its own (rules are per device and point).
+func (e *Engine) intern(info pointInfo) *pointInfo {
+	if info.rules != nil {
+		return &info
+	}
+	k := infoKey{info.name, info.role, info.unit, info.module, info.block}
+	p := e.infos[k]
+	if p == nil {
+		p = &info
+		e.infos[k] = p
+	}
+	return p
+}
+
+// infoKey is a pointInfo without rules, the key of the engine's shared ones.
+type infoKey struct {
+	name          string
+	role          sample.Role
+	unit          string
+	module, block int32
 }
 
 // Tick moves time on without samples: comm loss and stage hold times are judged here.
@@ -502,24 +574,45 @@ func (d *devState) members(role sample.Role) *roleSet {
 		return rs
 	}
 	rs := &roleSet{}
-	for n, p := range d.points {
+	for _, p := range d.points { // in name order
 		if p.role == role {
-			rs.names = append(rs.names, n)
+			rs.names = append(rs.names, p.name)
+			rs.ps = append(rs.ps, p)
 		}
 	}
-	sort.Strings(rs.names)
-	for _, n := range rs.names {
-		rs.ps = append(rs.ps, d.points[n])
-	}
+	rs.names = d.lists.intern(rs.names)
 	d.byRole[role] = rs
 	return rs
+}
+
+// point is the state of the named point; nil if no detector has had a reading of it.
+func (d *devState) point(name string) *pointState {
+	i, ok := slices.BinarySearchFunc(d.points, name, func(p *pointState, name string) int { return strings.Compare(p.name, name) })
+	if !ok {
+		return nil
+	}
+	return d.points[i]
+}
+
+// nameLists keeps one copy of each sorted list of point names: 500 racks of one profile have
+// the same 128 cell voltages (1.2 MB of copies).
+type nameLists map[string][]string
+
+// intern is the kept list equal to names (names itself the first time).
+func (l nameLists) intern(names []string) []string {
+	k := strings.Join(names, "\x00")
+	if kept, ok := l[k]; ok {
+		return kept
+	}
+	l[k] = names
+	return names
 }
 
 // goodByRole is a role's points with a good reading that feed detection: their names, readings
 // and states, in the device's scratch buffers (valid until the next call).
 func (d *devState) goodByRole(role sample.Role) ([]string, []float64, []*pointState) {
 	rs := d.members(role)
-	names, vals, pss := d.scrNames[:0], d.scrVals[:0], d.scrPS[:0]
+	names, vals, pss := d.scr.names[:0], d.scr.vals[:0], d.scr.ps[:0]
 	for i, p := range rs.ps {
 		if p.good && !p.excluded() {
 			names = append(names, rs.names[i])
@@ -527,14 +620,14 @@ func (d *devState) goodByRole(role sample.Role) ([]string, []float64, []*pointSt
 			pss = append(pss, p)
 		}
 	}
-	d.scrNames, d.scrVals, d.scrPS = names, vals, pss
+	d.scr.names, d.scr.vals, d.scr.ps = names, vals, pss
 	return names, vals, pss
 }
 
 // median of v, in the device's scratch buffer (v is not changed).
 func (d *devState) median(v []float64) float64 {
-	d.scrMed = append(d.scrMed[:0], v...)
-	return medianInPlace(d.scrMed)
+	d.scr.med = append(d.scr.med[:0], v...)
+	return medianInPlace(d.scr.med)
 }
 
 // idKey is a (point, detector) pair, the key of a device's alarm ids.

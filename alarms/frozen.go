@@ -184,9 +184,9 @@ func (e *Engine) frozenBlocks(d *devState, now time.Time) {
 			continue
 		}
 		var names []string
-		for n, p := range d.points {
+		for _, p := range d.points {
 			if p.block == id && p.hasPrev && !p.role.Binary() {
-				names = append(names, n)
+				names = append(names, p.name)
 				p.held = is
 			}
 		}

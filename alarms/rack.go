@@ -17,13 +17,13 @@ var stuckMove = map[sample.Role]float64{sample.ModuleTemperature: 1.0, sample.Ce
 func (e *Engine) stuck(d *devState, now time.Time) {
 	for _, role := range stuckRoles {
 		rs := d.members(role)
-		vals := d.scrVals[:0]
+		vals := d.scr.vals[:0]
 		for _, p := range rs.ps {
 			if p.hasPrev {
 				vals = append(vals, p.last)
 			}
 		}
-		d.scrVals = vals
+		d.scr.vals = vals
 		if len(vals) < 3 {
 			continue
 		}
@@ -69,7 +69,7 @@ func (e *Engine) peers(d *devState, now time.Time) {
 		return
 	}
 	med := d.median(vals)
-	dev := d.scrMed[:0]
+	dev := d.scr.med[:0]
 	for _, v := range vals {
 		dev = append(dev, math.Abs(v-med))
 	}

@@ -323,7 +323,7 @@ func (e *Engine) judgeModule(d *devState, sd *sdState, b *Battery, c *sdChan, en
 			}
 		}
 		ohms := ""
-		if p := d.points[c.lowest]; p != nil && p.last > 0 && f.leakMA > 0 {
+		if p := d.point(c.lowest); p != nil && p.last > 0 && f.leakMA > 0 {
 			ohms = fmt.Sprintf(" (≈ %.0f Ω)", p.last/(f.leakMA/1000))
 		}
 		stands := fmt.Sprintf("%.0f mV below its peers", -f.last)

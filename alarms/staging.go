@@ -29,7 +29,7 @@ func (e *Engine) sourceOf(d *devState, point string, det DetectorID) string {
 	if point == "" {
 		return d.info.Name + "." + string(det)
 	}
-	p := d.points[point]
+	p := d.point(point)
 	if p == nil || det != TempHigh {
 		return d.info.Name + "." + point
 	}
@@ -61,7 +61,7 @@ func (e *Engine) isTmax(c *cond) bool {
 	if d == nil {
 		return false
 	}
-	p := d.points[c.point]
+	p := d.point(c.point)
 	return p != nil && p.role == sample.CellTemperature
 }
 
@@ -74,7 +74,7 @@ func (e *Engine) duplicate(id string) bool {
 	d := e.devices[c.device]
 	for _, o := range e.conds {
 		if o.device == c.device && o.detector == c.detector && o.point != c.point && o.stage >= c.stage {
-			if op := d.points[o.point]; op != nil && op.role == sample.ModuleTemperature {
+			if op := d.point(o.point); op != nil && op.role == sample.ModuleTemperature {
 				return true
 			}
 		}

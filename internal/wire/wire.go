@@ -389,7 +389,8 @@ func (e *Encoder) telemetryCache(b sample.Batch) *telCache {
 		if e.keys == nil {
 			e.keys = map[string]*telKey{}
 		}
-		tc = &telCache{prefix: e.T.P, topic: e.T.Telemetry(b.Device), shared: e.keys, size: 128 + 48*len(b.Samples)}
+		tc = &telCache{prefix: e.T.P, topic: e.T.Telemetry(b.Device), shared: e.keys, size: 128 + 48*len(b.Samples),
+			keys: make([]*telKey, 0, len(b.Samples))} // a poll has the same points every time
 		e.tel[b.Device] = tc
 	}
 	return tc
