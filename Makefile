@@ -30,10 +30,11 @@ vet:
 	  else echo "note: staticcheck not installed; skipped (go install honnef.co/go/tools/cmd/staticcheck@v0.8.2)"; fi
 
 # The headline figures first (docs/PERFORMANCE.md): the daemon at 500 and 1,000 devices of 200
-# points (CPU % of a core, of it kernel, RSS, samples/s, poll-start jitter p50/p99, late-poller
-# lines), with -record, and `firebreak replay` through the CLI on one core (rows/s); then every
+# points (CPU % of a core, of it kernel, RSS, live heap, samples/s, poll-start jitter p50/p99,
+# late-poller lines), with -record, the same load on `firebreak run` as its own process (CPU,
+# RSS and its peak), and `firebreak replay` through the CLI on one core (rows/s); then every
 # other benchmark. Each daemon run measures FIREBREAK_BENCH_SECONDS (default 20).
-HEADLINE := 'Daemon500x200$$|Daemon500x200Record$$|Daemon1000x200$$'
+HEADLINE := 'Daemon500x200$$|Daemon500x200Record$$|Daemon1000x200$$|Run500x200$$|Run1000x200$$'
 bench:
 	$(GO) test -run '^$$' -bench $(HEADLINE) -benchtime 1x ./cmd/firebreak-sim/
 	$(GO) test -run '^$$' -bench 'ReplayCLI$$' -benchtime 3x ./cmd/firebreak/

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,13 +196,16 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
-func procRSS(b *testing.B, pid int) int64 {
+func procRSS(b *testing.B, pid int) int64 { return procStatus(b, pid, "VmRSS:") }
+
+// procStatus is a size field of /proc/<pid>/status (VmRSS:, VmHWM:), in bytes.
+func procStatus(b *testing.B, pid int, field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
+		if strings.HasPrefix(line, field) {
 			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
 			return kb << 10
 		}
@@ -220,7 +224,8 @@ func procRSS(b *testing.B, pid int) int64 {
 //
 // FIREBREAK_BENCH_SECONDS sets the measured time (default 20, after a 5 s warm-up);
 // FIREBREAK_BENCH_CPUPROFILE=<file> writes a CPU profile of the measured time only, and
-// FIREBREAK_BENCH_MEMPROFILE=<file> a heap profile at its end (the daemon still running).
+// FIREBREAK_BENCH_MEMPROFILE=<file> a heap profile at its end (the daemon still running, one
+// sample per 4 kB allocated). live-heap-MB is the heap after a collection at the end.
 func BenchmarkDaemon500x200(b *testing.B) { benchDaemon(b, 500, 4, false) }
 
 // BenchmarkDaemon500x200Record is BenchmarkDaemon500x200 with -record (every poll written to a
@@ -247,6 +252,11 @@ const benchProfile = `profiles:
 `
 
 func benchDaemon(b *testing.B, devices, gateways int, record bool) {
+	if os.Getenv("FIREBREAK_BENCH_MEMPROFILE") != "" {
+		// One sample per 4 kB instead of 512 kB: a rack's 10 kB of point states is then
+		// counted, not guessed from one allocation in fifty.
+		runtime.MemProfileRate = 4096
+	}
 	seconds := 20
 	if v, err := strconv.Atoi(os.Getenv("FIREBREAK_BENCH_SECONDS")); err == nil && v > 0 {
 		seconds = v
@@ -258,17 +268,7 @@ func benchDaemon(b *testing.B, devices, gateways int, record bool) {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
 	base := freeRun(b, gateways)
-	var site strings.Builder
-	fmt.Fprintf(&site, "site: bench\ninstance: b1\nstate_dir: %s\nmqtt: {brokers: [%q]}\nconnections:\n", filepath.Join(dir, "state"), broker)
-	for g := 0; g < gateways; g++ {
-		fmt.Fprintf(&site, "  - {name: gw-%d, url: \"tcp://127.0.0.1:%d\", timeout: 2s}\n", g+1, base+g)
-	}
-	site.WriteString(benchProfile + "devices:\n")
-	for d := 0; d < devices; d++ {
-		fmt.Fprintf(&site, "  - {name: rack-%04d, connection: gw-%d, unit_id: %d, profile: bms-200, zone: z}\n", d+1, d%gateways+1, d/gateways+1)
-	}
-	site.WriteString("zones: [{name: z, cut_scope: [d]}]\ndomains: [{name: d, targets: [t]}]\n")
-	cfg, _ := serveSite(b, bin, dir, site.String(), base, gateways)
+	cfg, _ := serveSite(b, bin, dir, benchSite(dir, broker, "", base, gateways, devices), base, gateways)
 	for _, d := range cfg.Devices {
 		dev, err := cfg.Collector(d)
 		if err != nil {
@@ -335,6 +335,7 @@ func benchDaemon(b *testing.B, devices, gateways int, record bool) {
 	time.Sleep(time.Duration(seconds) * time.Second)
 	usr1, sys1 := selfUserSys(b)
 	t1 := time.Now()
+	rss := procRSS(b, os.Getpid()) // before the heap profile's collection
 	pprof.StopCPUProfile()
 	if path := os.Getenv("FIREBREAK_BENCH_MEMPROFILE"); path != "" {
 		writeHeapProfile(b, path)
@@ -344,7 +345,9 @@ func benchDaemon(b *testing.B, devices, gateways int, record bool) {
 	n, js, bad := samples, append([]time.Duration(nil), jitter...), failed
 	mu.Unlock()
 	b.StopTimer()
-	rss := procRSS(b, os.Getpid())
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatal(err)
@@ -369,6 +372,7 @@ func benchDaemon(b *testing.B, devices, gateways int, record bool) {
 	b.ReportMetric(100*(usr1-usr0+sys1-sys0).Seconds()/wall, "daemon-cpu-%")
 	b.ReportMetric(100*(sys1-sys0).Seconds()/wall, "of-it-kernel-%")
 	b.ReportMetric(float64(rss)/(1<<20), "rss-MB")
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "live-heap-MB")
 	b.ReportMetric(float64(n)/t1.Sub(t0).Seconds(), "samples/s")
 	b.ReportMetric(pct(0.5), "jitter-p50-ms")
 	b.ReportMetric(pct(0.99), "jitter-p99-ms")
@@ -377,6 +381,141 @@ func benchDaemon(b *testing.B, devices, gateways int, record bool) {
 		b.Logf("%s after the start: %s %v", e.Time.Sub(started).Round(time.Millisecond), e.Message, e.ContextMap())
 	}
 	b.ReportMetric(float64(len(late)), "late-lines")
+}
+
+// benchSite is the daemon benchmarks' site: devices of benchProfile on gateways from port base,
+// telemetry to broker, /metrics on metrics (the config's default when empty).
+func benchSite(dir, broker, metrics string, base, gateways, devices int) string {
+	var site strings.Builder
+	fmt.Fprintf(&site, "site: bench\ninstance: b1\nstate_dir: %s\nmqtt: {brokers: [%q]}\n", filepath.Join(dir, "state"), broker)
+	if metrics != "" {
+		fmt.Fprintf(&site, "metrics: {listen: %q}\n", metrics)
+	}
+	site.WriteString("connections:\n")
+	for g := 0; g < gateways; g++ {
+		fmt.Fprintf(&site, "  - {name: gw-%d, url: \"tcp://127.0.0.1:%d\", timeout: 2s}\n", g+1, base+g)
+	}
+	site.WriteString(benchProfile + "devices:\n")
+	for d := 0; d < devices; d++ {
+		fmt.Fprintf(&site, "  - {name: rack-%04d, connection: gw-%d, unit_id: %d, profile: bms-200, zone: z}\n", d+1, d%gateways+1, d/gateways+1)
+	}
+	site.WriteString("zones: [{name: z, cut_scope: [d]}]\ndomains: [{name: d, targets: [t]}]\n")
+	return site.String()
+}
+
+// BenchmarkRun500x200 is BenchmarkDaemon500x200's load on the daemon as an operator runs it:
+// `firebreak run -config` as its own process (built here, no test harness in it), with its CPU
+// from /proc over FIREBREAK_BENCH_SECONDS after a 5 s warm-up, its RSS at the end and its peak
+// (VmHWM, the start included), samples/s from its /metrics, and its "poller behind schedule"
+// lines. Poll-start jitter needs the in-process hook: BenchmarkDaemon500x200 reports it.
+func BenchmarkRun500x200(b *testing.B) { benchRun(b, 500, 4) }
+
+// BenchmarkRun1000x200 is BenchmarkRun500x200 at 1,000 devices on eight gateways.
+func BenchmarkRun1000x200(b *testing.B) { benchRun(b, 1000, 8) }
+
+func benchRun(b *testing.B, devices, gateways int) {
+	seconds := 20
+	if v, err := strconv.Atoi(os.Getenv("FIREBREAK_BENCH_SECONDS")); err == nil && v > 0 {
+		seconds = v
+	}
+	broker := testenv.Mosquitto(b)
+	dir := b.TempDir()
+	sim, fb := filepath.Join(dir, "firebreak-sim"), filepath.Join(dir, "firebreak")
+	for bin, pkg := range map[string]string{sim: ".", fb: "../firebreak"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			b.Fatalf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	base := freeRun(b, gateways+1)
+	metrics := fmt.Sprintf("127.0.0.1:%d", base+gateways)
+	serveSite(b, sim, dir, benchSite(dir, broker, metrics, base, gateways, devices), base, gateways)
+	cmd := exec.Command(fb, "run", "-config", filepath.Join(dir, "site.yaml"))
+	logs, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var late, fatal int
+	var lastLines []string
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(logs)
+		sc.Buffer(make([]byte, 1<<16), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.Contains(line, `"poller behind schedule"`) {
+				late++
+			}
+			if strings.Contains(line, `"level":"error"`) || strings.Contains(line, `"level":"fatal"`) {
+				fatal++
+			}
+			if lastLines = append(lastLines, line); len(lastLines) > 20 {
+				lastLines = lastLines[1:]
+			}
+		}
+	}()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	pid := cmd.Process.Pid
+	time.Sleep(5 * time.Second) // warm-up, as the in-process benchmark's
+	b.ResetTimer()
+	n0, cpu0, t0 := benchSamples(b, metrics), procCPU(b, pid), time.Now()
+	time.Sleep(time.Duration(seconds) * time.Second)
+	n1, cpu1, t1 := benchSamples(b, metrics), procCPU(b, pid), time.Now()
+	rss, hwm := procRSS(b, pid), procStatus(b, pid, "VmHWM:")
+	b.StopTimer()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	werr := cmd.Wait()
+	stopped = true
+	<-scanned
+	if werr != nil || fatal > 0 || n1 <= n0 {
+		for _, l := range lastLines {
+			b.Log(l)
+		}
+		b.Fatalf("firebreak run: exit %v, %d error lines, samples %v -> %v", werr, fatal, n0, n1)
+	}
+	wall := t1.Sub(t0).Seconds()
+	b.ReportMetric(100*(cpu1-cpu0).Seconds()/wall, "daemon-cpu-%")
+	b.ReportMetric(float64(rss)/(1<<20), "rss-MB")
+	b.ReportMetric(float64(hwm)/(1<<20), "peak-rss-MB")
+	b.ReportMetric((n1-n0)/wall, "samples/s")
+	b.ReportMetric(float64(late), "late-lines")
+}
+
+// benchSamples is the sum of firebreak_samples_total on the daemon's /metrics at addr.
+func benchSamples(b *testing.B, addr string) float64 {
+	b.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "firebreak_samples_total{") {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				b.Fatalf("/metrics: %q: %v", line, err)
+			}
+			sum += v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return sum
 }
 
 func writeHeapProfile(b *testing.B, path string) {
