@@ -197,15 +197,7 @@ func TestRestateForgetsEarlierStatesAndDeletesClear(t *testing.T) {
 	}
 	topics := func() string {
 		t.Helper()
-		ret, err := o.Retained()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, m := range ret {
-			out = append(out, m.Topic+string(m.Payload))
-		}
-		return fmt.Sprint(out)
+		return listRetained(t, o.Retained)
 	}
 	if _, err := o.Put([]wire.Message{msg("p/risk/z", 4, true), msg("p/dev/gone/availability", 1, true), msg("p/dev/kept/availability", 1, true)}); err != nil {
 		t.Fatal(err)
@@ -245,19 +237,10 @@ func TestRetainedQueuedIsWhatTheBrokerWillHold(t *testing.T) {
 	}
 	list := func(queued bool) string {
 		t.Helper()
-		get := o.Retained
 		if queued {
-			get = o.RetainedQueued
+			return listRetained(t, o.RetainedQueued)
 		}
-		ret, err := get()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, m := range ret {
-			out = append(out, m.Topic+string(m.Payload))
-		}
-		return fmt.Sprint(out)
+		return listRetained(t, o.Retained)
 	}
 	if _, err := o.Put([]wire.Message{msg("p/a", 1, true), msg("p/b", 1, true)}); err != nil {
 		t.Fatal(err)
@@ -288,4 +271,18 @@ func TestRetainedQueuedIsWhatTheBrokerWillHold(t *testing.T) {
 		}
 	}
 	defer o.Close()
+}
+
+// listRetained is what get returns, as topic+payload strings.
+func listRetained(t *testing.T, get func() ([]wire.Message, error)) string {
+	t.Helper()
+	ret, err := get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range ret {
+		out = append(out, m.Topic+string(m.Payload))
+	}
+	return fmt.Sprint(out)
 }
