@@ -631,13 +631,7 @@ func (o *Outbox) retained(queued bool) ([]wire.Message, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	byTopic := map[string]wire.Message{}
-	set := func(t string, m wire.Message) {
-		if len(m.Payload) == 0 {
-			delete(byTopic, t)
-		} else {
-			byTopic[t] = m
-		}
-	}
+	var pending []wire.Message // queued retained messages, oldest first
 	if o.usable() {
 		err := o.view(func(tx *bolt.Tx) error {
 			err := tx.Bucket(bucketRetained).ForEach(func(k, v []byte) error {
@@ -651,9 +645,6 @@ func (o *Outbox) retained(queued bool) ([]wire.Message, error) {
 			if err != nil || !queued {
 				return err
 			}
-			for t, m := range o.memRet {
-				set(t, m)
-			}
 			return tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
 				if o.gone[binary.BigEndian.Uint64(k)] {
 					return nil
@@ -663,7 +654,7 @@ func (o *Outbox) retained(queued bool) ([]wire.Message, error) {
 					return fmt.Errorf("%w at %x: %v", ErrCorrupt, k, err)
 				}
 				if m.Retain {
-					set(m.Topic, m)
+					pending = append(pending, m)
 				}
 				return nil
 			})
@@ -672,17 +663,27 @@ func (o *Outbox) retained(queued bool) ([]wire.Message, error) {
 			return nil, err
 		}
 	}
-	if !queued || !o.usable() {
-		for t, m := range o.memRet {
-			set(t, m)
-		}
-	}
 	if queued {
 		for _, e := range o.mem {
 			if e.Msg.Retain {
-				set(e.Msg.Topic, e.Msg)
+				pending = append(pending, e.Msg)
 			}
 		}
+	}
+	// Acknowledged first (the file's, then what it has not taken), then the queue in order; an
+	// empty payload deletes the topic.
+	set := func(m wire.Message) {
+		if len(m.Payload) == 0 {
+			delete(byTopic, m.Topic)
+		} else {
+			byTopic[m.Topic] = m
+		}
+	}
+	for _, m := range o.memRet {
+		set(m)
+	}
+	for _, m := range pending {
+		set(m)
 	}
 	topics := make([]string, 0, len(byTopic))
 	for t := range byTopic {
