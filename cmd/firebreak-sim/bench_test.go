@@ -39,10 +39,7 @@ import (
 // FIREBREAK_BENCH_SECONDS (default 20) after a 3 s warm-up, once, whatever b.N.
 func BenchmarkServe500Devices(b *testing.B) {
 	const devices, gateways = 500, 3
-	seconds := 20
-	if v, err := strconv.Atoi(os.Getenv("FIREBREAK_BENCH_SECONDS")); err == nil && v > 0 {
-		seconds = v
-	}
+	seconds := benchSeconds()
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "firebreak-sim")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -257,10 +254,7 @@ func benchDaemon(b *testing.B, devices, gateways int, record bool) {
 		// counted, not guessed from one allocation in fifty.
 		runtime.MemProfileRate = 4096
 	}
-	seconds := 20
-	if v, err := strconv.Atoi(os.Getenv("FIREBREAK_BENCH_SECONDS")); err == nil && v > 0 {
-		seconds = v
-	}
+	seconds := benchSeconds()
 	broker := testenv.Mosquitto(b)
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "firebreak-sim")
@@ -383,6 +377,15 @@ func benchDaemon(b *testing.B, devices, gateways int, record bool) {
 	b.ReportMetric(float64(len(late)), "late-lines")
 }
 
+// benchSeconds is how long a benchmark of a running process measures: FIREBREAK_BENCH_SECONDS,
+// 20 by default.
+func benchSeconds() int {
+	if v, err := strconv.Atoi(os.Getenv("FIREBREAK_BENCH_SECONDS")); err == nil && v > 0 {
+		return v
+	}
+	return 20
+}
+
 // benchSite is the daemon benchmarks' site: devices of benchProfile on gateways from port base,
 // telemetry to broker, /metrics on metrics (the config's default when empty).
 func benchSite(dir, broker, metrics string, base, gateways, devices int) string {
@@ -414,10 +417,7 @@ func BenchmarkRun500x200(b *testing.B) { benchRun(b, 500, 4) }
 func BenchmarkRun1000x200(b *testing.B) { benchRun(b, 1000, 8) }
 
 func benchRun(b *testing.B, devices, gateways int) {
-	seconds := 20
-	if v, err := strconv.Atoi(os.Getenv("FIREBREAK_BENCH_SECONDS")); err == nil && v > 0 {
-		seconds = v
-	}
+	seconds := benchSeconds()
 	broker := testenv.Mosquitto(b)
 	dir := b.TempDir()
 	sim, fb := filepath.Join(dir, "firebreak-sim"), filepath.Join(dir, "firebreak")
