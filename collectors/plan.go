@@ -18,7 +18,7 @@ type Request struct {
 	Kind   RegisterKind
 	Start  uint16
 	Count  uint16
-	Points []int
+	Points []int32 // int32: a room holds 100,000 of them
 }
 
 // Limits bound how the planner merges ranges.
@@ -64,14 +64,14 @@ func PlanWithout(points []Point, lim Limits, skip map[int]bool) []Request {
 			if cur != nil {
 				newEnd := max(end, pEnd)
 				if pStart-end <= gap && newEnd-int(cur.Start) <= maxCount {
-					cur.Points = append(cur.Points, i)
+					cur.Points = append(cur.Points, int32(i))
 					end = newEnd
 					cur.Count = uint16(end - int(cur.Start))
 					continue
 				}
 				out = append(out, *cur)
 			}
-			cur = &Request{Kind: kind, Start: p.Address, Count: p.Words, Points: []int{i}}
+			cur = &Request{Kind: kind, Start: p.Address, Count: p.Words, Points: []int32{int32(i)}}
 			end = pEnd
 		}
 		out = append(out, *cur)

@@ -295,9 +295,9 @@ func (p *Poller) poll(d *Device, at time.Time) sample.Batch {
 		case errors.As(err, &ex) && ex.IllegalAddress():
 			// Some register in the range does not exist, or the device says so for now. Read
 			// the points one by one to find which; keep the rest.
-			for _, i := range r.Points {
-				pt := d.Points[i]
-				one := Request{Kind: r.Kind, Start: pt.Address, Count: pt.Words, Points: []int{i}}
+			for _, i32 := range r.Points {
+				i, pt := int(i32), d.Points[i32]
+				one := Request{Kind: r.Kind, Start: pt.Address, Count: pt.Words, Points: []int32{i32}}
 				err := p.request(d, one, b.Samples)
 				switch {
 				case err == nil:
@@ -379,7 +379,7 @@ func (p *Poller) probe(d *Device, out []sample.Sample, at time.Time) {
 	var back []string
 	for _, i := range d.Illegal() {
 		pt := d.Points[i]
-		one := Request{Kind: pt.Kind, Start: pt.Address, Count: pt.Words, Points: []int{i}}
+		one := Request{Kind: pt.Kind, Start: pt.Address, Count: pt.Words, Points: []int32{int32(i)}}
 		if p.request(d, one, out) == nil {
 			delete(d.illegal, i)
 			back = append(back, pt.Name)
