@@ -177,15 +177,16 @@ type trend struct {
 }
 
 // push appends o to the history, moving the window back to the start of its buffer when it
-// reaches the end (so a sliding window allocates only while it grows, and its buffer is at most
-// half as large again as the window: a room keeps thousands).
+// reaches the end (so a sliding window allocates only while it grows, and its buffer is at most a
+// quarter larger than the window: a room keeps thousands; the move copies the window once every
+// quarter of it, four readings per reading).
 func (t *trend) push(o obs) {
 	if len(t.hist) == cap(t.hist) {
 		if n := len(t.hist); n+n/4 <= len(t.buf) {
 			copy(t.buf, t.hist)
 			t.hist = t.buf[:n]
 		} else {
-			t.buf = make([]obs, n+n/2+8)
+			t.buf = make([]obs, n+n/4+8)
 			copy(t.buf, t.hist)
 			t.hist = t.buf[:n]
 		}
