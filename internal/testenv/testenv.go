@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -132,6 +133,7 @@ func StartMosquittoWith(t testing.TB, o MosquittoOptions) *Broker {
 func (b *Broker) start() bool {
 	b.cmd = exec.Command(b.bin, "-c", b.conf)
 	b.cmd.Stdout, b.cmd.Stderr = b.logf, b.logf
+	b.cmd.SysProcAttr = diesWithTest()
 	if err := b.cmd.Start(); err != nil {
 		b.t.Fatalf("start mosquitto: %v", err)
 	}
@@ -316,6 +318,10 @@ func Prometheus(t testing.TB, targets ...string) string {
 
 // serve starts a server process logging to dir/<name>.log, kills it when the test ends, and waits
 // until it listens on addr (the test fails with its log if it does not).
+// diesWithTest has a server killed with the test binary: cleanups do not run when -timeout or a
+// panic ends it, and a mosquitto left listening outlived a timed-out run by an hour.
+func diesWithTest() *syscall.SysProcAttr { return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} }
+
 func serve(t testing.TB, name, dir, addr string, cmd *exec.Cmd) {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
@@ -324,6 +330,7 @@ func serve(t testing.TB, name, dir, addr string, cmd *exec.Cmd) {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = diesWithTest()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
