@@ -441,7 +441,7 @@ func (e *Engine) fillSlot(d *devState, i int, s sample.Sample) *slot {
 	if s.Role.RackTemperature() || hasRateRule(rules) {
 		ps.trend = &trend{}
 	}
-	at, _ := slices.BinarySearchFunc(d.points, s.Point, func(p *pointState, name string) int { return strings.Compare(p.name, name) })
+	at, _ := slices.BinarySearchFunc(d.points, s.Point, byName)
 	d.points = slices.Insert(d.points, at, ps)
 	d.byRole = map[sample.Role]*roleSet{}
 	sl.ps = ps
@@ -586,9 +586,12 @@ func (d *devState) members(role sample.Role) *roleSet {
 	return rs
 }
 
+// byName orders a device's point states by name, for slices.BinarySearchFunc.
+func byName(p *pointState, name string) int { return strings.Compare(p.name, name) }
+
 // point is the state of the named point; nil if no detector has had a reading of it.
 func (d *devState) point(name string) *pointState {
-	i, ok := slices.BinarySearchFunc(d.points, name, func(p *pointState, name string) int { return strings.Compare(p.name, name) })
+	i, ok := slices.BinarySearchFunc(d.points, name, byName)
 	if !ok {
 		return nil
 	}
