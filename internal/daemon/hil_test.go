@@ -187,6 +187,19 @@ func (cp *controlPlane) handle(topic string, payload []byte) {
 	}
 }
 
+// activations lists the alarms raised before until, a line each, for a failure to show what the
+// flood was.
+func activations(events []json.RawMessage, start, until time.Time) string {
+	var b strings.Builder
+	for _, raw := range events {
+		var ev wire.EventPayload
+		if json.Unmarshal(raw, &ev) == nil && ev.Cause == alarms.CauseActivate && ev.At.Before(until) {
+			fmt.Fprintf(&b, "  T+%s %s (stage %d): %s\n", ev.At.Sub(start).Round(time.Second), ev.Alarm.ID, ev.Alarm.Stage, ev.Alarm.Text)
+		}
+	}
+	return b.String()
+}
+
 // hilRetries is how many times a starved scenario runs again, each time at half the speed.
 const hilRetries = 2
 
@@ -323,7 +336,7 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 		n := s.PeakBefore(until)
 		t.Logf("HIL %s: at most %d new alarms in 10 minutes before the runaway (scenario allows %d)", scenario, n, limit)
 		if n > limit {
-			t.Errorf("%d new alarms within 10 minutes before the runaway; the scenario allows %d", n, limit)
+			t.Errorf("%d new alarms within 10 minutes before the runaway; the scenario allows %d; raised before it:\n%s", n, limit, activations(cp.byTopic[prefix+"/events"], s.Start(), until))
 		}
 	}
 	for _, want := range sc.Expect.Alarms {
