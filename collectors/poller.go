@@ -146,6 +146,9 @@ type Poller struct {
 	Clock   clock.Clock
 	Out     chan<- sample.Batch
 	Log     *zap.Logger
+	// Samples, when set, gives the batches' sample slices (the engine loop hands them back once
+	// nothing reads them); nil allocates each.
+	Samples *sample.Pool
 }
 
 // Run polls every device on its interval until ctx ends. A device that fails is reported (its
@@ -273,7 +276,7 @@ func (p *Poller) Poll(d *Device) sample.Batch {
 }
 
 func (p *Poller) poll(d *Device, at time.Time) sample.Batch {
-	b := sample.Batch{Device: d.Name, At: at, Samples: make([]sample.Sample, len(d.Points))}
+	b := sample.Batch{Device: d.Name, At: at, Samples: p.Samples.Get(len(d.Points))}
 	for i, pt := range d.Points {
 		b.Samples[i] = sample.Sample{Device: d.Name, Point: pt.Name, Role: pt.Role, Quality: sample.CommLost, At: at}
 	}

@@ -271,6 +271,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	batches := make(chan sample.Batch, pollQueue(cfg))
 	loop.polls = newPollGroup(ctx, batches, log)
+	loop.polls.pool = loop.recyclePool()
 	loop.polls.start(pollers)
 	engineDone, pubDone := make(chan struct{}), make(chan struct{})
 	var g errgroup.Group
@@ -456,6 +457,9 @@ func revision() string {
 const (
 	telemetryQueue = 1024
 	batchQueue     = 256
+	// telemetryFree is how many written telemetry buffers are kept for the next messages: a few
+	// are in use at a time; those of a queue that filled while the broker was slow are let go.
+	telemetryFree = 64
 )
 
 // pollQueue is the size of the pollers' queue to the engine loop: batchQueue, or two seconds of
@@ -569,7 +573,8 @@ type engineLoop struct {
 	operators map[string]ed25519.PublicKey
 	cmdMaxAge time.Duration
 	instance  string
-	sinks     []Sink // MQTT telemetry, and InfluxDB when configured
+	sinks     []Sink       // MQTT telemetry, and InfluxDB when configured
+	recycle   *sample.Pool // the polls' samples go back here (recyclePool); nil: not recycled
 	record    *trace.Writer
 	observe   func(sample.Batch)
 	stale     *staleTracker
@@ -722,7 +727,24 @@ func (l *engineLoop) batch(b sample.Batch) error {
 		return err
 	}
 	l.telemeter(b)
+	// Nothing reads the samples any more: the engine copied what it keeps, the trace and the
+	// telemetry are written, the sinks are done with them (recyclePool).
+	l.recycle.Put(b.Samples)
 	return nil
+}
+
+// recyclePool is where the engine loop hands back the samples of the polls it has taken, and the
+// pollers take theirs from: only if every sink is done with a batch when Offer returns (MQTT
+// telemetry encodes it there; InfluxDB and Sparkplug queue it for their own goroutines, so
+// with either the samples are left to the garbage collector). nil: no recycling.
+func (l *engineLoop) recyclePool() *sample.Pool {
+	for _, s := range l.sinks {
+		if _, ok := s.(*mqttTelemetry); !ok {
+			return nil
+		}
+	}
+	l.recycle = &sample.Pool{}
+	return l.recycle
 }
 
 // telemeter offers a batch to every sink (MQTT telemetry, InfluxDB); one that is behind drops it.

@@ -28,6 +28,7 @@ type Reload struct {
 type pollGroup struct {
 	parent context.Context
 	out    chan<- sample.Batch
+	pool   *sample.Pool // the pollers' sample slices (engineLoop.recycle)
 	log    *zap.Logger
 	all    sync.WaitGroup // every poller ever started, plus one hold until release
 	once   sync.Once
@@ -50,7 +51,7 @@ func (g *pollGroup) start(pollers []*collectors.Poller) {
 	ctx, cancel := context.WithCancel(g.parent)
 	var set sync.WaitGroup
 	for _, p := range pollers {
-		p.Out = g.out
+		p.Out, p.Samples = g.out, g.pool
 		g.all.Add(1)
 		set.Add(1)
 		go func() {
