@@ -11,9 +11,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -66,6 +69,7 @@ type Client struct {
 	subToks  []subToken
 	conflict string // why the client id looks taken over ("" when not)
 	closing  sync.Once
+	conn     atomic.Pointer[gatherConn] // the newest connection paho opened
 }
 
 // Connection attempts: retried from retryMin doubling to retryMax; a refusal is logged at once
@@ -146,7 +150,16 @@ func Dial(o Options, log *zap.Logger) (*Client, error) {
 	po.SetAutoReconnect(false) // keepConnected does it, and says why an attempt failed
 	po.SetConnectRetry(false)
 	po.SetConnectTimeout(5 * time.Second)
-	po.SetCustomOpenConnectionFn(openGathering) // paho's dialling, with writes gathered (gather.go)
+	// paho's dialling, with writes gathered (gather.go); the newest connection is kept for
+	// PublishTelemetry.
+	po.SetCustomOpenConnectionFn(func(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
+		c, err := openGathering(uri, o)
+		if err != nil {
+			return nil, err
+		}
+		cl.conn.Store(c)
+		return c, nil
+	})
 	po.SetKeepAlive(10 * time.Second)
 	po.SetPingTimeout(5 * time.Second)
 	if o.WillTopic != "" {
@@ -330,6 +343,23 @@ func wait(ctx context.Context, tok paho.Token) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %v", ErrNotConnected, ctx.Err())
 	}
+}
+
+// PublishTelemetry writes a QoS 0 message that is not retained straight into the connection's
+// gathered writes, not through paho (gatherConn.publish0): payload is copied before it returns.
+// Not connected, it fails with ErrNotConnected and sends nothing.
+func (c *Client) PublishTelemetry(topic string, payload []byte) error {
+	gc := c.conn.Load()
+	if gc == nil || !c.Connected() {
+		return ErrNotConnected
+	}
+	if err := gc.publish0(topic, payload); err != nil {
+		if errors.Is(err, errNotOpened) || errors.Is(err, net.ErrClosed) {
+			return ErrNotConnected
+		}
+		return err
+	}
+	return nil
 }
 
 // PublishAsync hands m to paho and returns its token: for QoS 1 it completes on the PUBACK.

@@ -3,11 +3,15 @@ package mqttx
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // recordingConn counts the writes that reach it and keeps their bytes.
@@ -104,5 +108,75 @@ func TestGatherConnKeepsAWriteError(t *testing.T) {
 	}
 	if _, err := c.Write([]byte("y")); !errors.Is(err, io.ErrClosedPipe) {
 		t.Fatalf("write after a failed flush: %v", err)
+	}
+}
+
+// TestPublish0IsPahosPublish: a PUBLISH gathered by publish0 reads back, with paho's own packet
+// decoder, as the QoS 0 message it was (topic, payload, no retain), between paho's packets and
+// not before the CONNECT; and the payload buffer is free once publish0 returns. Remaining lengths
+// of one to four bytes are all written.
+func TestPublish0IsPahosPublish(t *testing.T) {
+	rc := &recordingConn{}
+	c := newGatherConn(rc, time.Hour)
+	if err := c.publish0("fb/site/dev/r1/telemetry", []byte("{}")); !errors.Is(err, errNotOpened) {
+		t.Fatalf("publish0 before the CONNECT: %v, want errNotOpened", err)
+	}
+	connect := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	connect.ProtocolName, connect.ProtocolVersion, connect.ClientIdentifier, connect.Keepalive = "MQTT", 4, "fb-test", 10
+	if err := connect.Write(c); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{0, 1, 100, 127 - 2 - 7, 200, 16_383, 70_000, 2_100_000}
+	for i, n := range sizes {
+		payload := bytes.Repeat([]byte{byte('a' + i)}, n)
+		if err := c.publish0(fmt.Sprintf("t/%d", i), payload); err != nil {
+			t.Fatalf("publish0 of %d bytes: %v", n, err)
+		}
+		clear(payload) // the buffer is the caller's again
+		ping := packets.NewControlPacket(packets.Pingreq)
+		if err := ping.Write(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.mu.Lock()
+	_ = c.flushLocked()
+	c.mu.Unlock()
+	_, data, _ := rc.state()
+	r := strings.NewReader(data)
+	if p, err := packets.ReadPacket(r); err != nil {
+		t.Fatalf("first packet: %v", err)
+	} else if _, ok := p.(*packets.ConnectPacket); !ok {
+		t.Fatalf("first packet %T, want the CONNECT", p)
+	}
+	for i, n := range sizes {
+		p, err := packets.ReadPacket(r)
+		if err != nil {
+			t.Fatalf("message %d (%d bytes): %v", i, n, err)
+		}
+		pub, ok := p.(*packets.PublishPacket)
+		if !ok {
+			t.Fatalf("message %d: %T, want a PUBLISH", i, p)
+		}
+		if pub.TopicName != fmt.Sprintf("t/%d", i) || pub.Qos != 0 || pub.Retain || pub.Dup || !bytes.Equal(pub.Payload, bytes.Repeat([]byte{byte('a' + i)}, n)) {
+			t.Fatalf("message %d: topic %q qos %d retain %v dup %v, %d payload bytes; want t/%d, qos 0, %d bytes of %q",
+				i, pub.TopicName, pub.Qos, pub.Retain, pub.Dup, len(pub.Payload), i, n, rune('a'+i))
+		}
+		if p, err := packets.ReadPacket(r); err != nil {
+			t.Fatalf("after message %d: %v", i, err)
+		} else if _, ok := p.(*packets.PingreqPacket); !ok {
+			t.Fatalf("after message %d: %T, want paho's PINGREQ", i, p)
+		}
+	}
+	if r.Len() != 0 {
+		t.Fatalf("%d bytes left over", r.Len())
+	}
+	if err := c.publish0("", nil); err == nil {
+		t.Fatal("publish0 with an empty topic: no error")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.publish0("t/x", []byte("late")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("publish0 after Close: %v, want net.ErrClosed", err)
 	}
 }

@@ -115,3 +115,26 @@ func TestTelemetryKeysFollowTheBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestTelemetryIntoReusesTheBuffer: into a written message's buffer (any length, any contents),
+// the payload is the same bytes Telemetry makes, and it is in that buffer when it has room for
+// the device's messages (a ninth more than the largest so far).
+func TestTelemetryIntoReusesTheBuffer(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	b := sample.Batch{Device: "rack-01", At: at, Samples: []sample.Sample{
+		{Point: "t", Value: 24.5, Quality: sample.Good}, {Point: "v", Value: 3.301, Quality: sample.Good},
+		{Point: "bad", Value: 1, Quality: sample.CommLost}}}
+	fresh, reusing := NewEncoder("fb", "site", "i-1", "boot"), NewEncoder("fb", "site", "i-1", "boot")
+	stale := append(make([]byte, 0, 1024), `{"stale":"left over from the last message, longer than this one will be ...................................................................................................."}`...)
+	for i, buf := range [][]byte{nil, make([]byte, 3), stale} {
+		want := fresh.Telemetry(b)
+		got := reusing.TelemetryInto(buf, b)
+		if string(got.Payload) != string(want.Payload) || got.Topic != want.Topic {
+			t.Fatalf("buffer %d: %s on %s, want %s on %s", i, got.Payload, got.Topic, want.Payload, want.Topic)
+		}
+		if cap(buf) >= 2*len(want.Payload) && &got.Payload[0] != &buf[:1][0] {
+			t.Fatalf("buffer %d (cap %d, payload %d bytes): not reused", i, cap(buf), len(want.Payload))
+		}
+	}
+}

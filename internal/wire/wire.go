@@ -319,10 +319,17 @@ type TelemetryPayload struct {
 // no dashboard ever plots a sentinel or a NaN; the quality of every point is reported. It is the
 // one message per poll, so it is written by hand, points in profile order, rather than through
 // encoding/json's reflection and sorted maps (a third of the daemon's CPU at 500 devices).
-func (e *Encoder) Telemetry(b sample.Batch) Message {
+func (e *Encoder) Telemetry(b sample.Batch) Message { return e.TelemetryInto(nil, b) }
+
+// TelemetryInto is Telemetry with the payload appended to buf[:0] (a buffer of an earlier
+// message, once it is written), so that a large room's telemetry needs no new buffer each poll.
+func (e *Encoder) TelemetryInto(buf []byte, b sample.Batch) Message {
 	tc := e.telemetryCache(b)
 	env := e.env(b.At)
-	buf := make([]byte, 0, tc.size)
+	if cap(buf) < tc.size {
+		buf = make([]byte, 0, tc.size)
+	}
+	buf = buf[:0]
 	buf = append(buf, `{"ts":"`...)
 	buf = env.TS.AppendFormat(buf, time.RFC3339Nano)
 	buf = append(buf, `","instance":`...)
