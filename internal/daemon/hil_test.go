@@ -155,11 +155,22 @@ type controlPlane struct {
 	reasons  []string
 	lastSeq  uint64
 	byTopic  map[string][]json.RawMessage // every alarm, event, risk and drain message, in order
+	// Telemetry is checked as it comes, not kept: each payload whole (JSON, every good value's
+	// point in its quality) and its seq above the one before on its topic. The samples' and the
+	// payloads' buffers are recycled (sample.Pool, the MQTT sink's free list): one reused too
+	// early shows here as a torn or repeated message.
+	telemetry int
+	telSeq    map[string]uint64
+	telBad    []string
 }
 
 func (cp *controlPlane) handle(topic string, payload []byte) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
+	if strings.HasSuffix(topic, "/telemetry") {
+		cp.checkTelemetry(topic, payload)
+		return
+	}
 	if cp.byTopic == nil {
 		cp.byTopic = map[string][]json.RawMessage{}
 	}
@@ -185,6 +196,39 @@ func (cp *controlPlane) handle(topic string, payload []byte) {
 			cp.reasons = append(cp.reasons, fmt.Sprintf("stage %d: %s", r.Stage, r.Reason))
 		}
 	}
+}
+
+func (cp *controlPlane) checkTelemetry(topic string, payload []byte) {
+	cp.telemetry++
+	var p struct {
+		Seq     uint64            `json:"seq"`
+		Values  map[string]any    `json:"values"`
+		Quality map[string]string `json:"quality"`
+	}
+	bad := func(why string) {
+		if len(cp.telBad) < 5 {
+			cp.telBad = append(cp.telBad, fmt.Sprintf("%s: %s: %.200s", topic, why, payload))
+		}
+	}
+	if err := json.Unmarshal(payload, &p); err != nil {
+		bad(err.Error())
+		return
+	}
+	if len(p.Quality) == 0 {
+		bad("no quality")
+	}
+	for k := range p.Values {
+		if p.Quality[k] != "good" {
+			bad(fmt.Sprintf("a value of %s, whose quality is %q", k, p.Quality[k]))
+		}
+	}
+	if cp.telSeq == nil {
+		cp.telSeq = map[string]uint64{}
+	}
+	if last, ok := cp.telSeq[topic]; ok && p.Seq <= last {
+		bad(fmt.Sprintf("seq %d after %d", p.Seq, last))
+	}
+	cp.telSeq[topic] = p.Seq
 }
 
 // activations lists the alarms raised before until, a line each, for a failure to show what the
@@ -222,7 +266,7 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 	}
 	defer sub.Disconnect(100)
 	prefix := cfg.MQTT.TopicPrefix + "/" + cfg.Site
-	tok := sub.SubscribeMultiple(map[string]byte{prefix + "/drain/+": 1, prefix + "/drain/+/status": 1, prefix + "/risk/+": 1, prefix + "/events": 1, prefix + "/alarm/+": 1},
+	tok := sub.SubscribeMultiple(map[string]byte{prefix + "/drain/+": 1, prefix + "/drain/+/status": 1, prefix + "/risk/+": 1, prefix + "/events": 1, prefix + "/alarm/+": 1, prefix + "/dev/+/telemetry": 0},
 		func(_ paho.Client, m paho.Message) { cp.handle(m.Topic(), m.Payload()) })
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
@@ -303,6 +347,9 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 	}
 	if len(cp.refused) > 0 {
 		t.Errorf("the control plane refused signals: %v", cp.refused)
+	}
+	if cp.telemetry == 0 || len(cp.telBad) > 0 {
+		t.Errorf("%d telemetry messages, broken ones among them: %v", cp.telemetry, cp.telBad)
 	}
 	var runaway, firstAlarm time.Time
 	for _, e := range s.Truth() {

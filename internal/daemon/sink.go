@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"github.com/firebreak-dc/firebreak/internal/mqttx"
@@ -27,21 +28,38 @@ type mqttTelemetry struct {
 	enc                *wire.Encoder // the engine loop's: Offer runs on it
 	mq                 *mqttx.Client
 	ch                 chan wire.Message
+	free               chan []byte // payload buffers of messages written, for the next ones
 	log                *zap.Logger
 	published, counted prometheus.Counter // counted: dropped
 	dropped            atomic.Int64
 }
 
 func newMQTTTelemetry(enc *wire.Encoder, mq *mqttx.Client, published, dropped prometheus.Counter, log *zap.Logger) *mqttTelemetry {
-	return &mqttTelemetry{enc: enc, mq: mq, ch: make(chan wire.Message, telemetryQueue), published: published, counted: dropped, log: log}
+	return &mqttTelemetry{enc: enc, mq: mq, ch: make(chan wire.Message, telemetryQueue), free: make(chan []byte, telemetryFree), published: published, counted: dropped, log: log}
 }
 
-// Offer encodes the batch (on the engine loop, which owns the encoder's seq) and queues it.
+// Offer encodes the batch (on the engine loop, which owns the encoder's seq) into the buffer of
+// a message already written, if one is free, and queues it. The batch is not kept.
 func (t *mqttTelemetry) Offer(b sample.Batch) {
+	var buf []byte
 	select {
-	case t.ch <- t.enc.Telemetry(b):
+	case buf = <-t.free:
 	default:
+	}
+	m := t.enc.TelemetryInto(buf, b)
+	select {
+	case t.ch <- m:
+	default:
+		t.recycle(m.Payload)
 		t.drop()
+	}
+}
+
+// recycle keeps a written payload's buffer for a later Offer.
+func (t *mqttTelemetry) recycle(buf []byte) {
+	select {
+	case t.free <- buf:
+	default:
 	}
 }
 
@@ -74,11 +92,17 @@ func (t *mqttTelemetry) Run(ctx context.Context) error {
 	}
 }
 
+// publish writes m straight into the connection (mqttx.PublishTelemetry copies it), so its
+// buffer is free again at once.
 func (t *mqttTelemetry) publish(m wire.Message) {
-	if !t.mq.Connected() {
+	err := t.mq.PublishTelemetry(m.Topic, m.Payload)
+	t.recycle(m.Payload)
+	if err != nil {
+		if !errors.Is(err, mqttx.ErrNotConnected) {
+			t.log.Debug("telemetry not written", zap.String("topic", m.Topic), zap.Error(err))
+		}
 		t.drop()
 		return
 	}
-	t.mq.PublishAsync(m)
 	t.published.Inc()
 }
