@@ -617,11 +617,18 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, in *i
 	const fallback = time.Second
 	l.next = l.clk.Now().Truncate(time.Second).Add(time.Second)
 	timer := l.clk.NewTimer(l.next.Add(fallback).Sub(l.clk.Now()))
+	armed := l.next
 	defer func() { timer.Stop() }()
 	defer l.polls.release()
-	rearm := func() {
+	// rearm sets the timer for the next tick's fallback; after a batch only if a tick was
+	// performed (500 batches a second would each make a timer for the same deadline), after
+	// the timer fired always.
+	rearm := func(fired bool) {
+		if !fired && armed.Equal(l.next) {
+			return
+		}
 		timer.Stop()
-		timer = l.clk.NewTimer(l.next.Add(fallback).Sub(l.clk.Now()))
+		timer, armed = l.clk.NewTimer(l.next.Add(fallback).Sub(l.clk.Now())), l.next
 	}
 	stopping := ctx.Done()
 	for {
@@ -633,7 +640,7 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, in *i
 			if err := l.batch(b); err != nil {
 				return err
 			}
-			rearm()
+			rearm(false)
 		case c := <-in.protocol:
 			if err := l.command(c); err != nil {
 				return err
@@ -663,7 +670,7 @@ func (l *engineLoop) run(ctx context.Context, batches <-chan sample.Batch, in *i
 			if err := l.tickUntil(l.clk.Now().Add(-fallback)); err != nil {
 				return err
 			}
-			rearm()
+			rearm(true)
 		}
 	}
 }
