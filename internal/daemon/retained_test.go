@@ -135,42 +135,47 @@ func ghostFree(ret map[string]json.RawMessage, p string, cfg *config.Config) str
 }
 
 // retainedNow is what a fresh subscriber to filters gets retained: it subscribes, and takes what
-// arrives flagged retained until nothing more has come for 300 ms.
+// arrives flagged retained until a marker it publishes itself after subscribing comes back. The
+// broker queues a subscription's retained messages before it routes the client's next PUBLISH,
+// so the marker comes after all of them, however slowly a busy machine delivers them.
 func retainedNow(t *testing.T, broker string, filters ...string) map[string]json.RawMessage {
 	t.Helper()
+	id := fmt.Sprintf("fresh-%d", time.Now().UnixNano())
+	marker := "fresh-marker/" + id
 	var mu sync.Mutex
 	out := map[string]json.RawMessage{}
-	last := time.Now()
+	done := make(chan struct{})
 	handler := func(_ paho.Client, m paho.Message) {
+		if m.Topic() == marker {
+			close(done)
+			return
+		}
 		if !m.Retained() {
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		out[m.Topic()] = append(json.RawMessage(nil), m.Payload()...)
-		last = time.Now()
 	}
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("fresh-%d", time.Now().UnixNano())).
-		SetCleanSession(true).SetOrderMatters(true))
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(true).SetOrderMatters(true))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("fresh subscriber: %v", tok.Error())
 	}
 	defer c.Disconnect(50)
-	subs := map[string]byte{}
+	subs := map[string]byte{marker: 1}
 	for _, f := range filters {
 		subs[f] = 1
 	}
 	if tok := c.SubscribeMultiple(subs, handler); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("fresh subscriber: %v", tok.Error())
 	}
-	for {
-		time.Sleep(50 * time.Millisecond)
-		mu.Lock()
-		quiet := time.Since(last) > 300*time.Millisecond
-		mu.Unlock()
-		if quiet {
-			break
-		}
+	if tok := c.Publish(marker, 1, false, "end"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("fresh subscriber's marker: %v", tok.Error())
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("fresh subscriber: its marker never came back")
 	}
 	mu.Lock()
 	defer mu.Unlock()
