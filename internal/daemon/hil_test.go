@@ -23,7 +23,6 @@ import (
 	"github.com/firebreak-dc/firebreak/internal/daemon"
 	"github.com/firebreak-dc/firebreak/internal/hiltest"
 	"github.com/firebreak-dc/firebreak/internal/kpi"
-	"github.com/firebreak-dc/firebreak/internal/sample"
 	"github.com/firebreak-dc/firebreak/internal/sim"
 	"github.com/firebreak-dc/firebreak/internal/testenv"
 	"github.com/firebreak-dc/firebreak/internal/trace"
@@ -280,39 +279,15 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 	// The fire scenarios also record what the daemon polled, to show that replay says the same;
 	// not where a device fails its polls: the trace format has no row for a failed poll, so replay
 	// can only see it as missing data (README says so).
-	failingPolls := false
+	// A scenario with no fault on its links (no silent BMS, no link event) has no poll that fails
+	// unless the machine could not serve the simulator in time: that run lagged (LagWatch).
+	failingPolls, linkFaults := false, false
 	for _, e := range sc.Events {
 		failingPolls = failingPolls || e.Kind == "bms_silent"
+		linkFaults = linkFaults || strings.HasPrefix(e.Kind, "link_")
 	}
-	// A scenario with no fault on its links (no silent BMS, no link event) has no poll that fails
-	// unless the machine could not serve the simulator's Modbus within the connection's timeout
-	// (real time): such a run lagged too, however regular the batches that did come.
-	linkFaults := false
-	for _, e := range sc.Events {
-		linkFaults = linkFaults || e.Kind == "bms_silent" || strings.HasPrefix(e.Kind, "link_")
-	}
-	var failMu sync.Mutex
-	failed, firstFail := 0, ""
-	observe := func(b sample.Batch) {
-		starve.Observe(b)
-		if b.Err != nil && !linkFaults {
-			failMu.Lock()
-			if failed++; firstFail == "" {
-				firstFail = b.Err.Error()
-			}
-			failMu.Unlock()
-		}
-	}
-	lagged := func() string {
-		if why := starve.Lagged(); why != "" {
-			return why
-		}
-		failMu.Lock()
-		defer failMu.Unlock()
-		if failed > 0 {
-			return fmt.Sprintf("%d polls failed in a scenario with no link fault (first: %s)", failed, firstFail)
-		}
-		return ""
+	if !failingPolls && !linkFaults {
+		starve.FailedPollsLag()
 	}
 	tracePath := ""
 	var traceFile *os.File
@@ -326,7 +301,7 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 	}
 	g.Go(func() error {
 		o := daemon.Options{Config: cfg, Clock: clk, Log: zap.NewNop(), Version: "test", SigningKey: key, ShutdownGrace: 2 * time.Second,
-			Observe: observe}
+			Observe: starve.Observe}
 		if traceFile != nil {
 			o.Record = traceFile
 		}
@@ -344,7 +319,7 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 			t.Errorf("scenario did not finish within %s of real time", realLimit)
 			done = true
 		case <-check.C:
-			if why := lagged(); why != "" {
+			if why := starve.Lagged(); why != "" {
 				cancel()
 				_ = g.Wait()
 				return why
@@ -359,7 +334,7 @@ func runHIL(t *testing.T, broker, scenario string, speed float64, attempt int) s
 	if err := g.Wait(); err != nil {
 		t.Fatalf("daemon: %v", err)
 	}
-	if why := lagged(); why != "" {
+	if why := starve.Lagged(); why != "" {
 		return why
 	}
 

@@ -21,6 +21,8 @@ type LagWatch struct {
 	last  map[string]time.Time
 	what  string
 	worst time.Duration // the longest a batch took to reach the engine (scenario time)
+	// failsLag: a failed poll counts as lagging too (FailedPollsLag).
+	failsLag bool
 }
 
 // NewLagWatch watches a run of cfg on clk.
@@ -31,6 +33,15 @@ func NewLagWatch(cfg *config.Config, clk clock.Clock) *LagWatch {
 	}
 	limit := max(time.Duration(cfg.Detection.StaleAfterIntervals)*longest, cfg.Detection.NoDataGrace)
 	return &LagWatch{clk: clk, limit: limit / 2, last: map[string]time.Time{}}
+}
+
+// FailedPollsLag makes a failed poll count as the run lagging: for a run whose links have no fault
+// of their own, a poll fails only if the machine could not serve the device within the
+// connection's timeout (real time), however regular the batches that do come.
+func (w *LagWatch) FailedPollsLag() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failsLag = true
 }
 
 // Observe takes each batch the engine loop takes.
@@ -47,6 +58,9 @@ func (w *LagWatch) Observe(b sample.Batch) {
 	}
 	if lag > w.limit {
 		w.what = fmt.Sprintf("a poll of %s reached the engine %s after it was taken (scenario time), the limit is %s", b.Device, lag.Round(time.Second), w.limit)
+	}
+	if w.failsLag && b.Err != nil && w.what == "" {
+		w.what = fmt.Sprintf("a poll failed in a run with no link fault (%v)", b.Err)
 	}
 	w.last[b.Device] = b.At
 }
